@@ -1,0 +1,292 @@
+"""Diagnostics: source spans, error codes, rendering with carets and hints.
+
+Every user mistake becomes a :class:`Diagnostic` with a stable code. Passes collect
+diagnostics into a :class:`Reporter` and keep going; the CLI renders them. A Python
+traceback is never shown for a user mistake: :class:`NNError` carries diagnostics out
+of a stage, and anything else that escapes is an nnlang bug and is reported as one.
+
+This module imports nothing else from nnlang.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+# --------------------------------------------------------------------------- codes
+#: Every code, declared once: code -> (stage, one-line title). docs/errors.md has a
+#: section per code and a test keeps the two in step.
+CODES: dict[str, tuple[str, str]] = {
+    # syntax
+    "E001": ("syntax", "unexpected character"),
+    "E002": ("syntax", "unexpected token"),
+    "E003": ("syntax", "unexpected end of file"),
+    "E004": ("syntax", "unclosed bracket"),
+    "E005": ("syntax", "unmatched closing bracket"),
+    "E006": ("syntax", "bad literal"),
+    "E007": ("syntax", "nesting too deep or file too large"),
+    "E008": ("syntax", "unknown dtype"),
+    "E009": ("syntax", "unknown parameter type"),
+    # names and declarations
+    "E101": ("names", "unknown name"),
+    "E102": ("names", "duplicate definition"),
+    "E103": ("names", "unknown layer or block"),
+    "E104": ("names", "unknown argument"),
+    "E105": ("names", "missing required argument"),
+    "E106": ("names", "argument given twice"),
+    "E107": ("names", "too many positional arguments"),
+    "E108": ("names", "unknown model"),
+    "E109": ("names", "import not found or not allowed"),
+    "E110": ("names", "import cycle"),
+    "E111": ("names", "model has no output"),
+    "E112": ("names", "model has no input"),
+    "E113": ("names", "block misuse"),
+    "E114": ("names", "duplicate model or block"),
+    # values and compile-time evaluation
+    "E201": ("values", "wrong argument type"),
+    "E202": ("values", "argument out of range"),
+    "E203": ("values", "invalid repeat count"),
+    "E204": ("values", "bad compile-time expression"),
+    "E205": ("values", "tensor used where a value is needed"),
+    "E206": ("values", "value used where a tensor is needed"),
+    "E207": ("values", "wrong number of inputs"),
+    "E208": ("values", "wrong number of outputs"),
+    "E209": ("values", "recursion in blocks"),
+    # graph and shapes
+    "E301": ("shapes", "rank mismatch"),
+    "E302": ("shapes", "shape mismatch"),
+    "E303": ("shapes", "dimension reaches zero or below"),
+    "E304": ("shapes", "dtype mismatch"),
+    "E305": ("shapes", "symbolic axis where a fixed size is needed"),
+    "E306": ("shapes", "size budget exceeded"),
+    "E307": ("graph", "graph cycle"),
+    "W301": ("graph", "unused value"),
+    # train section
+    "E401": ("train", "unknown train setting"),
+    "E402": ("train", "missing train setting"),
+    "E403": ("train", "bad train setting value"),
+    "E404": ("train", "loss names an unknown output or label"),
+    "E405": ("train", "unknown data source, loss, optimizer, schedule or metric"),
+    "E406": ("train", "bad command-line override"),
+    "E407": ("train", "data does not fit the model"),
+    "E408": ("train", "data file missing or unreadable"),
+    # run time
+    "E501": ("run", "non-finite loss"),
+    "E502": ("run", "checkpoint does not match the model"),
+    "E503": ("run", "run directory missing or unreadable"),
+    "E504": ("run", "bad input file"),
+    # export
+    "E601": ("export", "layer cannot be exported"),
+    "E602": ("export", "exported artifact differs from the live model"),
+    "E603": ("export", "output exists"),
+    "E604": ("export", "artifact input mismatch"),
+    # internal
+    "E999": ("internal", "internal error (an nnlang bug)"),
+}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of one source file: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @staticmethod
+    def point(file: str, line: int, col: int, width: int = 1) -> Span:
+        return Span(file, line, col, line, col + max(width, 1))
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Label:
+    span: Span
+    message: str = ""
+
+
+@dataclass
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    label: str = ""
+    secondary: list[Label] = field(default_factory=list)
+    help: str | None = None
+    notes: list[str] = field(default_factory=list)
+    severity: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:  # pragma: no cover - a bug in nnlang
+            raise ValueError(f"undeclared diagnostic code {self.code}")
+        if self.code.startswith("W"):
+            self.severity = "warning"
+
+    def to_json(self) -> dict[str, object]:
+        def span(s: Span | None) -> dict[str, object] | None:
+            if s is None:
+                return None
+            return {
+                "file": s.file,
+                "line": s.line,
+                "col": s.col,
+                "end_line": s.end_line,
+                "end_col": s.end_col,
+            }
+
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "span": span(self.span),
+            "label": self.label,
+            "secondary": [{"span": span(x.span), "message": x.message} for x in self.secondary],
+            "help": self.help,
+            "notes": list(self.notes),
+        }
+
+
+class NNError(Exception):
+    """Raised to carry one or more diagnostics out of a stage."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]) -> None:
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = list(diagnostics)
+        super().__init__("; ".join(f"{d.code}: {d.message}" for d in self.diagnostics))
+
+
+def error(
+    code: str,
+    message: str,
+    span: Span | None = None,
+    *,
+    label: str = "",
+    help: str | None = None,
+    secondary: Iterable[Label] = (),
+    notes: Iterable[str] = (),
+) -> NNError:
+    """Build an :class:`NNError` holding one diagnostic (``raise error(...)``)."""
+    return NNError(
+        Diagnostic(code, message, span, label, list(secondary), help, list(notes))
+    )
+
+
+class Reporter:
+    """Collects diagnostics from passes that keep going after a mistake."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def add(self, d: Diagnostic | NNError) -> None:
+        if isinstance(d, NNError):
+            self.diagnostics.extend(d.diagnostics)
+        else:
+            self.diagnostics.append(d)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    def raise_if_errors(self) -> None:
+        if self.errors:
+            raise NNError(self.diagnostics)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A ``help:`` text naming the closest candidate, or ``None``."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{matches[0]}`?" if matches else None
+
+
+# ------------------------------------------------------------------------ rendering
+class Sources:
+    """File name -> text, so diagnostics can show the offending line."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+
+    def add(self, file: str, text: str) -> None:
+        self.texts[file] = text
+
+    def line(self, file: str, line: int) -> str | None:
+        text = self.texts.get(file)
+        if text is None:
+            return None
+        lines = text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _underline(span: Span, text: str, char: str) -> str:
+    start = span.col - 1
+    end = span.end_col - 1 if span.end_line == span.line else len(text)
+    end = max(end, start + 1)
+    return " " * start + char * (end - start)
+
+
+def render(d: Diagnostic, sources: Sources | None = None) -> str:
+    """Render like ruff/rustc: header, location, source line with carets, help."""
+    out = [f"{d.severity}[{d.code}]: {d.message}"]
+    if d.span is None:
+        if d.help:
+            out.append(f"  = help: {d.help}")
+        out.extend(f"  = note: {n}" for n in d.notes)
+        return "\n".join(out)
+    labels = [(d.span, d.label, "^")] + [(s.span, s.message, "-") for s in d.secondary]
+    width = max(len(str(s.line)) for s, _, _ in labels)
+    pad = " " * width
+    out.append(f"{pad}--> {d.span}")
+    for span, message, char in labels:
+        if span.file != d.span.file:
+            out.append(f"{pad}::: {span}")
+        text = sources.line(span.file, span.line) if sources else None
+        if text is None:
+            if message:
+                out.append(f"{pad} = {span}: {message}")
+            continue
+        out.append(f"{pad} |")
+        out.append(f"{span.line:>{width}} | {text}")
+        out.append(f"{pad} | {_underline(span, text, char)} {message}".rstrip())
+    if d.help:
+        out.append(f"{pad} = help: {d.help}")
+    out.extend(f"{pad} = note: {n}" for n in d.notes)
+    return "\n".join(out)
+
+
+def render_concise(d: Diagnostic) -> str:
+    where = f"{d.span}: " if d.span else ""
+    hint = f" (help: {d.help})" if d.help else ""
+    return f"{where}{d.severity}[{d.code}]: {d.message}{hint}"
+
+
+def render_all(
+    diagnostics: Sequence[Diagnostic], sources: Sources | None, fmt: str = "full"
+) -> str:
+    if fmt == "json":
+        return json.dumps([d.to_json() for d in diagnostics], indent=2)
+    if fmt == "concise":
+        return "\n".join(render_concise(d) for d in diagnostics)
+    return "\n\n".join(render(d, sources) for d in diagnostics)
+
+
+class ArgError(Exception):
+    """A problem found by code that knows no source spans (a layer's shape rule, a data
+    source, a loss). ``arg`` names the argument at fault, if one is; the caller turns it
+    into a :class:`Diagnostic` pointing at that argument (or the whole call)."""
+
+    def __init__(
+        self, code: str, message: str, *, arg: str | None = None, help: str | None = None
+    ) -> None:
+        if code not in CODES:  # pragma: no cover - a bug in nnlang
+            raise ValueError(f"undeclared diagnostic code {code}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.arg = arg
+        self.help = help

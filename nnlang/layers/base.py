@@ -1,0 +1,205 @@
+"""The layer-kind declaration: one place per kind.
+
+A kind is declared once, with :func:`layer`, in the module of its family. The grammar
+names no layers; the graph builder, shape inference, ``summary``, ``nnlang layers``,
+``docs/layers.md`` and the conformance tests all read :data:`REGISTRY`.
+
+A declaration holds:
+
+- ``attrs``: typed attributes with defaults, ranges and docs. The graph builder binds
+  call arguments to them (positionally in declaration order, or by keyword), checks
+  types and ranges, and hands the shape rule a complete :class:`Args`.
+- ``shape(args, ins) -> outs``: the JAX-free shape rule over per-sample
+  :class:`~nnlang.shapes.TensorType` (no batch axis). It raises
+  :class:`~nnlang.diagnostics.ArgError` naming the attribute at fault.
+- ``params(args, ins) -> int`` and ``flops(args, ins, outs) -> int``: pure arithmetic,
+  so absurd sizes are refused without allocating.
+- ``build(args, ins, rngs) -> callable``: the Flax NNX lowering. It gets the concrete
+  feature sizes found by shape inference and returns an ``nnx.Module`` (for kinds with
+  parameters or state) or a plain function; either is called with the batched inputs
+  positionally and returns one array, or a tuple for multi-output kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nnlang.diagnostics import ArgError
+from nnlang.shapes import TensorType
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+#: Attribute value types the language knows. ``ints`` is an int or a tuple of ints
+#: (kernel sizes, strides); ``padding`` is "same", "valid", an int or a tuple of ints;
+#: ``shape`` is a tuple of ints (``reshape``); ``any`` is not checked.
+ATTR_TYPES = ("int", "float", "bool", "str", "ints", "padding", "shape", "any")
+
+
+@dataclass(frozen=True)
+class Attr:
+    name: str
+    type: str
+    default: Any = REQUIRED
+    doc: str = ""
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None  # inclusive
+    max: float | None = None  # inclusive
+    kw_only: bool = False  # may not be given positionally
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+class Args(Mapping[str, Any]):
+    """The resolved attributes of one layer call (every attribute present)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Args({self._values!r})"
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, repr(v)) for k, v in self._values.items())))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Args) and self._values == other._values
+
+
+ShapeRule = Callable[[Args, list[TensorType]], list[TensorType]]
+CountRule = Callable[[Args, list[TensorType]], int]
+FlopRule = Callable[[Args, list[TensorType], list[TensorType]], int]
+BuildRule = Callable[[Args, list[TensorType], Any], Callable[..., Any]]
+
+
+def _zero(*_: Any) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    name: str
+    family: str
+    doc: str
+    attrs: tuple[Attr, ...]
+    shape: ShapeRule
+    build: BuildRule
+    params: CountRule = _zero
+    flops: FlopRule = _zero
+    #: (min, max) number of tensor inputs; max None = any number.
+    n_inputs: tuple[int, int | None] = (1, 1)
+    #: number of outputs, or a function of the arguments (``return_state``).
+    n_outputs: int | Callable[[Args], int] = 1
+    #: output names for multi-output kinds, used in docs and messages.
+    output_names: tuple[str, ...] = ()
+    #: a small .nn model using the kind; docs show it and the tests check it.
+    example: str = ""
+    #: False for kinds that jax2onnx cannot convert (export suggests StableHLO).
+    onnx: bool = True
+    #: True where the lowered module behaves differently in training (dropout, norms).
+    has_train_mode: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def attr(self, name: str) -> Attr | None:
+        for a in self.attrs:
+            if a.name == name:
+                return a
+        return None
+
+    def outputs_for(self, args: Args) -> int:
+        n = self.n_outputs
+        return n(args) if callable(n) else n
+
+
+REGISTRY: dict[str, LayerKind] = {}
+
+
+def layer(
+    name: str,
+    *,
+    family: str,
+    doc: str,
+    attrs: tuple[Attr, ...] = (),
+    params: CountRule = _zero,
+    flops: FlopRule = _zero,
+    build: BuildRule,
+    n_inputs: tuple[int, int | None] = (1, 1),
+    n_outputs: int | Callable[[Args], int] = 1,
+    output_names: tuple[str, ...] = (),
+    example: str = "",
+    onnx: bool = True,
+    has_train_mode: bool = False,
+) -> Callable[[ShapeRule], ShapeRule]:
+    """Declare a layer kind; decorates its shape rule. Declaring is registering."""
+
+    def register(shape: ShapeRule) -> ShapeRule:
+        if name in REGISTRY:  # pragma: no cover - a bug in nnlang
+            raise ValueError(f"layer kind {name!r} declared twice")
+        REGISTRY[name] = LayerKind(
+            name=name,
+            family=family,
+            doc=doc,
+            attrs=attrs,
+            shape=shape,
+            build=build,
+            params=params,
+            flops=flops,
+            n_inputs=n_inputs,
+            n_outputs=n_outputs,
+            output_names=output_names,
+            example=example,
+            onnx=onnx,
+            has_train_mode=has_train_mode,
+        )
+        return shape
+
+    return register
+
+
+def fail(message: str, *, arg: str | None = None, help: str | None = None, code: str = "E302") -> ArgError:
+    """Shape-rule helper: ``raise fail("...", arg="kernel")``."""
+    return ArgError(code, message, arg=arg, help=help)
+
+
+def expect_rank(
+    kind: str, x: TensorType, ranks: tuple[int, ...], layout: str, *, what: str = "input"
+) -> None:
+    """Raise E301 unless ``x`` has one of ``ranks`` (``layout`` names the axes)."""
+    if x.rank not in ranks:
+        raise ArgError(
+            "E301",
+            f"`{kind}` expects a rank-{'/'.join(map(str, ranks))} {what} {layout} but got {x}",
+        )
+
+
+def expect_float(kind: str, x: TensorType) -> None:
+    if not x.is_float:
+        raise ArgError(
+            "E304",
+            f"`{kind}` expects a floating-point input but got {x}",
+            help="cast integer data with `cast(f32)`, or use `embedding` for token ids",
+        )

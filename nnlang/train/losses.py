@@ -1,0 +1,214 @@
+"""Loss catalogue and weight penalties.
+
+A loss takes ``(prediction, target)`` batched arrays and returns one value per example,
+shape ``[B]``: the caller averages (so a mask for a padded last batch, or per-example
+weights, can be applied first). Axes after the batch axis that the loss itself does not
+consume (time steps, pixels) are reduced by mean. Predictions are raw model outputs:
+logits for the classification losses.
+
+Penalties (``l1``, ``l2``) are functions of the parameter pytree used in loss
+expressions such as ``cross_entropy(logits, label) + 1e-4 * l2``. They cover weight
+matrices and kernels only (leaves of rank >= 2), not biases or normalisation
+scales/offsets, the same leaves that optimizer weight decay touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from nnlang.diagnostics import ArgError
+from nnlang.train.catalog import Entry, Param, declare, resolve
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+LOSSES: dict[str, Entry] = {}
+PENALTIES: dict[str, Entry] = {}
+
+#: the two tensor arguments every loss takes before its settings
+INPUTS = ("prediction", "target")
+
+
+def _per_example(x: jax.Array) -> jax.Array:
+    """Mean over every axis after the batch axis: [B, ...] -> [B]."""
+    return x.reshape(x.shape[0], -1).mean(axis=1) if x.ndim > 1 else x
+
+
+def _shapes(pred: jax.Array, target: jax.Array) -> str:
+    return f"prediction {list(pred.shape[1:])}, target {list(target.shape[1:])} (per sample)"
+
+
+def _align(name: str, pred: jax.Array, target: jax.Array) -> jax.Array:
+    """Target reshaped to the prediction's shape for element-wise losses.
+
+    Equal element counts are accepted ([B] labels for a [B, 1] output); anything else
+    is a model/data mismatch.
+    """
+    if target.shape == pred.shape:
+        return target
+    if target.size == pred.size and target.shape[:1] == pred.shape[:1]:
+        return target.reshape(pred.shape)
+    raise ArgError("E407", f"`{name}` needs a target shaped like the prediction: {_shapes(pred, target)}")
+
+
+def _float(x: jax.Array, like: jax.Array) -> jax.Array:
+    return x.astype(like.dtype)
+
+
+@declare(
+    LOSSES, "cross_entropy",
+    "Softmax cross-entropy over the last axis of the logits. Integer targets are class "
+    "indices (one fewer axis than the logits); float targets of the logits' shape are "
+    "one-hot or probability vectors.",
+    Param("label_smoothing", "float", 0.0, "mix the target with a uniform distribution by this much",
+          min=0.0, max=1.0, max_open=True),
+    inputs=INPUTS,
+)
+def cross_entropy(pred: jax.Array, target: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+    if pred.ndim < 2 or pred.shape[-1] < 2:
+        raise ArgError(
+            "E403",
+            f"`cross_entropy` needs logits with a class axis of size >= 2, got {list(pred.shape[1:])}",
+            help="for a single logit use `binary_cross_entropy`",
+        )
+    n = pred.shape[-1]
+    if jnp.issubdtype(target.dtype, jnp.integer) or target.dtype == jnp.bool_:
+        if target.shape == pred.shape[:-1] + (1,):
+            target = target[..., 0]
+        if target.shape != pred.shape[:-1]:
+            raise ArgError(
+                "E407",
+                f"`cross_entropy` with integer labels needs one label per logit vector: {_shapes(pred, target)}",
+            )
+        if label_smoothing == 0.0:
+            return _per_example(optax.losses.softmax_cross_entropy_with_integer_labels(pred, target.astype(jnp.int32)))
+        target = jax.nn.one_hot(target, n, dtype=pred.dtype)
+    elif target.shape != pred.shape:
+        raise ArgError(
+            "E407",
+            f"`cross_entropy` with float targets needs one probability per logit: {_shapes(pred, target)}",
+            help="class indices must be integers",
+        )
+    target = _float(target, pred)
+    if label_smoothing:
+        target = optax.losses.smooth_labels(target, label_smoothing)
+    return _per_example(optax.losses.softmax_cross_entropy(pred, target))
+
+
+@declare(
+    LOSSES, "binary_cross_entropy",
+    "Sigmoid cross-entropy on logits, element-wise (one or several independent binary "
+    "outputs); targets are 0/1 or probabilities.",
+    inputs=INPUTS,
+)
+def binary_cross_entropy(pred: jax.Array, target: jax.Array) -> jax.Array:
+    target = _float(_align("binary_cross_entropy", pred, target), pred)
+    return _per_example(optax.losses.sigmoid_binary_cross_entropy(pred, target))
+
+
+@declare(LOSSES, "mse", "Mean squared error.", inputs=INPUTS)
+def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
+    target = _float(_align("mse", pred, target), pred)
+    return _per_example(optax.losses.squared_error(pred, target))
+
+
+@declare(LOSSES, "mae", "Mean absolute error.", inputs=INPUTS)
+def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
+    target = _float(_align("mae", pred, target), pred)
+    return _per_example(jnp.abs(pred - target))
+
+
+@declare(
+    LOSSES, "huber",
+    "Huber loss: 0.5 * e^2 where |e| <= delta, delta * (|e| - 0.5 * delta) beyond.",
+    Param("delta", "float", 1.0, "where the loss turns from quadratic to linear", min=0.0, min_open=True),
+    inputs=INPUTS,
+)
+def huber(pred: jax.Array, target: jax.Array, delta: float = 1.0) -> jax.Array:
+    target = _float(_align("huber", pred, target), pred)
+    return _per_example(optax.losses.huber_loss(pred, target, delta=delta))
+
+
+@declare(
+    LOSSES, "kl_divergence",
+    "KL(target || softmax(prediction)) over the last axis; the prediction is logits "
+    "(log-probabilities work too), the target a probability vector.",
+    inputs=INPUTS,
+)
+def kl_divergence(pred: jax.Array, target: jax.Array) -> jax.Array:
+    if target.shape != pred.shape:
+        raise ArgError("E407", f"`kl_divergence` needs a target shaped like the prediction: {_shapes(pred, target)}")
+    log_p = jax.nn.log_softmax(pred, axis=-1)
+    return _per_example(optax.losses.kl_divergence(log_p, _float(target, pred)))
+
+
+@declare(
+    LOSSES, "hinge",
+    "Hinge loss. Multi-class (Crammer-Singer) for [.., C] scores with integer labels; "
+    "otherwise binary, element-wise, with targets 0/1 or -1/+1 (> 0 is the positive class).",
+    inputs=INPUTS,
+)
+def hinge(pred: jax.Array, target: jax.Array) -> jax.Array:
+    integer = jnp.issubdtype(target.dtype, jnp.integer)
+    if integer and pred.ndim >= 2 and pred.shape[-1] > 1 and target.shape == pred.shape[:-1]:
+        return _per_example(optax.losses.multiclass_hinge_loss(pred, target))
+    target = _align("hinge", pred, target)
+    signs = jnp.where(target > 0, 1.0, -1.0).astype(pred.dtype)
+    return _per_example(optax.losses.hinge_loss(pred, signs))
+
+
+@declare(
+    LOSSES, "cosine_distance",
+    "1 - cosine similarity between prediction and target vectors (last axis).",
+    inputs=INPUTS,
+)
+def cosine_distance(pred: jax.Array, target: jax.Array) -> jax.Array:
+    target = _float(_align("cosine_distance", pred, target), pred)
+    if pred.ndim < 2:  # one number per sample: treat it as a 1-vector
+        pred, target = pred[:, None], target[:, None]
+    return _per_example(optax.losses.cosine_distance(pred, target, epsilon=1e-8))
+
+
+def make_loss(name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> LossFn:
+    """The per-example loss ``fn(prediction, target) -> [B]`` for a catalogue call.
+
+    ``args``/``kwargs`` are the settings only (``label_smoothing = 0.1``); the two
+    tensor arguments are the caller's. Shape problems raise at trace time.
+    """
+    entry, bound = resolve(LOSSES, "loss", name, args, kwargs)
+    fn = entry.fn
+    return lambda pred, target: fn(pred, target, **bound)
+
+
+# ------------------------------------------------------------------------ penalties
+def weight_mask(params: Any) -> Any:
+    """True for leaves that penalties and weight decay apply to: rank >= 2 floats."""
+    return jax.tree.map(lambda w: jnp.ndim(w) >= 2 and jnp.issubdtype(jnp.result_type(w), jnp.floating), params)
+
+
+def _weights(params: Any) -> list[jax.Array]:
+    return [w for w, m in zip(jax.tree.leaves(params), jax.tree.leaves(weight_mask(params))) if m]
+
+
+@declare(PENALTIES, "l1", "Sum of |w| over weight matrices and kernels (biases and norm parameters excluded).")
+def l1(params: Any) -> jax.Array:
+    return sum((jnp.abs(w).sum() for w in _weights(params)), jnp.zeros((), jnp.float32))
+
+
+@declare(
+    PENALTIES, "l2",
+    "Sum of w^2 / 2 over weight matrices and kernels (biases and norm parameters "
+    "excluded); the 1/2 makes `c * l2` have gradient `c * w`, like weight decay `c`.",
+)
+def l2(params: Any) -> jax.Array:
+    return sum((0.5 * jnp.square(w).sum() for w in _weights(params)), jnp.zeros((), jnp.float32))
+
+
+def make_penalty(name: str) -> Callable[[Any], jax.Array]:
+    """``l1``/``l2`` as ``fn(params) -> scalar``; E405 for other names."""
+    entry, _ = resolve(PENALTIES, "penalty", name)
+    return entry.fn
