@@ -1,0 +1,133 @@
+"""The pipeline as functions: load -> check -> build -> (lower, train, export).
+
+``nnlang/__init__.py`` re-exports these; the CLI is a thin shell over them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnlang.diagnostics import Diagnostic, NNError, Reporter, Sources, Span
+from nnlang.graph.build import build as build_graph
+from nnlang.graph.checks import Budget, check_budget
+from nnlang.graph.graph import Graph
+from nnlang.graph.program import Program, load, load_text
+
+
+@dataclass
+class Checked:
+    """The result of :func:`check`: every model's graph, or the diagnostics."""
+
+    program: Program | None
+    graphs: dict[str, Graph] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def sources(self) -> Sources | None:
+        return self.program.sources if self.program else None
+
+
+def _load(source: str | Path, *, text: str | None = None) -> Program:
+    if text is not None:
+        return load_text(text, str(source))
+    return load(source)
+
+
+def model_overrides(program: Program, model: str, extra: dict[str, Any] | None = None) -> dict[str, tuple[Any, Span | None]]:
+    """Model arguments: those of the file's `train Model(...)` header, then ``extra``."""
+    from nnlang.graph.build import Builder
+
+    out: dict[str, tuple[Any, Span | None]] = {}
+    train = program.train_for(model)
+    if train is not None:
+        rep = Reporter()
+        b = Builder(program, rep)
+        from nnlang.graph.build import Scope
+
+        decl = program.decls.get(model)
+        for i, a in enumerate(train.args):
+            if decl is not None and i < len(decl.params):
+                out[decl.params[i].name] = (b.const(a, Scope("", "")), a.span)
+        for k in train.kwargs:
+            out[k.name] = (b.const(k.value, Scope("", "")), k.name_span)
+        if rep.errors:
+            raise NNError(rep.diagnostics)
+    for k, v in (extra or {}).items():
+        out[k] = (v, None)
+    return out
+
+
+def check(
+    source: str | Path,
+    *,
+    text: str | None = None,
+    model: str | None = None,
+    budget: Budget | None = None,
+    with_train: bool = True,
+) -> Checked:
+    """Parse, validate and shape-check every model in a file (or ``model`` only), and
+    validate its train sections. Never raises for a user mistake."""
+    try:
+        program = _load(source, text=text)
+    except NNError as e:
+        res = Checked(None, diagnostics=e.diagnostics)
+        res._sources = getattr(e, "sources", None)  # type: ignore[attr-defined]
+        return res
+    res = Checked(program)
+    names = [model] if model else [m.name for m in program.models]
+    if not names:
+        names = [None]  # type: ignore[list-item]
+    for name in names:
+        rep = Reporter()
+        try:
+            overrides = model_overrides(program, name) if name else {}
+            g = build_graph(program, name, overrides, rep)
+            check_budget(g, budget or Budget(), rep)
+            res.graphs[g.name] = g
+        except NNError as e:
+            rep.diagnostics = _dedupe(rep.diagnostics + e.diagnostics)
+        res.diagnostics.extend(rep.diagnostics)
+    if with_train:
+        from nnlang.train.spec import check_trains
+
+        res.diagnostics.extend(check_trains(program, res.graphs))
+    res.diagnostics = _dedupe(res.diagnostics)
+    return res
+
+
+def _dedupe(ds: list[Diagnostic]) -> list[Diagnostic]:
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for d in ds:
+        key = (d.code, d.message, str(d.span))
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def build(source: str | Path, model: str | None = None, *, text: str | None = None,
+          args: dict[str, Any] | None = None, budget: Budget | None = None) -> Graph:
+    """The checked graph of one model. Raises :class:`NNError` on any mistake."""
+    program = _load(source, text=text)
+    decl = program.model(model)
+    name = decl.name if decl else model
+    rep = Reporter()
+    try:
+        g = build_graph(program, name, model_overrides(program, name, args) if name else {}, rep)
+    except NNError as e:
+        e.sources = program.sources  # type: ignore[attr-defined]
+        raise
+    check_budget(g, budget or Budget(), rep)
+    if rep.errors:
+        err = NNError(rep.diagnostics)
+        err.sources = program.sources  # type: ignore[attr-defined]
+        raise err
+    g.program = program  # type: ignore[attr-defined]
+    return g

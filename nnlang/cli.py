@@ -1,0 +1,324 @@
+"""The `nnlang` command: thin, each verb a call into the pipeline.
+
+Exit codes: 0 success; 1 a mistake in a .nn file, its data or its run (diagnostics were
+printed); 2 a usage error, or an internal error (an nnlang bug, reported as such).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nnlang.diagnostics import Diagnostic, NNError, Sources, render_all
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def report(diags: Sequence[Diagnostic], sources: Sources | None, fmt: str = "full") -> None:
+    if not diags:
+        return
+    text = render_all(diags, sources, fmt)
+    if fmt == "json":
+        print(text)
+    else:
+        print(text, file=sys.stderr)
+        n_err = sum(d.severity == "error" for d in diags)
+        n_warn = len(diags) - n_err
+        parts = [f"{n_err} error{'s' if n_err != 1 else ''}"] if n_err else []
+        if n_warn:
+            parts.append(f"{n_warn} warning{'s' if n_warn != 1 else ''}")
+        print("\n" + ", ".join(parts), file=sys.stderr)
+
+
+def _fail(e: NNError, fmt: str = "full") -> int:
+    report(e.diagnostics, getattr(e, "sources", None), fmt)
+    return EXIT_USER
+
+
+# ------------------------------------------------------------------ verbs
+def cmd_check(a: argparse.Namespace) -> int:
+    from nnlang.api import check
+    from nnlang.graph.checks import Budget
+
+    budget = Budget(max_params=a.max_params, max_activation_bytes=int(a.max_activation_mb * 1024**2))
+    status = EXIT_OK
+    all_json: list[Any] = []
+    for f in a.files:
+        res = check(f, model=a.model, budget=budget)
+        sources = res.sources or getattr(res, "_sources", None)
+        if a.format == "json":
+            all_json.extend(d.to_json() for d in res.diagnostics)
+        else:
+            report(res.diagnostics, sources, a.format)
+        if not res.ok:
+            status = EXIT_USER
+        elif a.format != "json" and not a.quiet:
+            models = ", ".join(f"{g.name} ({g.total_params():,} parameters)" for g in res.graphs.values())
+            print(f"{f}: ok — {models}")
+    if a.format == "json":
+        print(json.dumps(all_json, indent=2))
+    return status
+
+
+def _graph(a: argparse.Namespace) -> Any:
+    from nnlang.api import build
+
+    return build(a.file, a.model, args=_model_sets(getattr(a, "set", None)))
+
+
+def _model_sets(items: list[str] | None) -> dict[str, Any]:
+    """`--set PARAM=VALUE` for model parameters; values in .nn syntax."""
+    from nnlang.train.spec import literal, parse_override
+
+    out: dict[str, Any] = {}
+    for it in items or []:
+        k, sep, v = it.partition("=")
+        if not sep:
+            raise NNError(Diagnostic("E406", f"`--set {it}` needs the form key=value", None))
+        out[k.strip()] = literal(parse_override(k.strip(), v))
+    return out
+
+
+def summary_rows(g: Any) -> list[dict[str, Any]]:
+    rows = []
+    for n in g.order():
+        rows.append({
+            "name": n.id,
+            "kind": n.kind_name,
+            "output": ", ".join(str(t) for t in n.out_types),
+            "params": n.params if n.owner == n.id else 0,
+            "shares": n.owner if n.owner != n.id else None,
+            "flops": n.flops,
+            "line": n.span.line,
+        })
+    return rows
+
+
+def cmd_summary(a: argparse.Namespace) -> int:
+    g = _graph(a)
+    rows = summary_rows(g)
+    totals = {
+        "params": g.total_params(),
+        "param_bytes": g.param_bytes(),
+        "flops": g.total_flops(),
+        "activation_bytes": g.activation_bytes(),
+    }
+    if a.json:
+        print(json.dumps({
+            "model": g.name,
+            "args": g.args,
+            "inputs": [{"name": p.name, "type": str(p.type)} for p in g.inputs],
+            "outputs": [{"name": p.name, "type": str(p.type)} for p in g.outputs],
+            "nodes": rows,
+            "totals": totals,
+        }, indent=2))
+        return EXIT_OK
+    from rich.table import Table
+
+    t = Table(title=f"{g.name}" + (f"({', '.join(f'{k}={v}' for k, v in g.args.items())})" if g.args else ""),
+              caption="shapes are per sample; the batch axis is implicit")
+    for col, just in (("node", "left"), ("kind", "left"), ("output", "left"), ("params", "right"),
+                      ("FLOPs", "right"), ("line", "right")):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        params = f"{r['params']:,}" if not r["shares"] else f"shares {r['shares']}"
+        t.add_row(r["name"], r["kind"], r["output"], params, f"{r['flops']:,}", str(r["line"]))
+    con = _console()
+    con.print(t)
+    con.print(f"Total parameters: {totals['params']:,} ({_bytes(totals['param_bytes'])} as f32)")
+    con.print(f"FLOPs per sample: {totals['flops']:,}")
+    con.print(f"Activations per sample: {_bytes(totals['activation_bytes'])}")
+    return EXIT_OK
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n} B"
+
+
+def cmd_layers(a: argparse.Namespace) -> int:
+    from nnlang.layers import REGISTRY
+
+    if a.name:
+        kind = REGISTRY.get(a.name)
+        if kind is None:
+            from nnlang.diagnostics import did_you_mean
+
+            print(f"error: no layer kind `{a.name}`" + (f"; {did_you_mean(a.name, REGISTRY)}" if did_you_mean(a.name, REGISTRY) else ""), file=sys.stderr)
+            return EXIT_USAGE
+        kinds = [kind]
+    else:
+        kinds = sorted(REGISTRY.values(), key=lambda k: (k.family, k.name))
+    if a.json:
+        print(json.dumps([{
+            "name": k.name, "family": k.family, "doc": k.doc, "inputs": list(k.n_inputs),
+            "attrs": [{"name": x.name, "type": x.type, "default": None if x.required else x.default,
+                       "required": x.required, "doc": x.doc} for x in k.attrs],
+        } for k in kinds], indent=2, default=str))
+        return EXIT_OK
+    from rich.table import Table
+
+    t = Table(title="layer kinds", show_lines=bool(a.name))
+    t.add_column("kind")
+    t.add_column("family")
+    t.add_column("arguments")
+    t.add_column("description")
+    for k in kinds:
+        args = ", ".join(x.name if x.required else f"{x.name}={_fmt_default(x.default)}" for x in k.attrs)
+        t.add_row(k.name, k.family, args, k.doc.split(". ")[0] if not a.name else k.doc)
+    _console().print(t)
+    if a.name and kinds[0].example:
+        print("\nexample:\n" + kinds[0].example)
+    return EXIT_OK
+
+
+def _fmt_default(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return "none" if v is None else str(v)
+
+
+def cmd_graph(a: argparse.Namespace) -> int:
+    from nnlang.train.fsio import atomic_write_bytes
+
+    g = _graph(a)
+    dot = g.to_dot()
+    out = Path(a.output)
+    if out.suffix == ".dot":
+        atomic_write_bytes(out, dot.encode())
+    elif out.suffix == ".svg":
+        exe = shutil.which("dot")
+        if exe is None:
+            print("error: writing SVG needs Graphviz's `dot` program, which is not installed.\n"
+                  "  = help: install Graphviz (e.g. `apt-get install graphviz`), or write `-o graph.dot`",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        svg = subprocess.run([exe, "-Tsvg"], input=dot.encode(), capture_output=True, check=True).stdout
+        atomic_write_bytes(out, svg)
+    else:
+        print("error: -o must end in .dot or .svg", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {out} ({len(g)} nodes)")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ parser
+EXAMPLES = {
+    "check": "nnlang check examples/digits_mlp.nn examples/residual.nn",
+    "summary": "nnlang summary examples/digits_cnn.nn --json",
+    "layers": "nnlang layers conv",
+    "graph": "nnlang graph examples/residual.nn -o residual.svg",
+}
+
+
+def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nnlang",
+        description="Define, check, train and export neural networks written as .nn files.",
+        epilog="exit codes: 0 ok, 1 a mistake in a .nn file or its data, 2 usage or internal error.\n"
+               "run `nnlang VERB --help` for each verb's options and an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"nnlang {_version()}")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+
+    def verb(name: str, help: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES.get(name, '')}",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    c = verb("check", "parse, validate and shape-check .nn files (exit 1 on any error)", cmd_check)
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--model", help="check only this model")
+    c.add_argument("--format", choices=["full", "concise", "json"], default="full", help="diagnostic format")
+    c.add_argument("--max-params", type=int, default=2_000_000_000, help="refuse models with more parameters")
+    c.add_argument("--max-activation-mb", type=float, default=4096, help="refuse models whose activations for one sample exceed this")
+    c.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
+
+    s = verb("summary", "the layer table: each node's kind, output shape, parameters and FLOPs", cmd_summary)
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--model")
+    s.add_argument("--set", action="append", metavar="PARAM=VALUE", help="a model parameter, e.g. --set hidden=128")
+    s.add_argument("--json", action="store_true")
+
+    ly = verb("layers", "the layer catalogue: every kind with its arguments", cmd_layers)
+    ly.add_argument("name", nargs="?", help="show one kind in full")
+    ly.add_argument("--json", action="store_true")
+
+    gr = verb("graph", "draw the model's graph (Graphviz .dot, or .svg when `dot` is installed)", cmd_graph)
+    gr.add_argument("file", metavar="FILE")
+    gr.add_argument("-o", "--output", required=True, help="out.dot or out.svg")
+    gr.add_argument("--model")
+    gr.add_argument("--set", action="append", metavar="PARAM=VALUE")
+
+    if extra is not None:
+        extra(verb)
+    return p
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("nnlang")
+    except Exception:
+        return "0+unknown"
+
+
+def _register_runtime_verbs(verb: Any) -> None:
+    try:
+        from nnlang.run_cli import register
+    except ImportError:  # pragma: no cover - run_cli ships with the package
+        return
+    register(verb)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser(_register_runtime_verbs)
+    a = parser.parse_args(argv)
+    if not getattr(a, "fn", None):
+        parser.print_help()
+        return EXIT_USAGE
+    fmt = getattr(a, "format", "full")
+    try:
+        return int(a.fn(a))
+    except NNError as e:
+        return _fail(e, fmt if fmt in ("full", "concise", "json") else "full")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:
+        print("error[E999]: internal error — this is a bug in nnlang, not in your file.\n"
+              "Please report it with the file and the command. Details:", file=sys.stderr)
+        if os.environ.get("NNLANG_DEBUG"):
+            traceback.print_exc()
+        else:
+            etype, value, _ = sys.exc_info()
+            print(f"  {etype.__name__ if etype else 'Error'}: {value}  (set NNLANG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

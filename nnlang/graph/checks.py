@@ -1,0 +1,58 @@
+"""Passes over a built graph: the size budget (pure arithmetic, nothing allocated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nnlang.diagnostics import Diagnostic, Reporter
+from nnlang.graph.graph import Graph
+from nnlang.shapes import DTYPES, concrete_numel
+
+MAX_DIM = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Refuse models larger than this before anything is allocated (CLI: --max-params,
+    --max-activation-mb)."""
+
+    max_params: int = 2_000_000_000
+    max_activation_bytes: int = 4 * 1024**3  # one sample's activations, all nodes
+
+
+def _human(n: float) -> str:
+    for unit in ("", "K", "M", "G", "T", "P"):
+        if abs(n) < 1000:
+            return f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}E"
+
+
+def check_budget(graph: Graph, budget: Budget, rep: Reporter) -> None:
+    import numpy as np
+
+    for n in graph.order():
+        for t in n.out_types:
+            big = [d for d in t.shape if isinstance(d, int) and d > MAX_DIM]
+            if big:
+                rep.add(Diagnostic("E306", f"`{n.id}` makes an axis of {big[0]} elements (more than 2^31 - 1)", n.span,
+                                   label=f"gives {t}"))
+        if n.params > budget.max_params:
+            rep.add(Diagnostic(
+                "E306",
+                f"`{n.id}` ({n.kind_name}) has {_human(n.params)} parameters, over the budget of {_human(budget.max_params)}",
+                n.span, label=f"{n.params:,} parameters",
+                help="check the sizes given to this layer; raise the limit with --max-params if it is meant",
+            ))
+    total = graph.total_params()
+    if total > budget.max_params and not rep.errors:
+        rep.add(Diagnostic("E306", f"model `{graph.name}` has {_human(total)} parameters, over the budget of {_human(budget.max_params)}",
+                           graph.span, help="raise the limit with --max-params if it is meant"))
+    act = 0
+    for n in graph.order():
+        for t in n.out_types:
+            act += concrete_numel(t.shape) * np.dtype(DTYPES[t.dtype]).itemsize
+            if act > budget.max_activation_bytes:
+                rep.add(Diagnostic("E306", f"activations for one sample exceed {budget.max_activation_bytes / 1024**2:.0f} MiB by `{n.id}`",
+                                   n.span, label=f"gives {t}", help="raise the limit with --max-activation-mb if it is meant"))
+                return

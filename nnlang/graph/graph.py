@@ -1,0 +1,148 @@
+"""The checked graph: the contract between the front end and everything after it.
+
+One :class:`Graph` per model: a ``networkx.DiGraph`` whose nodes carry a :class:`Node`
+(layer declaration, resolved arguments, source span, inferred input and output types,
+parameter owner). Lowering, summary, pictures and export read only this; NetworkX types
+stay behind the methods here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from nnlang.diagnostics import Span
+from nnlang.layers.base import Args, LayerKind
+from nnlang.shapes import DTYPES, TensorType, concrete_numel
+
+
+@dataclass
+class Node:
+    id: str
+    kind: LayerKind | None  # None: a model input
+    args: Args
+    inputs: list[tuple[str, int]]  # (producer node id, output port), in call order
+    in_types: list[TensorType]
+    out_types: list[TensorType]
+    span: Span
+    owner: str  # the parameter owner: == id unless the node is a call of a `shared` instance
+    params: int = 0
+    flops: int = 0
+
+    @property
+    def kind_name(self) -> str:
+        return self.kind.name if self.kind else "input"
+
+
+@dataclass(frozen=True)
+class Port:
+    """A model input or output: its name, the node (and port) holding it, its type."""
+
+    name: str
+    node: str
+    port: int
+    type: TensorType
+    span: Span
+
+
+@dataclass
+class Graph:
+    name: str
+    span: Span
+    args: dict[str, Any]
+    inputs: list[Port] = field(default_factory=list)
+    outputs: list[Port] = field(default_factory=list)
+    dag: nx.DiGraph = field(default_factory=nx.DiGraph)
+    symbols: list[str] = field(default_factory=list)
+
+    # construction -------------------------------------------------------------
+    def add(self, node: Node) -> None:
+        self.dag.add_node(node.id, node=node)
+        for src, _ in node.inputs:
+            self.dag.add_edge(src, node.id)
+
+    # reading ------------------------------------------------------------------
+    def node(self, node_id: str) -> Node:
+        n: Node = self.dag.nodes[node_id]["node"]
+        return n
+
+    def order(self) -> list[Node]:
+        """Nodes in a deterministic topological order (source order among equals)."""
+        index = {nid: i for i, nid in enumerate(self.dag.nodes)}
+        return [
+            self.node(nid)
+            for nid in nx.lexicographical_topological_sort(self.dag, key=index.__getitem__)
+        ]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.order())
+
+    def __len__(self) -> int:
+        return self.dag.number_of_nodes()
+
+    def owners(self) -> dict[str, Node]:
+        """One node per parameter owner (the first call site of a shared instance)."""
+        out: dict[str, Node] = {}
+        for n in self.order():
+            if n.kind is not None:
+                out.setdefault(n.owner, n)
+        return out
+
+    def total_params(self) -> int:
+        return sum(n.params for n in self.owners().values())
+
+    def total_flops(self) -> int:
+        return sum(n.flops for n in self.order())
+
+    def param_bytes(self, dtype: str = "f32") -> int:
+        import numpy as np
+
+        return self.total_params() * np.dtype(DTYPES[dtype]).itemsize
+
+    def activation_bytes(self) -> int:
+        """Bytes of every node's outputs for one sample (symbolic axes counted as 1)."""
+        import numpy as np
+
+        total = 0
+        for n in self.order():
+            for t in n.out_types:
+                total += concrete_numel(t.shape) * np.dtype(DTYPES[t.dtype]).itemsize
+        return total
+
+    def descendants_of_inputs(self) -> set[str]:
+        return set().union(*(nx.descendants(self.dag, p.node) for p in self.inputs)) if self.inputs else set()
+
+    def ancestors_of_outputs(self) -> set[str]:
+        live: set[str] = set()
+        for p in self.outputs:
+            live.add(p.node)
+            live |= nx.ancestors(self.dag, p.node)
+        return live
+
+    def to_dot(self) -> str:
+        """Graphviz source: one box per node with kind and output shape."""
+
+        def q(s: str) -> str:
+            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        lines = [f"digraph {q(self.name)} {{", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
+        out_names = {p.node: p.name for p in self.outputs}
+        for n in self.order():
+            shapes = ", ".join(str(t) for t in n.out_types)
+            if n.kind is None:
+                label, style = f"{n.id}\\ninput {shapes}", ", style=filled, fillcolor=lightblue"
+            else:
+                label, style = f"{n.id}\\n{n.kind.name} → {shapes}", ""
+                if n.owner != n.id:
+                    label += f"\\nshares {n.owner}"
+            if n.id in out_names:
+                label += f"\\noutput {out_names[n.id]}"
+                style = ", style=filled, fillcolor=palegreen"
+            lines.append(f"  {q(n.id)} [label={q(label)}{style}];")
+        for a, b in self.dag.edges:
+            lines.append(f"  {q(a)} -> {q(b)};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"

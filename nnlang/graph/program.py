@@ -1,0 +1,165 @@
+"""A program: the main file and its confined imports, with every declaration by name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, Sources, Span
+from nnlang.syntax import ast as A
+from nnlang.syntax.parser import parse
+
+
+@dataclass
+class Program:
+    main: str  # display name of the main file
+    root: Path  # imports and data paths may not leave this folder
+    sources: Sources
+    decls: dict[str, A.ModelDecl] = field(default_factory=dict)  # models and blocks
+    trains: list[A.TrainDecl] = field(default_factory=list)  # the main file's only
+
+    @property
+    def models(self) -> list[A.ModelDecl]:
+        return [d for d in self.decls.values() if not d.is_block and d.name_span.file == self.main]
+
+    def model(self, name: str | None) -> A.ModelDecl | None:
+        models = self.models
+        if name is None:
+            trained = [t.model for t in self.trains]
+            if trained and trained[0] in self.decls:
+                return self.decls[trained[0]]
+            return models[0] if models else None
+        d = self.decls.get(name)
+        return d if d is not None and not d.is_block else None
+
+    def train_for(self, model: str) -> A.TrainDecl | None:
+        for t in self.trains:
+            if t.model == model:
+                return t
+        return None
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def confine(root: Path, base: Path, rel: str) -> Path | str:
+    """Resolve ``rel`` against ``base``; return the path, or why it is refused."""
+    if os.path.isabs(rel):
+        return "absolute paths are not allowed"
+    candidate = base / rel
+    try:
+        real = candidate.resolve(strict=False)
+        real.relative_to(root.resolve())
+    except ValueError:
+        return f"`{rel}` leaves the project folder `{_display(root)}`"
+    return candidate
+
+
+def load_text(text: str, file: str = "<input>", root: Path | None = None) -> Program:
+    """Parse ``text`` as a main file (imports resolve against ``root`` or the cwd)."""
+    sources = Sources()
+    sources.add(file, text)
+    root = (root or Path.cwd()).resolve()
+    prog = Program(file, root, sources)
+    rep = Reporter()
+    try:
+        module = parse(text, file)
+    except NNError as e:
+        e.sources = sources  # type: ignore[attr-defined]
+        raise
+    _add_module(prog, module, root, [Path(file).name], rep, set(), is_main=True)
+    if rep.errors:
+        err = NNError(rep.diagnostics)
+        err.sources = sources  # type: ignore[attr-defined]
+        raise err
+    return prog
+
+
+def load(path: str | Path) -> Program:
+    """Parse a file and everything it imports. Raises :class:`NNError` (with
+    ``.sources``) on any syntax or import mistake."""
+    p = Path(path)
+    display = _display(p)
+    try:
+        text = p.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise NNError(
+            Diagnostic("E109", f"cannot read `{display}`: {getattr(e, 'strerror', None) or e}")
+        ) from None
+    sources = Sources()
+    sources.add(display, text)
+    root = p.resolve().parent
+    prog = Program(display, root, sources)
+    rep = Reporter()
+    try:
+        module = parse(text, display)
+    except NNError as e:
+        e.sources = sources  # type: ignore[attr-defined]
+        raise
+    _add_module(prog, module, p.parent, [str(p.resolve())], rep, {str(p.resolve())}, is_main=True)
+    if rep.errors:
+        err = NNError(rep.diagnostics)
+        err.sources = sources  # type: ignore[attr-defined]
+        raise err
+    return prog
+
+
+def _add_module(
+    prog: Program,
+    module: A.Module,
+    base: Path,
+    chain: list[str],
+    rep: Reporter,
+    seen: set[str],
+    *,
+    is_main: bool,
+) -> None:
+    for imp in module.imports:
+        target = confine(prog.root, base, imp.path)
+        if isinstance(target, str):
+            rep.add(Diagnostic("E109", f"cannot import `{imp.path}`: {target}", imp.span,
+                               help="imports are relative to the importing file and stay inside its project folder"))
+            continue
+        key = str(target.resolve())
+        if key in chain:
+            cycle = [Path(c).name for c in chain[chain.index(key):]] + [Path(key).name]
+            rep.add(Diagnostic("E110", "import cycle: " + " -> ".join(cycle), imp.span, label="imported here"))
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        display = _display(target)
+        try:
+            text = target.read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            rep.add(Diagnostic("E109", f"cannot import `{imp.path}`: no such file", imp.span,
+                               label=f"looked for {display}"))
+            continue
+        prog.sources.add(display, text)
+        try:
+            sub = parse(text, display)
+        except NNError as e:
+            for d in e.diagnostics:
+                rep.add(d)
+            continue
+        _add_module(prog, sub, target.parent, chain + [key], rep, seen, is_main=False)
+    for decl in module.models:
+        prev = prog.decls.get(decl.name)
+        if prev is not None:
+            rep.add(Diagnostic(
+                "E114", f"{decl.word} `{decl.name}` is defined twice", decl.name_span,
+                label="defined again here", secondary=[Label(prev.name_span, "first defined here")],
+            ))
+            continue
+        prog.decls[decl.name] = decl
+    if is_main:
+        prog.trains.extend(module.trains)
+
+
+def no_span(file: str) -> Span:
+    return Span.point(file, 1, 1)

@@ -1,0 +1,443 @@
+"""The `train` section: validated field by field into a :class:`TrainSpec`.
+
+Every setting is declared once in :data:`SETTINGS` (docs and `--set` read it). Named
+calls (`data = digits(test = 0.2)`, `optimizer = adam(lr = 1e-3)`) are bound against the
+catalogues in this package, so a typo is caught by `nnlang check`, at its line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from nnlang.diagnostics import ArgError, Diagnostic, NNError, Reporter, Span, did_you_mean
+from nnlang.graph.graph import Graph
+from nnlang.graph.program import Program
+from nnlang.syntax import ast as A
+from nnlang.train import augment, data, losses, metrics, optim
+from nnlang.train.catalog import Catalog, Entry, bind, lookup
+
+
+# ---------------------------------------------------------------- values
+@dataclass(frozen=True)
+class CallSpec:
+    """A bound named call: `adam(lr = 1e-3)` -> entry `adam`, args {"lr": 0.001, ...}."""
+
+    entry: Entry
+    args: dict[str, Any]
+    span: Span
+    tensors: tuple[str, ...] = ()  # loss/metric tensor names (prediction, target)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    call: CallSpec
+
+
+@dataclass(frozen=True)
+class Penalty:
+    name: str
+    fn: Callable[[Any], Any]
+    span: Span
+
+
+@dataclass(frozen=True)
+class LossOp:
+    op: str  # + - * / neg
+    left: Any
+    right: Any = None
+
+
+LossExpr = LossTerm | Penalty | LossOp | float
+
+
+@dataclass
+class TrainSpec:
+    model: str
+    span: Span
+    data: CallSpec
+    loss: LossExpr
+    loss_text: str
+    optimizer: CallSpec
+    schedule: CallSpec
+    normalize: CallSpec | None = None
+    augment: list[CallSpec] = field(default_factory=list)
+    metrics: list[CallSpec] = field(default_factory=list)
+    batch: int = 32
+    epochs: int = 10
+    seed: int = 0
+    clip: float | None = None
+    keep: int = 3
+    checkpoint_every: int = 1
+    monitor: str | None = None
+    patience: int | None = None
+    init_from: str | None = None
+    spans: dict[str, Span] = field(default_factory=dict)
+
+    def loss_terms(self) -> list[LossTerm]:
+        out: list[LossTerm] = []
+
+        def walk(x: Any) -> None:
+            if isinstance(x, LossTerm):
+                out.append(x)
+            elif isinstance(x, LossOp):
+                walk(x.left)
+                walk(x.right)
+
+        walk(self.loss)
+        return out
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str  # call, calls, loss, int, float, str
+    doc: str
+    default: Any = None
+    required: bool = False
+    min: float | None = None
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("data", "call", "the data source and its splits, e.g. `digits(test = 0.2, val = 0.1)`", required=True),
+        Setting("loss", "loss", "the loss: loss calls over outputs and labels, penalties (`l1`, `l2`), numbers, `+ - * /`", required=True),
+        Setting("optimizer", "call", "the Optax optimizer, e.g. `adam(lr = 1e-3)`", "adam"),
+        Setting("schedule", "call", "the learning-rate schedule over the optimizer's `lr`", "constant"),
+        Setting("normalize", "call", "feature normalisation fitted on the training split: `standardize`, `minmax`, `scale(f)`"),
+        Setting("augment", "calls", "data augmentation applied to training batches on the device, e.g. `[flip, shift(1)]`"),
+        Setting("metrics", "calls", "metrics reported per epoch on the validation and test splits", []),
+        Setting("batch", "int", "samples per training step", 32, min=1),
+        Setting("epochs", "int", "passes over the training split", 10, min=1),
+        Setting("seed", "int", "seeds initialisation, data order, dropout and augmentation", 0, min=0),
+        Setting("clip", "float", "clip gradients to this global norm", None, min=0),
+        Setting("keep", "int", "how many recent checkpoints to keep (the best one is kept too)", 3, min=1),
+        Setting("checkpoint_every", "int", "write a checkpoint every N epochs", 1, min=1),
+        Setting("monitor", "str", "the metric that chooses the best checkpoint and early stopping, e.g. `val_accuracy`", None),
+        Setting("patience", "int", "stop after this many epochs without improvement of `monitor`", None, min=1),
+        Setting("init_from", "str", "fine-tune: start from the parameters of this run directory", None),
+    ]
+}
+
+CATALOGS: dict[str, tuple[Catalog, str]] = {
+    "data": (data.SOURCES, "data source"),
+    "optimizer": (optim.OPTIMIZERS, "optimizer"),
+    "schedule": (optim.SCHEDULES, "schedule"),
+    "normalize": (data.NORMALIZERS, "normalizer"),
+    "augment": (augment.AUGMENTATIONS, "augmentation"),
+    "metrics": (metrics.METRICS, "metric"),
+}
+
+
+# ---------------------------------------------------------------- building
+class _SpecBuilder:
+    def __init__(self, rep: Reporter, tensor_names: set[str], consts: Callable[[A.Expr], Any]) -> None:
+        self.rep = rep
+        self.tensor_names = tensor_names
+        self.consts = consts
+
+    def err(self, code: str, msg: str, span: Span | None, **kw: Any) -> None:
+        self.rep.add(Diagnostic(code, msg, span, **kw))
+
+    def call(self, setting: str, e: A.Expr, *, catalog: Catalog, word: str, tensors: int = 0) -> CallSpec | None:
+        if isinstance(e, A.Name):
+            name, args, kwargs, name_span = e.id, (), (), e.span
+        elif isinstance(e, A.Call):
+            name, args, kwargs, name_span = e.func, e.args, e.kwargs, e.func_span
+        elif isinstance(e, A.Str):
+            name, args, kwargs, name_span = e.value, (), (), e.span
+        else:
+            self.err("E403", f"`{setting}` must name a {word}, e.g. `{next(iter(catalog), 'name')}(...)`", e.span)
+            return None
+        try:
+            entry = lookup(catalog, name, word)
+        except ArgError as ex:
+            self.err(ex.code, ex.message, name_span, help=ex.help)
+            return None
+        tensor_names: list[str] = []
+        rest = list(args)
+        if tensors:
+            while rest and len(tensor_names) < tensors and isinstance(rest[0], A.Name) and rest[0].id not in ("true", "false"):
+                n = rest.pop(0)
+                assert isinstance(n, A.Name)
+                if n.id not in self.tensor_names:
+                    self.err("E404", f"`{n.id}` is not a model output, model input or label", n.span,
+                             help=did_you_mean(n.id, self.tensor_names) or f"known: {', '.join(sorted(self.tensor_names))}")
+                    return None
+                tensor_names.append(n.id)
+        values, spans = [], []
+        for a in rest:
+            v = self.consts(a)
+            if v is _BAD:
+                return None
+            values.append(v)
+            spans.append(a.span)
+        kw_values = {}
+        kw_spans = {}
+        for k in kwargs:
+            v = self.consts(k.value)
+            if v is _BAD:
+                return None
+            kw_values[k.name] = v
+            kw_spans[k.name] = k.name_span if k.name not in [p.name for p in entry.params] else k.value.span
+        try:
+            bound = bind(entry, values, kw_values)
+        except ArgError as ex:
+            positional = [p.name for p in entry.params if not p.kw_only]
+            where = kw_spans.get(ex.arg or "")
+            if where is None and ex.arg in positional and positional.index(ex.arg) < len(spans):
+                where = spans[positional.index(ex.arg)]
+            self.err(ex.code, ex.message, where or e.span, help=ex.help)
+            return None
+        return CallSpec(entry, bound, e.span, tuple(tensor_names))
+
+    def calls(self, setting: str, e: A.Expr, *, catalog: Catalog, word: str, tensors: int = 0) -> list[CallSpec] | None:
+        items = e.items if isinstance(e, (A.ListExpr, A.TupleExpr)) else (e,)
+        out = []
+        for it in items:
+            c = self.call(setting, it, catalog=catalog, word=word, tensors=tensors)
+            if c is None:
+                return None
+            out.append(c)
+        return out
+
+    def loss(self, e: A.Expr) -> Any:
+        if isinstance(e, A.Num):
+            return float(e.value)
+        if isinstance(e, A.UnaryOp) and e.op == "-":
+            inner = self.loss(e.operand)
+            return _BAD if inner is _BAD else LossOp("neg", inner)
+        if isinstance(e, A.BinOp) and e.op in ("+", "-", "*", "/"):
+            a, b = self.loss(e.left), self.loss(e.right)
+            return _BAD if _BAD in (a, b) else LossOp(e.op, a, b)
+        if isinstance(e, A.Name) and e.id in losses.PENALTIES:
+            return Penalty(e.id, losses.PENALTIES[e.id].fn, e.span)
+        if isinstance(e, A.Call) and e.func in losses.PENALTIES:
+            self.err("E403", f"`{e.func}` takes no arguments; scale it instead: `1e-4 * {e.func}`", e.span)
+            return _BAD
+        if isinstance(e, (A.Call, A.Name)):
+            c = self.call("loss", e, catalog=losses.LOSSES, word="loss", tensors=2)
+            if c is None:
+                return _BAD
+            if len(c.tensors) != 2:
+                self.err("E404", f"`{c.name}` needs a prediction and a target, e.g. `{c.name}(logits, label)`", e.span)
+                return _BAD
+            return LossTerm(c)
+        self.err("E403", "a loss is loss calls, `l1`/`l2` penalties and numbers joined by `+ - * /`", e.span)
+        return _BAD
+
+
+_BAD = object()
+
+
+def _const_evaluator(program: Program, rep: Reporter) -> Callable[[A.Expr], Any]:
+    from nnlang.graph.build import POISON, Builder, Scope
+
+    b = Builder(program, rep)
+
+    def ev(e: A.Expr) -> Any:
+        if isinstance(e, A.Name) and e.id not in ("true", "false"):
+            return e.id  # bare words are strings here: `normalize = standardize`, `monitor = val_loss`
+        if isinstance(e, A.ListExpr):
+            items = [ev(i) for i in e.items]
+            return _BAD if _BAD in items else items
+        v = b.const(e, Scope("", ""))
+        return _BAD if v is POISON else v
+
+    return ev
+
+
+def build_spec(
+    program: Program,
+    decl: A.TrainDecl,
+    graph: Graph | None,
+    rep: Reporter,
+    overrides: dict[str, A.Expr] | None = None,
+) -> TrainSpec | None:
+    """Validate one train section (with `--set` overrides applied)."""
+    ev = _const_evaluator(program, rep)
+    names: set[str] = {"label"}
+    if graph is not None:
+        names |= {p.name for p in graph.outputs} | {p.name for p in graph.inputs}
+    sb = _SpecBuilder(rep, names, ev)
+    settings: dict[str, A.Expr] = {}
+    spans: dict[str, Span] = {}
+    n_errors = len(rep.errors)
+    for s in decl.settings:
+        if isinstance(s, A.StepDecl):
+            sb.err("E401", f"`step {s.name}` blocks (multi-step training) are not supported yet", s.name_span,
+                   help="train one model with one loss per train section")
+            continue
+        if s.key not in SETTINGS:
+            sb.err("E401", f"unknown train setting `{s.key}`", s.key_span,
+                   help=did_you_mean(s.key, SETTINGS) or f"settings: {', '.join(SETTINGS)}")
+            continue
+        if s.key in settings:
+            sb.err("E102", f"train setting `{s.key}` is given twice", s.key_span)
+            continue
+        settings[s.key] = s.value
+        spans[s.key] = s.value.span
+    for k, v in (overrides or {}).items():
+        settings[k] = v
+        spans[k] = v.span
+    for s in SETTINGS.values():
+        if s.required and s.name not in settings:
+            sb.err("E402", f"train section for `{decl.model}` needs `{s.name}`", decl.model_span,
+                   help=f"add `{s.name} = ...`: {s.doc}")
+    values: dict[str, Any] = {}
+    for key, e in settings.items():
+        s = SETTINGS[key]
+        if s.kind == "loss":
+            v = sb.loss(e)
+        elif s.kind == "call":
+            cat, word = CATALOGS[key]
+            v = sb.call(key, e, catalog=cat, word=word)
+        elif s.kind == "calls":
+            cat, word = CATALOGS[key]
+            v = sb.calls(key, e, catalog=cat, word=word, tensors=2 if key == "metrics" else 0)
+        else:
+            v = ev(e)
+            if v is not _BAD:
+                v = _scalar(sb, s, v, e.span)
+        if v is None and s.kind in ("call", "calls", "loss"):
+            v = _BAD
+        if v is not _BAD:
+            values[key] = v
+    if len(rep.errors) > n_errors:
+        return None
+    cat = optim.OPTIMIZERS, optim.SCHEDULES
+    optimizer = values.get("optimizer") or CallSpec(cat[0]["adam"], bind(cat[0]["adam"]), decl.span)
+    schedule = values.get("schedule") or CallSpec(cat[1]["constant"], bind(cat[1]["constant"]), decl.span)
+    spec = TrainSpec(
+        model=decl.model,
+        span=decl.span,
+        data=values["data"],
+        loss=values["loss"],
+        loss_text=_text(program, spans.get("loss")),
+        optimizer=optimizer,
+        schedule=schedule,
+        spans=spans,
+    )
+    for key in ("normalize", "augment", "metrics", "batch", "epochs", "seed", "clip", "keep",
+                "checkpoint_every", "monitor", "patience", "init_from"):
+        if key in values:
+            setattr(spec, key, values[key])
+    terms = spec.loss_terms()
+    if terms:
+        pair = terms[0].call.tensors
+        spec.metrics = [m if m.tensors else replace(m, tensors=pair) for m in spec.metrics]
+    return spec
+
+
+def _scalar(sb: _SpecBuilder, s: Setting, v: Any, span: Span) -> Any:
+    if s.kind == "int" and (not isinstance(v, int) or isinstance(v, bool)):
+        sb.err("E403", f"`{s.name}` must be an integer, not {v!r}", span, help=s.doc)
+        return _BAD
+    if s.kind == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            sb.err("E403", f"`{s.name}` must be a number, not {v!r}", span, help=s.doc)
+            return _BAD
+        v = float(v)
+    if s.kind == "str" and not isinstance(v, str):
+        sb.err("E403", f"`{s.name}` must be a name or a string, not {v!r}", span, help=s.doc)
+        return _BAD
+    if s.min is not None and isinstance(v, (int, float)) and v < s.min:
+        sb.err("E202", f"`{s.name}` must be at least {s.min:g}, not {v}", span, help=s.doc)
+        return _BAD
+    return v
+
+
+def _text(program: Program, span: Span | None) -> str:
+    if span is None:
+        return ""
+    if span.line == span.end_line:
+        line = program.sources.line(span.file, span.line) or ""
+        return line[span.col - 1 : span.end_col - 1]
+    return "(loss)"
+
+
+def check_trains(program: Program, graphs: dict[str, Graph]) -> list[Diagnostic]:
+    """Validate every train section of the main file (for `nnlang check`)."""
+    rep = Reporter()
+    for t in program.trains:
+        decl = program.decls.get(t.model)
+        if decl is None or decl.is_block:
+            rep.add(Diagnostic("E108", f"`train {t.model}`: no model named `{t.model}`", t.model_span,
+                               help=did_you_mean(t.model, [m.name for m in program.models]) or None))
+            continue
+        build_spec(program, t, graphs.get(t.model), rep)
+    return rep.diagnostics
+
+
+def parse_override(key: str, value: str) -> A.Expr:
+    """`--set key=value`: the value is nnlang syntax (`0.01`, `adam(lr = 0.01)`, `[accuracy]`)."""
+    from nnlang.syntax.parser import parse
+
+    text = f"train _ {{ {key} = {value} }}"
+    try:
+        module = parse(text, f"--set {key}")
+    except NNError as e:
+        raise NNError(Diagnostic("E406", f"cannot read `--set {key}={value}`: {e.diagnostics[0].message}", None,
+                                 help="values use .nn syntax: 0.01, \"text\", adam(lr = 0.01), [accuracy]")) from None
+    setting = module.trains[0].settings[0]
+    assert isinstance(setting, A.Setting)
+    return setting.value
+
+
+def literal(e: A.Expr) -> Any:
+    """The value of a literal expression (`3`, `-0.5`, `"s"`, `true`, a bare word)."""
+    if isinstance(e, (A.Num, A.Str, A.Bool)):
+        return e.value
+    if isinstance(e, A.Name):
+        return e.id
+    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, A.Num):
+        return -e.operand.value
+    if isinstance(e, (A.TupleExpr, A.ListExpr)):
+        return [literal(i) for i in e.items]
+    raise NNError(Diagnostic("E406", "a model parameter given with --set must be a literal value", None))
+
+
+def apply_overrides(program: Program, decl: A.TrainDecl, sets: list[str]) -> tuple[dict[str, Any], dict[str, A.Expr]]:
+    """Split `--set` items into model arguments and train settings (with `optimizer.lr=...`
+    editing one argument of a call)."""
+    model_decl = program.decls.get(decl.model)
+    params = {p.name for p in model_decl.params} if model_decl else set()
+    model_args: dict[str, Any] = {}
+    settings: dict[str, A.Expr] = {}
+    current = {s.key: s.value for s in decl.settings if isinstance(s, A.Setting)}
+    rep = Reporter()
+    ev = _const_evaluator(program, rep)
+    for item in sets:
+        if "=" not in item:
+            raise NNError(Diagnostic("E406", f"`--set {item}` needs the form key=value", None))
+        key, value = (x.strip() for x in item.split("=", 1))
+        expr = parse_override(key.split(".")[-1], value)
+        if "." in key:
+            head, arg = key.split(".", 1)
+            base = settings.get(head) or current.get(head)
+            if head not in SETTINGS or SETTINGS[head].kind != "call":
+                raise NNError(Diagnostic("E406", f"`--set {key}`: `{head}` is not a setting with arguments", None,
+                                         help="e.g. --set optimizer.lr=0.01"))
+            if base is None:
+                base = A.Name(str(SETTINGS[head].default), expr.span)
+            call = base if isinstance(base, A.Call) else A.Call(base.id if isinstance(base, A.Name) else str(head), base.span, (), (), base.span)
+            kwargs = tuple(k for k in call.kwargs if k.name != arg) + (A.Kwarg(arg, expr.span, expr),)
+            settings[head] = replace(call, kwargs=kwargs)
+        elif key in params:
+            v = ev(expr)
+            if rep.errors:
+                raise NNError(rep.diagnostics)
+            model_args[key] = v
+        elif key in SETTINGS:
+            settings[key] = expr
+        else:
+            raise NNError(Diagnostic("E406", f"`--set {key}`: no train setting or model parameter `{key}`", None,
+                                     help=did_you_mean(key, list(SETTINGS) + list(params)) or
+                                     f"settings: {', '.join(SETTINGS)}; model parameters: {', '.join(sorted(params)) or 'none'}"))
+    return model_args, settings
