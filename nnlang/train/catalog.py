@@ -121,11 +121,14 @@ def lookup(catalog: Catalog, name: str, kind_word: str) -> Entry:
     entry = catalog.get(name)
     if entry is not None:
         return entry
-    hint = did_you_mean(name, catalog) or f"known {kind_word}s: {', '.join(sorted(catalog))}"
+    plural = kind_word[:-1] + "ies" if kind_word.endswith("y") else kind_word + "s"
+    hint = did_you_mean(name, catalog) or f"known {plural}: {', '.join(sorted(catalog))}"
     raise ArgError("E405", f"unknown {kind_word} `{name}`", help=hint)
 
 
-def bind(entry: Entry, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def bind(
+    entry: Entry, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Bind a call's arguments to ``entry``'s params: every param present, checked.
 
     Positional arguments fill params in declaration order (``kw_only`` ones excepted);
@@ -141,7 +144,7 @@ def bind(entry: Entry, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | Non
             help=f"usage: {entry.signature()}",
         )
     given: dict[str, Any] = {}
-    for p, v in zip(positional, args):
+    for p, v in zip(positional, args, strict=False):
         given[p.name] = v
     names = [p.name for p in entry.params]
     for k, v in kwargs.items():
@@ -154,7 +157,9 @@ def bind(entry: Entry, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | Non
             raise ArgError("E104", f"`{entry.name}` has no argument `{k}`", arg=k, help=hint)
         if k in given:
             raise ArgError(
-                "E106", f"argument `{k}` of `{entry.name}` given twice", arg=k,
+                "E106",
+                f"argument `{k}` of `{entry.name}` given twice",
+                arg=k,
                 help="it was already given positionally",
             )
         given[k] = v
@@ -242,7 +247,11 @@ def check_value(owner: str, p: Param, v: Any) -> Any:
     if isinstance(v, (tuple, list)):
         v = list(v)
     if p.choices is not None and v not in p.choices:
-        hint = did_you_mean(v, [c for c in p.choices if isinstance(c, str)]) if isinstance(v, str) else None
+        hint = (
+            did_you_mean(v, [c for c in p.choices if isinstance(c, str)])
+            if isinstance(v, str)
+            else None
+        )
         raise ArgError(
             "E403",
             f"`{p.name}` of `{owner}` must be one of "
@@ -268,7 +277,10 @@ def _in_range(p: Param, v: float) -> bool:
 
 
 def resolve(
-    catalog: Catalog, kind_word: str, name: str, args: Sequence[Any] = (),
+    catalog: Catalog,
+    kind_word: str,
+    name: str,
+    args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[Entry, dict[str, Any]]:
     """:func:`lookup` then :func:`bind`: the common first step of every ``make_*``."""

@@ -52,7 +52,9 @@ def _align(name: str, pred: jax.Array, target: jax.Array) -> jax.Array:
         return target
     if target.size == pred.size and target.shape[:1] == pred.shape[:1]:
         return target.reshape(pred.shape)
-    raise ArgError("E407", f"`{name}` needs a target shaped like the prediction: {_shapes(pred, target)}")
+    raise ArgError(
+        "E407", f"`{name}` needs a target shaped like the prediction: {_shapes(pred, target)}"
+    )
 
 
 def _float(x: jax.Array, like: jax.Array) -> jax.Array:
@@ -60,12 +62,20 @@ def _float(x: jax.Array, like: jax.Array) -> jax.Array:
 
 
 @declare(
-    LOSSES, "cross_entropy",
+    LOSSES,
+    "cross_entropy",
     "Softmax cross-entropy over the last axis of the logits. Integer targets are class "
     "indices (one fewer axis than the logits); float targets of the logits' shape are "
     "one-hot or probability vectors.",
-    Param("label_smoothing", "float", 0.0, "mix the target with a uniform distribution by this much",
-          min=0.0, max=1.0, max_open=True),
+    Param(
+        "label_smoothing",
+        "float",
+        0.0,
+        "mix the target with a uniform distribution by this much",
+        min=0.0,
+        max=1.0,
+        max_open=True,
+    ),
     inputs=INPUTS,
 )
 def cross_entropy(pred: jax.Array, target: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
@@ -85,7 +95,11 @@ def cross_entropy(pred: jax.Array, target: jax.Array, label_smoothing: float = 0
                 f"`cross_entropy` with integer labels needs one label per logit vector: {_shapes(pred, target)}",
             )
         if label_smoothing == 0.0:
-            return _per_example(optax.losses.softmax_cross_entropy_with_integer_labels(pred, target.astype(jnp.int32)))
+            return _per_example(
+                optax.losses.softmax_cross_entropy_with_integer_labels(
+                    pred, target.astype(jnp.int32)
+                )
+            )
         target = jax.nn.one_hot(target, n, dtype=pred.dtype)
     elif target.shape != pred.shape:
         raise ArgError(
@@ -100,7 +114,8 @@ def cross_entropy(pred: jax.Array, target: jax.Array, label_smoothing: float = 0
 
 
 @declare(
-    LOSSES, "binary_cross_entropy",
+    LOSSES,
+    "binary_cross_entropy",
     "Sigmoid cross-entropy on logits, element-wise (one or several independent binary "
     "outputs); targets are 0/1 or probabilities.",
     inputs=INPUTS,
@@ -123,9 +138,17 @@ def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 @declare(
-    LOSSES, "huber",
+    LOSSES,
+    "huber",
     "Huber loss: 0.5 * e^2 where |e| <= delta, delta * (|e| - 0.5 * delta) beyond.",
-    Param("delta", "float", 1.0, "where the loss turns from quadratic to linear", min=0.0, min_open=True),
+    Param(
+        "delta",
+        "float",
+        1.0,
+        "where the loss turns from quadratic to linear",
+        min=0.0,
+        min_open=True,
+    ),
     inputs=INPUTS,
 )
 def huber(pred: jax.Array, target: jax.Array, delta: float = 1.0) -> jax.Array:
@@ -134,20 +157,25 @@ def huber(pred: jax.Array, target: jax.Array, delta: float = 1.0) -> jax.Array:
 
 
 @declare(
-    LOSSES, "kl_divergence",
+    LOSSES,
+    "kl_divergence",
     "KL(target || softmax(prediction)) over the last axis; the prediction is logits "
     "(log-probabilities work too), the target a probability vector.",
     inputs=INPUTS,
 )
 def kl_divergence(pred: jax.Array, target: jax.Array) -> jax.Array:
     if target.shape != pred.shape:
-        raise ArgError("E407", f"`kl_divergence` needs a target shaped like the prediction: {_shapes(pred, target)}")
+        raise ArgError(
+            "E407",
+            f"`kl_divergence` needs a target shaped like the prediction: {_shapes(pred, target)}",
+        )
     log_p = jax.nn.log_softmax(pred, axis=-1)
     return _per_example(optax.losses.kl_divergence(log_p, _float(target, pred)))
 
 
 @declare(
-    LOSSES, "hinge",
+    LOSSES,
+    "hinge",
     "Hinge loss. Multi-class (Crammer-Singer) for [.., C] scores with integer labels; "
     "otherwise binary, element-wise, with targets 0/1 or -1/+1 (> 0 is the positive class).",
     inputs=INPUTS,
@@ -162,7 +190,8 @@ def hinge(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 @declare(
-    LOSSES, "cosine_distance",
+    LOSSES,
+    "cosine_distance",
     "1 - cosine similarity between prediction and target vectors (last axis).",
     inputs=INPUTS,
 )
@@ -173,7 +202,9 @@ def cosine_distance(pred: jax.Array, target: jax.Array) -> jax.Array:
     return _per_example(optax.losses.cosine_distance(pred, target, epsilon=1e-8))
 
 
-def make_loss(name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> LossFn:
+def make_loss(
+    name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+) -> LossFn:
     """The per-example loss ``fn(prediction, target) -> [B]`` for a catalogue call.
 
     ``args``/``kwargs`` are the settings only (``label_smoothing = 0.1``); the two
@@ -187,20 +218,31 @@ def make_loss(name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | N
 # ------------------------------------------------------------------------ penalties
 def weight_mask(params: Any) -> Any:
     """True for leaves that penalties and weight decay apply to: rank >= 2 floats."""
-    return jax.tree.map(lambda w: jnp.ndim(w) >= 2 and jnp.issubdtype(jnp.result_type(w), jnp.floating), params)
+    return jax.tree.map(
+        lambda w: jnp.ndim(w) >= 2 and jnp.issubdtype(jnp.result_type(w), jnp.floating), params
+    )
 
 
 def _weights(params: Any) -> list[jax.Array]:
-    return [w for w, m in zip(jax.tree.leaves(params), jax.tree.leaves(weight_mask(params))) if m]
+    return [
+        w
+        for w, m in zip(jax.tree.leaves(params), jax.tree.leaves(weight_mask(params)), strict=True)
+        if m
+    ]
 
 
-@declare(PENALTIES, "l1", "Sum of |w| over weight matrices and kernels (biases and norm parameters excluded).")
+@declare(
+    PENALTIES,
+    "l1",
+    "Sum of |w| over weight matrices and kernels (biases and norm parameters excluded).",
+)
 def l1(params: Any) -> jax.Array:
     return sum((jnp.abs(w).sum() for w in _weights(params)), jnp.zeros((), jnp.float32))
 
 
 @declare(
-    PENALTIES, "l2",
+    PENALTIES,
+    "l2",
     "Sum of w^2 / 2 over weight matrices and kernels (biases and norm parameters "
     "excluded); the 1/2 makes `c * l2` have gradient `c * w`, like weight decay `c`.",
 )

@@ -1,0 +1,144 @@
+"""Checkpoints with Orbax: atomic, the last N and the best kept, exact resume.
+
+A checkpoint holds the whole training state as plain arrays (parameters, optimizer
+state, batch statistics, RNG keys and counters) plus a JSON ``progress`` record (epoch,
+position in the epoch, history, early-stopping state). No pickle: Orbax writes arrays
+and JSON, into a temporary directory renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+from nnlang.diagnostics import Diagnostic, NNError
+
+
+def to_arrays(state: Any) -> dict[str, Any]:
+    """An nnx State as a nested dict of plain arrays (typed PRNG keys as their data)."""
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.key_data(x)
+        return x
+
+    return jax.tree.map(plain, state.to_pure_dict())
+
+
+def from_arrays(state: Any, arrays: dict[str, Any]) -> Any:
+    """Write ``arrays`` (as made by :func:`to_arrays`) back into a copy of ``state``."""
+    import copy
+
+    from flax import nnx
+
+    template = state.to_pure_dict()
+
+    def typed(t: Any, x: Any) -> Any:
+        if isinstance(t, jax.Array) and jnp.issubdtype(t.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jnp.asarray(x), impl=jax.random.key_impl(t))
+        return jnp.asarray(x, dtype=t.dtype)
+
+    merged = jax.tree.map(typed, template, arrays)
+    new = copy.deepcopy(state)
+    nnx.replace_by_pure_dict(new, merged)
+    return new
+
+
+def _flat(tree: Any) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        key = ".".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+        out[key] = tuple(getattr(leaf, "shape", ()))
+    return out
+
+
+def diff(saved: Any, current: Any) -> list[str]:
+    """Human-readable differences between two array trees (paths and shapes)."""
+    a, b = _flat(saved), _flat(current)
+    lines = []
+    for k in sorted(set(a) | set(b)):
+        if k not in b:
+            lines.append(f"- {k} {list(a[k])} (in the checkpoint, not in the model)")
+        elif k not in a:
+            lines.append(f"+ {k} {list(b[k])} (in the model, not in the checkpoint)")
+        elif a[k] != b[k]:
+            lines.append(f"~ {k}: checkpoint {list(a[k])}, model {list(b[k])}")
+    return lines
+
+
+class Checkpoints:
+    def __init__(self, directory: Path, *, keep: int = 3, greater_is_better: bool = False, create: bool = True) -> None:
+        self.directory = Path(directory).absolute()
+        sign = 1.0 if greater_is_better else -1.0
+        policy = policies.AnyPreservationPolicy([
+            policies.LatestN(n=keep),
+            policies.BestN(get_metric_fn=lambda m: sign * float(m["score"]), n=1,
+                           keep_checkpoints_without_metrics=True),
+        ])
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                create=create, enable_async_checkpointing=False, preservation_policy=policy,
+            ),
+            item_names=("state", "progress"),
+        )
+
+    def save(self, step: int, state: Any, progress: dict[str, Any], score: float | None) -> None:
+        metrics = {"score": score} if score is not None and np.isfinite(score) else None
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(to_arrays(state)), progress=ocp.args.JsonSave(progress)
+            ),
+            metrics=metrics,
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def latest(self) -> int | None:
+        return self.manager.latest_step()
+
+    def best(self) -> int | None:
+        return self.manager.best_step()
+
+    def steps(self) -> list[int]:
+        return list(self.manager.all_steps())
+
+    def restore(self, step: int, state: Any, *, what: str = "the model") -> tuple[Any, dict[str, Any]]:
+        """Restore into the structure of ``state``; a mismatch is E502 with the diff."""
+        current = to_arrays(state)
+        try:
+            meta = self.manager.item_metadata(step)
+            saved_tree = meta["state"] if meta is not None and "state" in meta else None
+        except Exception:  # metadata unreadable: fall through to the restore's own error
+            saved_tree = None
+        if saved_tree is not None:
+            changes = diff(saved_tree, current)
+            if changes:
+                raise NNError(Diagnostic(
+                    "E502", f"checkpoint {step} in `{self.directory}` does not match {what}",
+                    help="train from scratch into a new run directory, or restore the .nn file the run was made with",
+                    notes=changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else []),
+                ))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, current)
+        try:
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()),
+            )
+        except (ValueError, KeyError, FileNotFoundError, OSError) as e:
+            others = [s for s in self.steps() if s != step]
+            raise NNError(Diagnostic(
+                "E503", f"checkpoint {step} in `{self.directory}` cannot be read: {e}",
+                help=f"earlier checkpoints: {', '.join(map(str, others))}" if others else None,
+            )) from None
+        return from_arrays(state, restored["state"]), dict(restored["progress"])
+
+    def close(self) -> None:
+        self.manager.close()

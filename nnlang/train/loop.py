@@ -1,0 +1,315 @@
+"""The training loop: data on the device, whole chunks of steps in one compiled program.
+
+The lowered module and its optimizer are split once into a graph definition and a
+state pytree; every step is a pure function of that state, traced once. When the data
+fits in device memory (the usual case here) it stays there, and a whole epoch — the
+shuffle by ``jax.random`` included — runs as one ``lax.while_loop`` in one XLA program.
+The loop stops at the first non-finite loss, so that step is known exactly.
+
+Exact resume: the data order of an epoch is a function of (seed, epoch), augmentation
+and dropout keys of (seed, step), and the optimizer step count lives in its state. A
+checkpoint stores all of it, so resuming from any checkpoint replays exactly what an
+uninterrupted run would have done (bitwise on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span
+from nnlang.graph.graph import Graph
+from nnlang.lower.network import Network
+from nnlang.train import augment as augment_lib
+from nnlang.train import data as data_lib
+from nnlang.train import losses as losses_lib
+from nnlang.train import optim
+from nnlang.train.metrics import BoundMetric, bind_metric
+from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
+
+EVAL_BATCH = 1024
+
+
+def arg_error(e: ArgError, span: Span | None, what: str = "") -> NNError:
+    return NNError(Diagnostic(e.code, f"{what}{e.message}", span, help=e.help))
+
+
+# ------------------------------------------------------------------ data
+@dataclass
+class Data:
+    """Splits as named arrays: model input names and label keys -> numpy arrays."""
+
+    splits: dict[str, dict[str, np.ndarray]]
+    mapping: dict[str, str]  # model input -> dataset feature key
+    normalizers: dict[str, data_lib.Normalizer]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def size(self, split: str) -> int:
+        arrays = self.splits.get(split)
+        return 0 if not arrays else len(next(iter(arrays.values())))
+
+
+def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
+    """Load, bind and normalise the data; every problem is a diagnostic naming the
+    setting, file or model input, before any compute."""
+    try:
+        ds = data_lib.load_data(spec.data.name, (), spec.data.args, root=root)
+    except ArgError as e:
+        raise arg_error(e, spec.data.span) from None
+    model_inputs = {p.name: (p.type.dtype, p.type.shape) for p in graph.inputs}
+    try:
+        mapping = data_lib.bind_inputs(ds, model_inputs)
+        norms: dict[str, data_lib.Normalizer] = {}
+        if spec.normalize is not None:
+            norms = data_lib.normalize(ds, spec.normalize.name, (), spec.normalize.args, keys=list(mapping.values()))
+    except ArgError as e:
+        raise arg_error(e, spec.spans.get("normalize") if e.code == "E403" else spec.data.span) from None
+    # integer class labels must index the logits of the output they are compared with
+    outputs = {p.name: p.type for p in graph.outputs}
+    for term in spec.loss_terms():
+        if term.call.name == "cross_entropy" and len(term.call.tensors) == 2:
+            pred, target = term.call.tensors
+            if pred in outputs and target in ds.label_keys and outputs[pred].shape:
+                n = outputs[pred].shape[-1]
+                if isinstance(n, int):
+                    try:
+                        data_lib.check_class_labels(ds, target, n)
+                    except ArgError as e:
+                        raise arg_error(e, spec.data.span) from None
+    splits: dict[str, dict[str, np.ndarray]] = {}
+    for split, arrays in ds.splits.items():
+        named = {inp: arrays[key] for inp, key in mapping.items()}
+        named.update({k: arrays[k] for k in ds.label_keys if k in arrays})
+        splits[split] = named
+    return Data(splits, mapping, {inp: norms[key] for inp, key in mapping.items() if key in norms}, dict(ds.meta))
+
+
+# ------------------------------------------------------------------ loss
+def evaluate_loss(expr: Any, env: dict[str, jax.Array], params: Any, batch: int) -> jax.Array:
+    """The loss expression as a per-example vector [B] (penalties broadcast)."""
+    if isinstance(expr, float):
+        return jnp.full((batch,), expr, jnp.float32)
+    if isinstance(expr, LossTerm):
+        c = expr.call
+        pred, target = (env[n] for n in c.tensors)
+        v = c.entry.fn(pred, target, **c.args)
+        return jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))
+    if isinstance(expr, Penalty):
+        return jnp.broadcast_to(expr.fn(params).astype(jnp.float32), (batch,))
+    assert isinstance(expr, LossOp)
+    a = evaluate_loss(expr.left, env, params, batch)
+    if expr.op == "neg":
+        return -a
+    b = evaluate_loss(expr.right, env, params, batch)
+    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[expr.op]
+
+
+# ------------------------------------------------------------------ the compiled parts
+@dataclass
+class Engine:
+    """Pure, jitted functions over the split state of (model, optimizer)."""
+
+    graph: Graph
+    spec: TrainSpec
+    model: Network
+    optimizer: nnx.Optimizer
+    metrics: list[BoundMetric]
+    steps_per_epoch: int
+    n_train: int
+    input_names: tuple[str, ...]
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None
+
+    def __post_init__(self) -> None:
+        self.model.train()
+        self.train_def, self.state = nnx.split((self.model, self.optimizer))
+        self.model.eval()
+        self.eval_def, _ = nnx.split((self.model, self.optimizer))
+        self.model.train()
+        key = jax.random.key(self.spec.seed)
+        self.data_key, self.aug_key = jax.random.split(jax.random.fold_in(key, 1))
+        self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
+        self.eval_batch = jax.jit(self._eval_batch)
+
+    # one step -------------------------------------------------------------------
+    def _step(self, state: Any, batch: dict[str, jax.Array], key: jax.Array) -> tuple[Any, jax.Array]:
+        model, opt = nnx.merge(self.train_def, state)
+        if self.augment is not None:
+            for name in self.input_names:
+                if batch[name].ndim == 4:
+                    batch = {**batch, name: self.augment(key, batch[name])}
+        b = self.spec.batch
+
+        def loss_fn(m: Network) -> jax.Array:
+            outs = m(**{n: batch[n] for n in self.input_names})
+            params = nnx.state(m, nnx.Param)
+            return jnp.mean(evaluate_loss(self.spec.loss, {**batch, **outs}, params, b))
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        opt.update(model, grads)
+        return nnx.state((model, opt)), loss
+
+    def _run_chunk(self, state: Any, arrays: dict[str, jax.Array], epoch: jax.Array, start: jax.Array,
+                   end: jax.Array) -> tuple[Any, jax.Array, jax.Array, jax.Array]:
+        """Steps [start, end) of ``epoch``; stops early at a non-finite loss.
+        Returns (state, steps done, loss sum, last loss)."""
+        b = self.spec.batch
+        perm = jax.random.permutation(jax.random.fold_in(self.data_key, epoch), self.n_train)
+
+        def cond(c: tuple[Any, ...]) -> jax.Array:
+            i, _, _, last = c
+            return (i < end) & jnp.isfinite(last)
+
+        def body(c: tuple[Any, ...]) -> tuple[Any, ...]:
+            i, st, total, _ = c
+            idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
+            batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
+            key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
+            st, loss = self._step(st, batch, key)
+            return i + 1, st, total + loss, loss
+
+        init = (start, state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+        i, state, total, last = jax.lax.while_loop(cond, body, init)
+        return state, i - start, total, last
+
+    # evaluation ----------------------------------------------------------------
+    def _eval_batch(self, state: Any, batch: dict[str, jax.Array], mask: jax.Array) -> dict[str, Any]:
+        model, _ = nnx.merge(self.eval_def, state)
+        outs = model(**{n: batch[n] for n in self.input_names})
+        params = nnx.state(model, nnx.Param)
+        env = {**batch, **outs}
+        per = evaluate_loss(self.spec.loss, env, params, mask.shape[0])
+        stats: dict[str, Any] = {"loss_sum": jnp.sum(per * mask), "count": jnp.sum(mask)}
+        for m in self.metrics:
+            pred, target = m._tensors  # type: ignore[attr-defined]
+            stats[m.label] = m.stats(env[pred], env[target], mask)
+        return stats
+
+    def evaluate(self, state: Any, arrays: dict[str, np.ndarray]) -> dict[str, float]:
+        n = len(next(iter(arrays.values())))
+        size = min(EVAL_BATCH, n)
+        totals: dict[str, Any] | None = None
+        for lo in range(0, n, size):
+            chunk = {k: v[lo : lo + size] for k, v in arrays.items()}
+            m = len(next(iter(chunk.values())))
+            mask = np.zeros(size, np.float32)
+            mask[:m] = 1.0
+            if m < size:  # pad to one batch shape: one compiled program for every batch
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - m, axis=0)]) for k, v in chunk.items()}
+            stats = self.eval_batch(state, chunk, jnp.asarray(mask))
+            totals = stats if totals is None else jax.tree.map(jnp.add, totals, stats)
+        assert totals is not None
+        out = {"loss": float(totals["loss_sum"] / totals["count"])}
+        for m in self.metrics:
+            out[m.label] = float(m.finalize(totals[m.label]))
+        return out
+
+    def predict(self, state: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        model, _ = nnx.merge(self.eval_def, state)
+        fn = nnx.jit(lambda m, x: m(**x))
+        n = len(next(iter(inputs.values())))
+        parts: dict[str, list[np.ndarray]] = {}
+        for lo in range(0, n, EVAL_BATCH):
+            out = fn(model, {k: v[lo : lo + EVAL_BATCH] for k, v in inputs.items()})
+            for k, v in out.items():
+                parts.setdefault(k, []).append(np.asarray(v))
+        return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def bind_metrics(spec: TrainSpec) -> list[BoundMetric]:
+    out = []
+    for c in spec.metrics:
+        m = bind_metric(c.name, (), c.args)
+        object.__setattr__(m, "_tensors", c.tensors)
+        out.append(m)
+    return out
+
+
+def make_engine(graph: Graph, spec: TrainSpec, model: Network, n_train: int, sample_shapes: dict[str, tuple[int, ...]]) -> Engine:
+    if n_train < spec.batch:
+        raise NNError(Diagnostic("E407", f"the training split has {n_train} examples, fewer than one batch of {spec.batch}",
+                                 spec.spans.get("batch", spec.data.span), help="lower `batch` or use more data"))
+    steps_per_epoch = n_train // spec.batch
+    total = steps_per_epoch * spec.epochs
+    opt_call: CallSpec = spec.optimizer
+    try:
+        schedule = optim.make_schedule(spec.schedule.name, spec.schedule.args, opt_call.args.get("lr", 1e-3), total, steps_per_epoch)
+        tx = optim.make_optimizer(opt_call.name, opt_call.args, schedule, spec.clip)
+    except ArgError as e:
+        raise arg_error(e, spec.optimizer.span) from None
+    aug = None
+    if spec.augment:
+        image_inputs = [n for n, s in sample_shapes.items() if len(s) == 3]
+        try:
+            aug = augment_lib.make_augment([(c.name, (), c.args) for c in spec.augment],
+                                           sample_shape=next(iter(sample_shapes.values())) if not image_inputs else sample_shapes[image_inputs[0]])
+        except ArgError as e:
+            raise arg_error(e, spec.spans.get("augment")) from None
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    return Engine(graph, spec, model, optimizer, bind_metrics(spec), steps_per_epoch, n_train,
+                  tuple(p.name for p in graph.inputs), aug)
+
+
+def current_lr(state: Any) -> float | None:
+    """The learning rate in the optimizer state (optax.inject_hyperparams)."""
+    found: list[float] = []
+
+    def visit(x: Any) -> None:
+        if isinstance(x, optax.InjectHyperparamsState):
+            lr = x.hyperparams.get("learning_rate")
+            if lr is not None:
+                found.append(float(getattr(lr, "value", lr)))
+
+    jax.tree.map(visit, state, is_leaf=lambda x: isinstance(x, optax.InjectHyperparamsState))
+    return found[0] if found else None
+
+
+# ------------------------------------------------------------------ interruption
+class StopFlag:
+    """Ctrl-C / SIGTERM: finish the running chunk, checkpoint, tell how to resume."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a worker)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def chunk_bounds(steps_per_epoch: int, start: int, chunk: int) -> tuple[int, int]:
+    return start, min(steps_per_epoch, start + chunk)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t = time.perf_counter()
+    out = fn()
+    jax.block_until_ready(out)
+    return out, time.perf_counter() - t
+
+
+def samples_per_second(steps: int, batch: int, seconds: float) -> float:
+    return steps * batch / seconds if seconds > 0 else math.inf
