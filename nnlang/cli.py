@@ -286,10 +286,10 @@ def _version() -> str:
 
 
 def _register_runtime_verbs(verb: Any) -> None:
-    try:
-        from nnlang.run_cli import register
-    except ImportError:  # pragma: no cover - run_cli ships with the package
-        return
+    from nnlang.run_cli import EXAMPLES as RUN_EXAMPLES
+    from nnlang.run_cli import register
+
+    EXAMPLES.update(RUN_EXAMPLES)
     register(verb)
 
 

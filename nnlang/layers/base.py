@@ -180,7 +180,9 @@ def layer(
     return register
 
 
-def fail(message: str, *, arg: str | None = None, help: str | None = None, code: str = "E302") -> ArgError:
+def fail(
+    message: str, *, arg: str | None = None, help: str | None = None, code: str = "E302"
+) -> ArgError:
     """Shape-rule helper: ``raise fail("...", arg="kernel")``."""
     return ArgError(code, message, arg=arg, help=help)
 
@@ -203,3 +205,24 @@ def expect_float(kind: str, x: TensorType) -> None:
             f"`{kind}` expects a floating-point input but got {x}",
             help="cast integer data with `cast(f32)`, or use `embedding` for token ids",
         )
+
+
+def expect_min_rank(kind: str, x: TensorType, rank: int, layout: str) -> None:
+    """Raise E301 unless ``x`` has at least ``rank`` axes (``layout`` names them)."""
+    if x.rank < rank:
+        raise ArgError(
+            "E301", f"`{kind}` expects an input of rank {rank} or more {layout} but got {x}"
+        )
+
+
+def norm_axis(kind: str, axis: int, rank: int, *, arg: str = "axis") -> int:
+    """Resolve a per-sample axis (negative counts from the end) to ``0..rank-1``."""
+    if not -rank <= axis < rank:
+        raise ArgError(
+            "E202",
+            f"`{kind}` got {arg} = {axis}, but its input has {rank} per-sample "
+            f"ax{'is' if rank == 1 else 'es'} (valid: {-rank} to {rank - 1})",
+            arg=arg,
+            help="axes count over the per-sample shape; the batch axis is not counted",
+        )
+    return axis % rank

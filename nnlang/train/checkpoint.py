@@ -86,7 +86,7 @@ class Checkpoints:
             options=ocp.CheckpointManagerOptions(
                 create=create, enable_async_checkpointing=False, preservation_policy=policy,
             ),
-            item_names=("state", "progress"),
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()},
         )
 
     def save(self, step: int, state: Any, progress: dict[str, Any], score: float | None) -> None:

@@ -1,0 +1,34 @@
+"""The layer catalogue: importing this package declares every kind into REGISTRY.
+
+Each family module declares its kinds with :func:`~nnlang.layers.base.layer`; nothing
+here imports JAX (build rules import Flax lazily), so the parser, shape checker and
+docs can read the catalogue cheaply.
+"""
+
+from __future__ import annotations
+
+from nnlang.layers import (  # noqa: F401  (imported for their declarations)
+    activation,
+    attention,
+    conv,
+    core,
+    merge,
+    norm,
+    pool,
+    recurrent,
+)
+from nnlang.layers.base import REGISTRY, Args, Attr, LayerKind
+
+#: Family order and titles for docs and listings.
+FAMILIES: dict[str, str] = {
+    core.FAMILY: "Core",
+    activation.FAMILY: "Activations",
+    conv.FAMILY: "Convolution",
+    pool.FAMILY: "Pooling and resampling",
+    norm.FAMILY: "Normalization",
+    merge.FAMILY: "Merging",
+    recurrent.FAMILY: "Recurrent",
+    attention.FAMILY: "Attention",
+}
+
+__all__ = ["FAMILIES", "REGISTRY", "Args", "Attr", "LayerKind"]

@@ -1,0 +1,95 @@
+"""Flax-side helpers shared by the build rules of the layer families.
+
+The family modules import this lazily, inside their ``build`` functions, so that the
+catalogue itself (shape rules, docs, ``nnlang check``) never imports JAX. Only what
+``flax.nnx`` does not offer as one module lives here: thin wrappers that fix a call
+convention (last step of a recurrence, causal attention, learned positions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from nnlang.shapes import DTYPES, TensorType
+
+
+def dtype_of(t: TensorType) -> Any:
+    """The JAX dtype of a tensor type (bf16 included, via ml_dtypes)."""
+    return jnp.dtype(DTYPES[t.dtype])
+
+
+def per_sample_axis(axis: int, rank: int) -> int:
+    """A per-sample axis (``0..rank-1``) as a negative axis of the batched array, so it
+    names the same axis whatever the number of leading batch axes."""
+    return axis - rank
+
+
+def unsqueeze_to(x: jax.Array, rank: int) -> jax.Array:
+    """Insert size-1 axes after the batch axis so a per-sample rank-r array broadcasts
+    like numpy would broadcast its per-sample shape against rank ``rank``."""
+    missing = rank - (x.ndim - 1)
+    return x.reshape(x.shape[:1] + (1,) * missing + x.shape[1:]) if missing > 0 else x
+
+
+class Recurrent(nnx.Module):
+    """``nnx.RNN`` (a scan over time) returning the sequence or last step, and the
+    final state when asked: ``(out, h, c)`` for an LSTM cell, ``(out, h)`` otherwise."""
+
+    def __init__(
+        self,
+        cell: nnx.RNNCellBase,
+        units: int,
+        *,
+        return_sequences: bool,
+        return_state: bool,
+    ) -> None:
+        # rngs=False: the carry starts at zeros (built in __call__), so the RNN needs
+        # no RNG stream of its own.
+        self.rnn = nnx.RNN(cell, return_carry=True, rngs=False)
+        self.units = units
+        self.is_lstm = isinstance(cell, nnx.LSTMCell)
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+
+    def __call__(self, x: jax.Array) -> jax.Array | tuple[jax.Array, ...]:
+        # A zero carry in the input dtype keeps the scan carry type fixed for
+        # f16/bf16 inputs (the cells' own initialize_carry uses param_dtype).
+        zeros = jnp.zeros((x.shape[0], self.units), x.dtype)
+        carry0 = (zeros, zeros) if self.is_lstm else zeros
+        carry, ys = self.rnn(x, initial_carry=carry0)
+        out = ys if self.return_sequences else ys[:, -1]
+        if not self.return_state:
+            return out
+        if self.is_lstm:
+            c, h = carry  # flax's LSTM carry order is (c, h)
+            return out, h, c
+        return out, carry
+
+
+class Attention(nnx.Module):
+    """``nnx.MultiHeadAttention`` with the causal flag fixed at construction."""
+
+    def __init__(self, mha: nnx.MultiHeadAttention, *, causal: bool) -> None:
+        self.mha = mha
+        self.causal = causal
+
+    def __call__(
+        self, q: jax.Array, k: jax.Array | None = None, v: jax.Array | None = None
+    ) -> jax.Array:
+        return self.mha(q, k, v, is_causal=self.causal)
+
+
+class PositionalEmbedding(nnx.Module):
+    """Learned positions: row ``t`` of an ``nnx.Embed(max_len, F)`` table is added to
+    time step ``t`` of a ``[batch, T, F]`` input."""
+
+    def __init__(self, max_len: int, features: int, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        self.embed = nnx.Embed(max_len, features, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        positions = self.embed(jnp.arange(x.shape[1]))
+        return x + positions[None].astype(x.dtype)

@@ -1,0 +1,162 @@
+"""Pooling and resampling over channels-last inputs ``[*spatial, C]``."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from nnlang.layers.base import Args, Attr, expect_float, expect_min_rank, layer
+from nnlang.layers.conv import lax_padding, padding_of, per_axis, spatial_input, window_out
+from nnlang.shapes import TensorType, concrete_numel, dim_mul
+
+FAMILY = "pooling"
+
+_POOL_ATTRS = (
+    Attr("window", "ints", 2, doc="window size: one int, or one per spatial axis", min=1),
+    Attr(
+        "stride",
+        "ints",
+        None,
+        doc="step between windows: one int, or one per spatial axis (default: the window)",
+        min=1,
+    ),
+    Attr(
+        "padding",
+        "padding",
+        "valid",
+        doc='"valid" (no padding), "same" (output = ceil(input / stride)), or symmetric '
+        "padding: one int, or one per spatial axis",
+    ),
+)
+
+
+def _pool_config(kind: str, a: Args, x: TensorType) -> tuple[Any, ...]:
+    n = spatial_input(kind, x, None)
+    window = per_axis(kind, a, "window", n)
+    stride = per_axis(kind, a, "stride", n, default=a.window)
+    return window, stride, padding_of(kind, a, n)
+
+
+def _pool_kind(name: str, fn: str, what: str, extra: dict[str, Any]) -> None:
+    """Declare a windowed pool lowering to ``flax.nnx.<fn>``."""
+
+    def shape(a: Args, ins: list[TensorType]) -> list[TensorType]:
+        x = ins[0]
+        window, stride, pad = _pool_config(name, a, x)
+        sp = window_out(name, x, window, stride, (1,) * len(window), pad, arg="window")
+        return [x.with_shape(sp + x.shape[-1:])]
+
+    def flops(a: Args, ins: list[TensorType], outs: list[TensorType]) -> int:
+        window, _, _ = _pool_config(name, a, ins[0])
+        return concrete_numel(outs[0].shape) * concrete_numel(window)
+
+    def build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+        from flax import nnx
+
+        window, stride, pad = _pool_config(name, a, ins[0])
+        return functools.partial(
+            getattr(nnx, fn),
+            window_shape=window,
+            strides=stride,
+            padding=lax_padding(pad),
+            **extra,
+        )
+
+    layer(
+        name,
+        family=FAMILY,
+        doc=f"{what} over windows of each channel of `[*spatial, C]`, 1- to 3-D by input rank "
+        f"(`flax.nnx.{fn}`).",
+        attrs=_POOL_ATTRS,
+        flops=flops,
+        build=build,
+        example=f"""model Example {{
+    input x: f32[28, 28, 1]
+    output y = x -> conv(8, 3) -> relu -> {name}(2) -> flatten -> dense(10)
+}}""",
+    )(shape)
+
+
+_pool_kind("max_pool", "max_pool", "Maximum", {})
+# Padded positions are left out of the average (TensorFlow/Keras semantics), so
+# "same" pooling does not darken the borders; Flax's own default counts them.
+_pool_kind("avg_pool", "avg_pool", "Average (padding not counted)", {"count_include_pad": False})
+
+
+def _global_kind(name: str, reduce: str, what: str) -> None:
+    """Declare a global pool: ``[*spatial, C] -> [C]`` with ``jnp.<reduce>``."""
+
+    def shape(a: Args, ins: list[TensorType]) -> list[TensorType]:
+        x = ins[0]
+        expect_float(name, x)
+        expect_min_rank(name, x, 2, "[*spatial, C]")
+        return [x.with_shape(x.shape[-1:])]
+
+    def build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+        import jax.numpy as jnp
+
+        axes = tuple(range(1, ins[0].rank))  # every per-sample axis but channels
+        return functools.partial(getattr(jnp, reduce), axis=axes)
+
+    layer(
+        name,
+        family=FAMILY,
+        doc=f"{what} over all spatial axes: `[*spatial, C] -> [C]` (`jnp.{reduce}`).",
+        flops=lambda a, ins, outs: concrete_numel(ins[0].shape),
+        build=build,
+        example=f"""model Example {{
+    input x: f32[16, 16, 3]
+    output y = x -> conv(32, 3) -> relu -> {name} -> dense(10)
+}}""",
+    )(shape)
+
+
+_global_kind("global_avg_pool", "mean", "Mean")
+_global_kind("global_max_pool", "max", "Maximum")
+
+
+# ----------------------------------------------------------------- upsample
+def _upsample_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+    import jax
+
+    factor = per_axis("upsample", a, "factor", ins[0].rank - 1)
+    method = "nearest" if a.method == "nearest" else "linear"  # linear in every axis
+
+    def upsample(x: Any) -> Any:
+        spatial = tuple(s * f for s, f in zip(x.shape[1:-1], factor, strict=True))
+        return jax.image.resize(x, (x.shape[0], *spatial, x.shape[-1]), method)
+
+    return upsample
+
+
+@layer(
+    "upsample",
+    family=FAMILY,
+    doc="Enlarge the spatial axes of `[*spatial, C]` by integer factors (`jax.image.resize`; "
+    '"bilinear" interpolates linearly along every spatial axis, half-pixel centres).',
+    attrs=(
+        Attr("factor", "ints", 2, doc="scale: one int, or one per spatial axis", min=1),
+        Attr(
+            "method",
+            "str",
+            "nearest",
+            doc="interpolation: nearest or bilinear",
+            choices=("nearest", "bilinear"),
+        ),
+    ),
+    flops=lambda a, ins, outs: concrete_numel(outs[0].shape),
+    build=_upsample_build,
+    example="""model Example {
+    input x: f32[8, 8, 16]
+    output y = x -> upsample(2, method = "bilinear") -> conv(8, 3)
+}""",
+)
+def _upsample(a: Args, ins: list[TensorType]) -> list[TensorType]:
+    x = ins[0]
+    n = spatial_input("upsample", x, None)
+    factor = per_axis("upsample", a, "factor", n)
+    return [
+        x.with_shape(
+            tuple(dim_mul(s, f) for s, f in zip(x.shape[:-1], factor, strict=True)) + x.shape[-1:]
+        )
+    ]

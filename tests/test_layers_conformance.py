@@ -1,0 +1,436 @@
+"""Every layer kind against its own Flax lowering.
+
+For each kind, sample calls (the CASES table) must agree with the built module: output
+shapes and dtypes from the shape rule equal ``jax.eval_shape`` at two batch sizes,
+``params`` equals the module's ``nnx.Param`` scalar count, and the module runs under
+``nnx.jit``. A kind missing from CASES fails, so a new kind cannot skip conformance.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from nnlang.layers import REGISTRY, Args, LayerKind
+from nnlang.layers.base import REQUIRED
+from nnlang.shapes import DTYPES, Dim, TensorType
+
+
+def T(spec: str) -> TensorType:
+    """``"f32[8, T]"`` -> TensorType (test shorthand)."""
+    dtype, dims = spec.rstrip("]").split("[")
+    shape = tuple(
+        int(d) if d.strip().isdigit() else d.strip() for d in dims.split(",") if d.strip()
+    )
+    return TensorType(dtype, shape)
+
+
+def bind(kind: LayerKind, kw: dict[str, Any]) -> Args:
+    """Defaults filled in, as the graph builder's binder would."""
+    unknown = set(kw) - {a.name for a in kind.attrs}
+    assert not unknown, f"{kind.name}: unknown attrs {unknown}"
+    values = {a.name: kw.get(a.name, a.default) for a in kind.attrs}
+    missing = [k for k, v in values.items() if v is REQUIRED]
+    assert not missing, f"{kind.name}: case misses required {missing}"
+    return Args(values)
+
+
+Case = tuple[dict[str, Any], list[str]]
+
+_ACT = [({}, ["f32[3, 5]"])]
+CASES: dict[str, list[Case]] = {
+    # core
+    "dense": [({"units": 7}, ["f32[5]"]), ({"units": 3, "use_bias": False}, ["bf16[4, 6]"])],
+    "flatten": [({}, ["f32[4, 3, 2]"]), ({}, ["i32[5]"])],
+    "reshape": [({"shape": (3, -1)}, ["f32[4, 3, 2]"]), ({"shape": (6, 4)}, ["f32[24]"])],
+    "transpose": [({"perm": (2, 0, 1)}, ["f32[4, 3, 2]"]), ({"perm": (-1, 0)}, ["i32[2, 5]"])],
+    "identity": [({}, ["f32[3]"]), ({}, ["u8[2, 2]"])],
+    "cast": [({"dtype": "i32"}, ["f32[3]"]), ({"dtype": "bf16"}, ["f32[2, 2]"])],
+    "embedding": [
+        ({"vocab": 11, "features": 4}, ["i32[6]"]),
+        ({"vocab": 5, "features": 3}, ["u8[2, 2]"]),
+    ],
+    "dropout": [({"rate": 0.5}, ["f32[10]"]), ({"rate": 0.0}, ["f32[2, 3]"])],
+    # activations
+    "relu": _ACT,
+    "leaky_relu": _ACT + [({"alpha": 0.2}, ["f32[4]"])],
+    "elu": _ACT + [({"alpha": 0.5}, ["f32[4]"])],
+    "selu": _ACT,
+    "gelu": _ACT + [({"approximate": True}, ["bf16[4]"])],
+    "silu": _ACT,
+    "swish": _ACT,
+    "sigmoid": _ACT,
+    "tanh": _ACT,
+    "softplus": _ACT,
+    "softmax": _ACT + [({"axis": 0}, ["f32[3, 5]"])],
+    "log_softmax": _ACT + [({"axis": -2}, ["f32[3, 5]"])],
+    # convolution
+    "conv": [
+        ({"filters": 4, "kernel": 3}, ["f32[9, 3]"]),
+        ({"filters": 4, "kernel": (3, 2), "stride": 2, "padding": "valid"}, ["f32[9, 8, 2]"]),
+        (
+            {"filters": 6, "kernel": 3, "stride": (2, 1), "dilation": 2, "groups": 3},
+            ["f32[7, 6, 3]"],
+        ),
+        ({"filters": 4, "kernel": 3, "padding": (1, 0, 2), "stride": 2}, ["f32[5, 6, 7, 2]"]),
+        ({"filters": 3, "kernel": 3, "groups": 3, "use_bias": False}, ["f32[6, 6, 3]"]),
+        ({"filters": 4, "kernel": 3, "padding": 1}, ["bf16[8, 4]"]),
+    ],
+    "conv1d": [({"filters": 5, "kernel": 4, "stride": 3, "padding": "valid"}, ["f32[11, 2]"])],
+    "conv2d": [({"filters": 2, "kernel": 3, "stride": 3}, ["f32[8, 7, 1]"])],
+    "conv3d": [({"filters": 2, "kernel": 2, "padding": "valid"}, ["f32[3, 4, 5, 1]"])],
+    "conv_transpose": [
+        ({"filters": 4, "kernel": 3, "stride": 2}, ["f32[5, 3]"]),
+        ({"filters": 2, "kernel": (3, 1), "stride": (2, 3), "padding": "valid"}, ["f32[4, 5, 3]"]),
+        ({"filters": 2, "kernel": 2, "stride": 3, "padding": "valid"}, ["f32[3, 3, 2]"]),
+        ({"filters": 2, "kernel": 4, "padding": "valid", "use_bias": False}, ["f32[2, 2, 2, 1]"]),
+    ],
+    # pooling
+    "max_pool": [
+        ({}, ["f32[8, 7, 3]"]),
+        ({"window": 3, "stride": 2, "padding": "same"}, ["f32[9, 2]"]),
+        ({"window": (2, 3), "stride": 1, "padding": 1}, ["f32[4, 5, 1]"]),
+    ],
+    "avg_pool": [
+        ({}, ["f32[8, 7, 3]"]),
+        ({"window": 3, "stride": 2, "padding": "same"}, ["f32[3, 4, 5, 2]"]),
+    ],
+    "global_avg_pool": [({}, ["f32[4, 5, 3]"]), ({}, ["f32[6, 2]"])],
+    "global_max_pool": [({}, ["f32[4, 5, 3]"])],
+    "upsample": [
+        ({}, ["f32[3, 4, 2]"]),
+        ({"factor": (2, 3), "method": "bilinear"}, ["f32[3, 4, 2]"]),
+        ({"factor": 3}, ["f32[4, 1]"]),
+    ],
+    # normalization
+    "batch_norm": [({}, ["f32[4, 4, 6]"]), ({"momentum": 0.9}, ["f32[5]"])],
+    "layer_norm": [({}, ["f32[3, 8]"])],
+    "group_norm": [({"groups": 4}, ["f32[4, 4, 8]"]), ({"groups": 2}, ["f32[6]"])],
+    "rms_norm": [({}, ["f32[3, 8]"])],
+    # merge
+    "add": [({}, ["f32[4, 3]", "f32[3]"]), ({}, ["f32[1, 3]", "f32[4, 1]", "f32[4, 3]"])],
+    "sub": [({}, ["f32[2, 3]", "f32[2, 3]"]), ({}, ["i32[3]", "i32[2, 1]"])],
+    "mul": [({}, ["f32[5, 1, 2]", "f32[3, 1]"])],
+    "concat": [
+        ({}, ["f32[4, 3]", "f32[4, 2]"]),
+        ({"axis": 0}, ["f32[1, 3]", "f32[2, 3]", "f32[3, 3]"]),
+    ],
+    # recurrent
+    "lstm": [
+        ({"units": 6}, ["f32[5, 3]"]),
+        ({"units": 4, "return_sequences": False, "return_state": True}, ["f32[3, 2]"]),
+    ],
+    "gru": [
+        ({"units": 5, "return_state": True}, ["f32[4, 3]"]),
+        ({"units": 2, "return_sequences": False}, ["f32[3, 3]"]),
+    ],
+    "rnn": [({"units": 3, "return_state": True, "return_sequences": False}, ["f32[4, 2]"])],
+    # attention
+    "attention": [
+        ({"heads": 2}, ["f32[5, 8]"]),
+        ({"heads": 3, "key_size": 4, "causal": True}, ["f32[5, 7]", "f32[6, 5]"]),
+        ({"heads": 2, "dropout": 0.1}, ["f32[4, 6]", "f32[3, 5]", "f32[3, 5]"]),
+    ],
+    "positional_embedding": [({"max_len": 9}, ["f32[5, 4]"]), ({"max_len": 3}, ["bf16[3, 2]"])],
+}
+
+ALL_CASES = [
+    pytest.param(name, kw, ins, id=f"{name}-{i}")
+    for name in sorted(REGISTRY)
+    for i, (kw, ins) in enumerate(CASES.get(name, [({}, [])]))
+]
+
+
+def test_every_kind_has_conformance_cases() -> None:
+    missing = sorted(set(REGISTRY) - set(CASES))
+    assert not missing, f"add conformance cases for: {missing}"
+    assert not set(CASES) - set(REGISTRY), "cases for undeclared kinds"
+
+
+# ------------------------------------------------------------------ helpers
+def sample(t: TensorType, batch: int, rng: np.random.Generator) -> jax.Array:
+    # Host-side values (numpy, ml_dtypes for bf16): no XLA program per shape.
+    shape = (batch, *t.shape)
+    values = rng.standard_normal(shape) if t.is_float else rng.integers(0, 3, shape)
+    return jnp.asarray(values.astype(jnp.dtype(DTYPES[t.dtype])))
+
+
+def struct(t: TensorType, batch: int) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct((batch, *t.shape), jnp.dtype(DTYPES[t.dtype]))
+
+
+def as_tuple(y: Any) -> tuple[Any, ...]:
+    return y if isinstance(y, tuple) else (y,)
+
+
+def eval_shape(fn: Any, *xs: Any) -> tuple[Any, ...]:
+    """Output structs of ``fn(*xs)``; a module goes through split/merge so that its
+    state (rng counters, batch stats) is traced rather than mutated from outside."""
+    if isinstance(fn, nnx.Module):
+        graphdef, state = nnx.split(fn)
+        out = jax.eval_shape(lambda s, *a: nnx.merge(graphdef, s)(*a), state, *xs)
+    else:
+        out = jax.eval_shape(fn, *xs)
+    return as_tuple(out)
+
+
+def build(kind: LayerKind, args: Args, ins: list[TensorType]) -> Any:
+    """``kind.build`` traced abstractly, then given cheap host-made values.
+
+    Eager Flax initialisers compile a few XLA programs per new shape (seconds on a small
+    CPU); the tests only need the module's structure and some finite values. The real
+    initialisers run in the behaviour tests below.
+    """
+    plain: list[Any] = []
+
+    def make() -> Any:
+        fn = kind.build(args, ins, nnx.Rngs(0))
+        if isinstance(fn, nnx.Module):
+            return fn
+        plain.append(fn)  # a stateless function: nothing to initialise
+        return None
+
+    abstract = nnx.eval_shape(make)
+    if plain:
+        return plain[0]
+    graphdef, state = nnx.split(abstract)
+    rng = np.random.default_rng(0)
+
+    def fill(x: Any) -> Any:
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.key(0)
+        if jnp.issubdtype(x.dtype, jnp.integer):
+            return jnp.asarray(np.zeros(x.shape, x.dtype))
+        return jnp.asarray((0.3 * rng.standard_normal(x.shape)).astype(x.dtype))
+
+    return nnx.merge(graphdef, jax.tree.map(fill, state))
+
+
+def param_count(fn: Any) -> int:
+    if not isinstance(fn, nnx.Module):
+        return 0
+    return sum(x.size for x in jax.tree.leaves(nnx.state(fn, nnx.Param)))
+
+
+@nnx.jit
+def _call_module(m: nnx.Module, *xs: Any) -> Any:
+    return m(*xs)
+
+
+def run_jit(fn: Any, *xs: Any) -> tuple[Any, ...]:
+    if isinstance(fn, nnx.Module):
+        return as_tuple(_call_module(fn, *xs))
+    return as_tuple(nnx.jit(fn)(*xs))
+
+
+def expect(outs: list[TensorType], batch: int) -> list[tuple[tuple[int, ...], Any]]:
+    return [((batch, *o.shape), jnp.dtype(DTYPES[o.dtype])) for o in outs]
+
+
+# --------------------------------------------------------------------- tests
+@pytest.mark.parametrize(("name", "kw", "specs"), ALL_CASES)
+def test_kind_matches_flax(name: str, kw: dict[str, Any], specs: list[str]) -> None:
+    kind = REGISTRY[name]
+    assert name in CASES, f"`{name}` has no conformance cases; add it to CASES"
+    args, ins = bind(kind, kw), [T(s) for s in specs]
+    lo, hi = kind.n_inputs
+    assert lo <= len(ins) and (hi is None or len(ins) <= hi)
+
+    outs = kind.shape(args, ins)
+    assert len(outs) == kind.outputs_for(args)
+    assert kind.output_names == () or len(kind.output_names) >= len(outs)
+    fn = build(kind, args, ins)
+    assert kind.params(args, ins) == param_count(fn)
+    flops = kind.flops(args, ins, outs)
+    assert isinstance(flops, int) and flops >= 0
+
+    for batch in (2, 3):
+        got = eval_shape(fn, *(struct(t, batch) for t in ins))
+        assert [(o.shape, o.dtype) for o in got] == expect(outs, batch)
+
+    rng = np.random.default_rng(0)
+    ys = run_jit(fn, *(sample(t, 2, rng) for t in ins))
+    assert [(y.shape, y.dtype) for y in ys] == expect(outs, 2)
+    for y, o in zip(ys, outs, strict=True):
+        if o.is_float and name != "embedding":
+            assert np.isfinite(np.asarray(y).astype(np.float32)).all(), f"{name}: non-finite"
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_kind_is_documented(name: str) -> None:
+    kind = REGISTRY[name]
+    assert kind.doc.strip() and kind.family
+    assert all(a.doc.strip() for a in kind.attrs), "every attribute needs a doc"
+    assert kind.example.startswith("model ") and name in kind.example
+    assert kind.example.count("{") == kind.example.count("}")
+
+
+# -------------------------------------------------------- symbolic axes
+def evaluate_dim(d: Dim, env: dict[str, int]) -> int:
+    """Value of a Dim expression (ints, names, + - * //, parentheses), no eval()."""
+    ops = {
+        ast.Add: operator.add,
+        ast.Sub: operator.sub,
+        ast.Mult: operator.mul,
+        ast.FloorDiv: operator.floordiv,
+    }
+
+    def walk(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name):
+            return env[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](walk(node.left), walk(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        raise AssertionError(f"unexpected dim expression {d!r}")
+
+    return d if isinstance(d, int) else walk(ast.parse(d, mode="eval").body)
+
+
+SYMBOLIC: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("lstm", {"units": 4, "return_state": True}, ["f32[T, 3]"]),
+    ("lstm", {"units": 4, "return_sequences": False}, ["f32[T, 3]"]),
+    ("dense", {"units": 5}, ["f32[T, 3]"]),
+    ("conv1d", {"filters": 2, "kernel": 3}, ["f32[T, 4]"]),
+    ("conv1d", {"filters": 2, "kernel": 3, "stride": 2}, ["f32[T, 4]"]),
+    (
+        "conv1d",
+        {"filters": 2, "kernel": 3, "stride": 2, "dilation": 2, "padding": "valid"},
+        ["f32[T, 4]"],
+    ),
+    ("conv", {"filters": 2, "kernel": 2, "stride": 3, "padding": 1}, ["f32[T, 5, 1]"]),
+    ("conv_transpose", {"filters": 2, "kernel": 5, "stride": 2, "padding": "valid"}, ["f32[T, 1]"]),
+    ("max_pool", {"window": 3, "stride": 2}, ["f32[T, 2]"]),
+    ("upsample", {"factor": 3}, ["f32[T, 2]"]),
+    ("flatten", {}, ["f32[T, 4]"]),
+    ("reshape", {"shape": (-1, 4)}, ["f32[T, 2, 6]"]),
+    ("concat", {"axis": 0}, ["f32[T, 3]", "f32[2, 3]"]),
+    ("attention", {"heads": 2, "causal": True}, ["f32[T, 4]"]),
+    ("add", {}, ["f32[T, 3]", "f32[1, 3]"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "specs"), SYMBOLIC, ids=[f"{s[0]}-{i}" for i, s in enumerate(SYMBOLIC)]
+)
+def test_symbolic_axis(name: str, kw: dict[str, Any], specs: list[str]) -> None:
+    """The rule's output, with T substituted, equals eval_shape at that concrete T."""
+    kind = REGISTRY[name]
+    args, ins = bind(kind, kw), [T(s) for s in specs]
+    outs = kind.shape(args, ins)
+    for t in (7, 10):
+        env = {"T": t}
+        concrete = [x.with_shape(tuple(evaluate_dim(d, env) for d in x.shape)) for x in ins]
+        fn = build(kind, args, concrete)
+        got = eval_shape(fn, *(struct(x, 2) for x in concrete))
+        want = [(2, *(evaluate_dim(d, env) for d in o.shape)) for o in outs]
+        assert [o.shape for o in got] == want
+        assert kind.params(args, ins) == param_count(fn)
+    # The lowering also traces with jax.export's symbolic shapes (what export uses);
+    # the fixed sizes agree, the symbolic ones are checked by substitution above.
+    batch, sym_t = jax.export.symbolic_shape("B, T")
+    structs = [
+        jax.ShapeDtypeStruct(
+            (batch, *(sym_t if d == "T" else d for d in x.shape)), jnp.dtype(DTYPES[x.dtype])
+        )
+        for x in ins
+    ]
+    got = eval_shape(fn, *structs)
+    for o, want_type in zip(got, outs, strict=True):
+        assert len(o.shape) == 1 + want_type.rank
+        for d, w in zip(o.shape[1:], want_type.shape, strict=True):
+            assert isinstance(w, str) or d == w
+
+
+# ------------------------------------------------- lowering properties
+@pytest.mark.parametrize("name", ["lstm", "gru", "rnn"])
+def test_recurrent_lowers_to_scan(name: str) -> None:
+    kind = REGISTRY[name]
+    args, ins = bind(kind, {"units": 3}), [T("f32[50, 2]")]
+    graphdef, state = nnx.split(build(kind, args, ins))
+    jaxpr = jax.make_jaxpr(lambda s, x: nnx.merge(graphdef, s)(x))(state, struct(ins[0], 2))
+    text = str(jaxpr)
+    assert "scan[" in text and text.count("dot_general") < 10  # not unrolled over 50 steps
+
+
+def test_lstm_state_outputs_are_last_step() -> None:
+    kind = REGISTRY["lstm"]
+    ins = [T("f32[6, 3]")]
+    fn = build(kind, bind(kind, {"units": 4, "return_state": True}), ins)
+    seq, h, c = _call_module(fn, sample(ins[0], 2, np.random.default_rng(1)))
+    np.testing.assert_allclose(seq[:, -1], h, rtol=1e-6)
+    assert not np.allclose(h, c)
+
+
+# Behaviour tests call through nnx.jit, as training does: train()/eval() flip static
+# attributes (a retrace), and rng counters and batch stats flow out of the jit.
+def test_dropout_follows_train_and_eval() -> None:
+    kind = REGISTRY["dropout"]
+    ins = [T("f32[1000]")]
+    m = kind.build(bind(kind, {"rate": 0.5}), ins, nnx.Rngs(0))
+    x = np.ones((2, 1000), np.float32)
+    y1, y2 = np.asarray(_call_module(m, x)), np.asarray(_call_module(m, x))  # nnx default: training
+    assert 0.3 < np.mean(y1 == 0) < 0.7 and not np.array_equal(y1, y2)
+    np.testing.assert_array_equal(y1[y1 != 0], 2.0)
+    m.eval()
+    np.testing.assert_array_equal(_call_module(m, x), x)
+    m.train()
+    assert np.any(np.asarray(_call_module(m, x)) == 0)
+    # nnx.view gives an eval-mode view without touching the original
+    np.testing.assert_array_equal(nnx.view(m, deterministic=True)(x), x)
+    assert m.deterministic is False
+
+
+def test_batch_norm_follows_train_and_eval() -> None:
+    kind = REGISTRY["batch_norm"]
+    ins = [T("f32[3]")]
+    m = kind.build(bind(kind, {"momentum": 0.5}), ins, nnx.Rngs(0))
+    x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    y = _call_module(m, x)  # training: batch statistics, running averages updated
+    np.testing.assert_allclose(np.mean(y, axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(m.mean[...], 0.5 * np.mean(x, axis=0), rtol=1e-6)
+    m.eval()
+    before = np.asarray(m.mean[...])
+    _call_module(m, x)
+    np.testing.assert_array_equal(m.mean[...], before)
+    assert param_count(m) == kind.params(bind(kind, {}), ins)  # BatchStat is not a Param
+
+
+def test_attention_dropout_follows_eval() -> None:
+    kind = REGISTRY["attention"]
+    ins = [T("f32[6, 4]")]
+    m = build(kind, bind(kind, {"heads": 2, "dropout": 0.5}), ins)
+    x = np.random.default_rng(0).standard_normal((2, 6, 4)).astype(np.float32)
+    assert not np.allclose(_call_module(m, x), _call_module(m, x))  # fresh dropout masks
+    m.eval()
+    np.testing.assert_array_equal(_call_module(m, x), _call_module(m, x))
+
+
+def test_causal_attention_ignores_the_future() -> None:
+    kind = REGISTRY["attention"]
+    ins = [T("f32[5, 4]")]
+    m = build(kind, bind(kind, {"heads": 2, "causal": True}), ins)
+    x = np.random.default_rng(0).standard_normal((1, 5, 4)).astype(np.float32)
+    changed = x.copy()
+    changed[:, 3:] = 0.0
+    y1, y2 = _call_module(m, x), _call_module(m, changed)
+    np.testing.assert_allclose(y1[:, :3], y2[:, :3], rtol=1e-5)
+    assert not np.allclose(y1[:, 3:], y2[:, 3:])
+
+
+def test_merge_broadcasts_per_sample_shapes() -> None:
+    kind = REGISTRY["add"]
+    ins = [T("f32[4, 3]"), T("f32[3]")]
+    fn = kind.build(bind(kind, {}), ins, nnx.Rngs(0))
+    a = jnp.arange(24.0).reshape(2, 4, 3)
+    b = jnp.asarray([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
+    np.testing.assert_array_equal(fn(a, b), a + b[:, None, :])
