@@ -39,6 +39,18 @@ from nnlang.train.metrics import BoundMetric, bind_metric
 from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
 
 EVAL_BATCH = 1024
+#: Layer families whose XLA CPU kernels lose an order of magnitude inside a rolled loop
+#: (measured: a small CNN step takes 3 ms jitted alone, 50-110 ms inside lax.scan or
+#: while_loop). Graphs with them run one jitted step per batch on CPU instead of a
+#: whole fused epoch; bench/README.md has the numbers.
+SLOW_IN_CPU_LOOPS = frozenset({"convolution", "pooling"})
+
+
+def fused_epochs(graph: Graph) -> bool:
+    """Whether to run whole epochs as one compiled loop (see SLOW_IN_CPU_LOOPS)."""
+    if jax.default_backend() != "cpu":
+        return True
+    return not any(n.kind is not None and n.kind.family in SLOW_IN_CPU_LOOPS for n in graph.order())
 
 
 def arg_error(e: ArgError, span: Span | None, what: str = "") -> NNError:
@@ -138,7 +150,9 @@ class Engine:
         self.model.train()
         key = jax.random.key(self.spec.seed)
         self.data_key, self.aug_key = jax.random.split(jax.random.fold_in(key, 1))
+        self.fused = fused_epochs(self.graph)
         self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
+        self.one_step = jax.jit(self._indexed_step, donate_argnums=(0,))
         self.eval_batch = jax.jit(self._eval_batch)
 
     # one step -------------------------------------------------------------------
@@ -159,12 +173,41 @@ class Engine:
         opt.update(model, grads)
         return nnx.state((model, opt)), loss
 
+    def _indexed_step(self, state: Any, arrays: dict[str, jax.Array], perm: jax.Array, epoch: jax.Array,
+                      i: jax.Array) -> tuple[Any, jax.Array]:
+        """Step ``i`` of an epoch whose data order is ``perm`` (the stepwise strategy)."""
+        b = self.spec.batch
+        idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
+        batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
+        key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
+        return self._step(state, batch, key)
+
+    def permutation(self, epoch: Any) -> jax.Array:
+        return jax.random.permutation(jax.random.fold_in(self.data_key, epoch), self.n_train)
+
+    def run(self, state: Any, arrays: dict[str, jax.Array], epoch: int, start: int, end: int) -> tuple[Any, int, float, float]:
+        """Steps [start, end) of ``epoch`` with the strategy chosen for this graph;
+        stops at the first non-finite loss. Returns (state, steps done, loss sum, last loss)."""
+        if self.fused:
+            state, done, total, last = self.run_chunk(state, arrays, np.int32(epoch), np.int32(start), np.int32(end))
+            return state, int(done), float(total), float(last)
+        perm = jax.jit(self.permutation)(np.int32(epoch))
+        losses = []
+        for i in range(start, end):
+            state, loss = self.one_step(state, arrays, perm, np.int32(epoch), np.int32(i))
+            losses.append(loss)
+            if len(losses) % 32 == 0 and not bool(jnp.isfinite(loss)):
+                break
+        values = np.asarray(jnp.stack(losses)) if losses else np.zeros(0, np.float32)
+        bad = np.flatnonzero(~np.isfinite(values))
+        n = int(bad[0]) + 1 if bad.size else len(values)
+        return state, n, float(values[:n].sum()), float(values[n - 1]) if n else 0.0
+
     def _run_chunk(self, state: Any, arrays: dict[str, jax.Array], epoch: jax.Array, start: jax.Array,
                    end: jax.Array) -> tuple[Any, jax.Array, jax.Array, jax.Array]:
         """Steps [start, end) of ``epoch``; stops early at a non-finite loss.
         Returns (state, steps done, loss sum, last loss)."""
-        b = self.spec.batch
-        perm = jax.random.permutation(jax.random.fold_in(self.data_key, epoch), self.n_train)
+        perm = self.permutation(epoch)
 
         def cond(c: tuple[Any, ...]) -> jax.Array:
             i, _, _, last = c
@@ -172,10 +215,7 @@ class Engine:
 
         def body(c: tuple[Any, ...]) -> tuple[Any, ...]:
             i, st, total, _ = c
-            idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
-            batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
-            key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
-            st, loss = self._step(st, batch, key)
+            st, loss = self._indexed_step(st, arrays, perm, epoch, i)
             return i + 1, st, total + loss, loss
 
         init = (start, state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))

@@ -298,8 +298,7 @@ def train(file: str | Path, *, model: str | None = None, sets: list[str] | None 
             while epoch < epochs:
                 start, end = pos, min(spe, pos + chunk_steps)
                 t0 = time.perf_counter()
-                state, done, loss_sum, last = engine.run_chunk(state, train_arrays, np.int32(epoch), np.int32(start), np.int32(end))
-                done, last = int(done), float(last)
+                state, done, loss_sum, last = engine.run(state, train_arrays, epoch, start, end)
                 t_train += time.perf_counter() - t0
                 if not np.isfinite(last):
                     bad_step = epoch * spe + start + done - 1
