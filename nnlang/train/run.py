@@ -301,7 +301,7 @@ def train(file: str | Path, *, model: str | None = None, sets: list[str] | None 
                 state, done, loss_sum, last = engine.run(state, train_arrays, epoch, start, end)
                 t_train += time.perf_counter() - t0
                 if not np.isfinite(last):
-                    bad_step = epoch * spe + start + done - 1
+                    bad_step = epoch * spe + start + done  # 1-based: checkpoints count completed steps
                     raise NNError(Diagnostic(
                         "E501", f"the loss `{spec.loss_text}` became {last} at step {bad_step} (epoch {epoch + 1})",
                         spec.spans.get("loss"),
@@ -394,7 +394,7 @@ def _init_from(spec: TrainSpec, s: Setup, state: Any, engine: Engine) -> Any:
     ck.close()
     model, opt = nnx.merge(engine.train_def, state)
     src_model, _ = nnx.merge(engine.train_def, restored)
-    nnx.update(model, nnx.state(src_model, nnx.Param, nnx.BatchStat))
+    nnx.update(model, *nnx.state(src_model, nnx.Param, nnx.BatchStat))
     opt2 = nnx.Optimizer(model, opt.tx, wrt=nnx.Param)
     return nnx.state((model, opt2))
 
