@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from _util import EXAMPLES
 
 import nnlang
 from nnlang.cli import main
 from nnlang.lower.network import count_params
-
-from _util import EXAMPLES
 
 
 def test_examples_exist() -> None:

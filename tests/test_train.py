@@ -20,7 +20,6 @@ from _util import ROOT, write
 
 import nnlang
 from nnlang.cli import main
-from nnlang.diagnostics import NNError
 from nnlang.train.run import train
 
 MLP = ROOT / "examples" / "digits_mlp.nn"

@@ -33,7 +33,6 @@ from nnlang.graph.graph import Graph
 from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
 from nnlang.train import data as data_lib
-from nnlang.train import losses as losses_lib
 from nnlang.train import optim
 from nnlang.train.metrics import BoundMetric, bind_metric
 from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
