@@ -81,8 +81,8 @@ def check(
         return res
     res = Checked(program)
     names = [model] if model else [m.name for m in program.models]
-    if not names:
-        names = [None]  # type: ignore[list-item]
+    if not names and not any(d.is_block for d in program.decls.values()):
+        names = [None]  # type: ignore[list-item]  # reported as "defines no model"
     for name in names:
         rep = Reporter()
         try:

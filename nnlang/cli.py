@@ -129,7 +129,7 @@ def cmd_summary(a: argparse.Namespace) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    t = Table(title=f"{g.name}" + (f"({', '.join(f'{k}={v}' for k, v in g.args.items())})" if g.args else ""),
+    t = Table(title=f"{g.name}" + (f"({', '.join(f'{k}={_fmt_default(v)}' for k, v in g.args.items())})" if g.args else ""),
               caption="shapes are per sample; the batch axis is implicit")
     for col, just in (("node", "left"), ("kind", "left"), ("output", "left"), ("params", "right"),
                       ("FLOPs", "right"), ("line", "right")):
@@ -182,7 +182,9 @@ def cmd_layers(a: argparse.Namespace) -> int:
     t.add_column("description")
     for k in kinds:
         args = ", ".join(x.name if x.required else f"{x.name}={_fmt_default(x.default)}" for x in k.attrs)
-        t.add_row(k.name, k.family, args, k.doc.split(". ")[0] if not a.name else k.doc)
+        from rich.markup import escape
+
+        t.add_row(escape(k.name), k.family, escape(args), escape(k.doc.split(". ")[0] if not a.name else k.doc))
     _console().print(t)
     if a.name and kinds[0].example:
         print("\nexample:\n" + kinds[0].example)

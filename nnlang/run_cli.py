@@ -81,8 +81,11 @@ def write_output(path: str, outputs: dict[str, np.ndarray], force: bool = True) 
 
     from nnlang.train.fsio import atomic_write_bytes
 
+    if len(outputs) > 1 and not path.endswith(".npz"):
+        raise NNError(Diagnostic("E504", f"the model has {len(outputs)} outputs ({', '.join(outputs)}); "
+                                 "write them to an .npz file: -o out.npz"))
     buf = io.BytesIO()
-    if path.endswith(".npz") or len(outputs) > 1:
+    if path.endswith(".npz"):
         np.savez(buf, **outputs)
     else:
         np.save(buf, next(iter(outputs.values())))

@@ -85,6 +85,9 @@ class Checkpoints:
             self.directory,
             options=ocp.CheckpointManagerOptions(
                 create=create, enable_async_checkpointing=False, preservation_policy=policy,
+                # best_fn makes Orbax store each checkpoint's metrics, so best_step() and the
+                # BestN policy still know them after the manager is reopened (--resume, eval)
+                best_fn=lambda m: sign * float(m["score"]), best_mode="max",
             ),
             item_handlers={"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()},
         )
@@ -139,6 +142,20 @@ class Checkpoints:
                 help=f"earlier checkpoints: {', '.join(map(str, others))}" if others else None,
             )) from None
         return from_arrays(state, restored["state"]), dict(restored["progress"])
+
+    def restore_model(self, step: int, model_state: Any, *, what: str = "the model") -> Any:
+        """Only the model part of a checkpoint (for fine-tuning: the optimizer may differ)."""
+        raw = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(None)))["state"]
+        saved = raw.get("0", raw.get(0)) if isinstance(raw, dict) else None
+        current = to_arrays(model_state)
+        changes = diff(saved, current) if saved is not None else ["the checkpoint holds no model state"]
+        if changes:
+            raise NNError(Diagnostic(
+                "E502", f"checkpoint {step} in `{self.directory}` does not match {what}",
+                help="fine-tune from a run of the same model (optimizer and settings may differ)",
+                notes=changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else []),
+            ))
+        return from_arrays(model_state, saved)
 
     def close(self) -> None:
         self.manager.close()

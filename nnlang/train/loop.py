@@ -157,10 +157,10 @@ class Engine:
     # one step -------------------------------------------------------------------
     def _step(self, state: Any, batch: dict[str, jax.Array], key: jax.Array) -> tuple[Any, jax.Array]:
         model, opt = nnx.merge(self.train_def, state)
-        if self.augment is not None:
-            for name in self.input_names:
-                if batch[name].ndim == 4:
-                    batch = {**batch, name: self.augment(key, batch[name])}
+        if self.augment is not None:  # every floating input, each with its own key
+            for i, name in enumerate(self.input_names):
+                if jnp.issubdtype(batch[name].dtype, jnp.floating):
+                    batch = {**batch, name: self.augment(jax.random.fold_in(key, i), batch[name])}
         b = self.spec.batch
 
         def loss_fn(m: Network) -> jax.Array:
@@ -231,8 +231,19 @@ class Engine:
         stats: dict[str, Any] = {"loss_sum": jnp.sum(per * mask), "count": jnp.sum(mask)}
         for m in self.metrics:
             pred, target = m._tensors  # type: ignore[attr-defined]
-            stats[m.label] = m.stats(env[pred], env[target], mask)
+            stats[label(m)] = m.stats(env[pred], env[target], mask)
         return stats
+
+    def check_traces(self, shapes: dict[str, Any], spec: TrainSpec) -> None:
+        """Trace one training step abstractly (nothing runs): a loss or augmentation
+        that does not fit the model's outputs is reported now, at its setting, before
+        the run directory is made."""
+        batch = {k: jax.ShapeDtypeStruct((spec.batch, *v.shape[1:]), v.dtype) for k, v in shapes.items()}
+        try:
+            jax.eval_shape(self._step, self.state, batch, jax.random.key(0))
+        except ArgError as e:
+            setting = "augment" if e.code == "E403" and spec.augment and "augment" in e.message else "loss"
+            raise arg_error(e, spec.spans.get(setting)) from None
 
     def evaluate(self, state: Any, arrays: dict[str, np.ndarray]) -> dict[str, float]:
         n = len(next(iter(arrays.values())))
@@ -250,7 +261,7 @@ class Engine:
         assert totals is not None
         out = {"loss": float(totals["loss_sum"] / totals["count"])}
         for m in self.metrics:
-            out[m.label] = float(m.finalize(totals[m.label]))
+            out[label(m)] = float(m.finalize(totals[label(m)]))
         return out
 
     def predict(self, state: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -266,12 +277,23 @@ class Engine:
 
 
 def bind_metrics(spec: TrainSpec) -> list[BoundMetric]:
+    """Bound metrics with the tensors they compare. Two metrics that would share a
+    column name (`accuracy` of two outputs) are named after their prediction too."""
     out = []
+    labels: dict[str, int] = {}
     for c in spec.metrics:
         m = bind_metric(c.name, (), c.args)
         object.__setattr__(m, "_tensors", c.tensors)
         out.append(m)
+        labels[m.label] = labels.get(m.label, 0) + 1
+    for m in out:
+        if labels[m.label] > 1:
+            object.__setattr__(m, "_label", f"{m.label}_{m._tensors[0]}")  # type: ignore[attr-defined]
     return out
+
+
+def label(m: BoundMetric) -> str:
+    return getattr(m, "_label", m.label)
 
 
 def make_engine(graph: Graph, spec: TrainSpec, model: Network, n_train: int, sample_shapes: dict[str, tuple[int, ...]]) -> Engine:
@@ -299,18 +321,13 @@ def make_engine(graph: Graph, spec: TrainSpec, model: Network, n_train: int, sam
                   tuple(p.name for p in graph.inputs), aug)
 
 
-def current_lr(state: Any) -> float | None:
-    """The learning rate in the optimizer state (optax.inject_hyperparams)."""
-    found: list[float] = []
-
-    def visit(x: Any) -> None:
-        if isinstance(x, optax.InjectHyperparamsState):
-            lr = x.hyperparams.get("learning_rate")
-            if lr is not None:
-                found.append(float(getattr(lr, "value", lr)))
-
-    jax.tree.map(visit, state, is_leaf=lambda x: isinstance(x, optax.InjectHyperparamsState))
-    return found[0] if found else None
+def current_lr(engine: Engine, state: Any) -> float | None:
+    """The learning rate the last update used (optax.inject_hyperparams state)."""
+    _, opt = nnx.merge(engine.train_def, state)
+    try:
+        return float(optim.current_lr(opt.opt_state))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 # ------------------------------------------------------------------ interruption

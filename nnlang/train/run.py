@@ -32,7 +32,7 @@ from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
 from nnlang.train.checkpoint import Checkpoints
 from nnlang.train.fsio import atomic_write_bytes, atomic_write_text
-from nnlang.train.loop import Data, Engine, StopFlag, current_lr, make_engine
+from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label, make_engine
 from nnlang.train.loop import load as load_data
 from nnlang.train.spec import TrainSpec, apply_overrides, build_spec
 
@@ -247,7 +247,24 @@ def _score(record: dict[str, Any], monitor: str) -> float | None:
     return float(v) if v is not None else None
 
 
-def train(file: str | Path, *, model: str | None = None, sets: list[str] | None = None, out: str | Path | None = None,
+def train(file: str | Path, **kwargs: Any) -> RunResult:
+    """Train a model from a .nn file, like `nnlang train` (options: model, sets, out,
+    resume, progress, cache, chunk_steps, max_epochs). Every NNError carries the
+    sources, so diagnostics show the offending line."""
+    program_sources = None
+    try:
+        return _train(file, **kwargs)
+    except NNError as e:
+        if getattr(e, "sources", None) is None:
+            try:
+                program_sources = load(file).sources
+            except NNError:
+                program_sources = None
+            e.sources = program_sources  # type: ignore[attr-defined]
+        raise
+
+
+def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None = None, out: str | Path | None = None,
           resume: bool = False, progress: bool = True, cache: bool = True, chunk_steps: int = CHUNK_STEPS,
           max_epochs: int | None = None) -> RunResult:
     """Train a model from a .nn file, like `nnlang train`. ``max_epochs`` stops after
@@ -272,12 +289,16 @@ def train(file: str | Path, *, model: str | None = None, sets: list[str] | None 
     engine = make_engine(graph, spec, net, data.size("train"), shapes)
     has_val = "val" in data.splits
     monitor = spec.monitor or ("val_loss" if has_val else "loss")
-    known = {"loss", *(m.label for m in engine.metrics)}
+    reported = {"loss"} | ({f"val_{k}" for k in ("loss", *(label(m) for m in engine.metrics))} if has_val else set())
+    if monitor not in reported:
+        hint = did_you_mean(monitor, reported) or f"values reported per epoch: {', '.join(sorted(reported))}"
+        if not has_val and monitor != "loss":
+            hint += "; metrics are measured on a validation split: add `val = 0.1` to the data source"
+        raise NNError(Diagnostic("E403", f"`monitor = {monitor}` names no value reported per epoch", spec.spans.get("monitor"),
+                                 help=hint))
     bare = monitor.removeprefix("val_")
-    if bare not in known:
-        raise NNError(Diagnostic("E403", f"`monitor = {monitor}` names no reported value", spec.spans.get("monitor"),
-                                 help=f"choose from: {', '.join(sorted(('val_' if has_val else '') + k for k in known))}"))
-    greater = bare != "loss" and next(m.greater_is_better for m in engine.metrics if m.label == bare)
+    greater = bare != "loss" and next(m.greater_is_better for m in engine.metrics if label(m) == bare)
+    engine.check_traces(train_arrays_shapes(data), spec)
     run.mkdir(parents=True, exist_ok=True)
     ckpts = Checkpoints(run / "checkpoints", keep=spec.keep, greater_is_better=greater)
     state = engine.state
@@ -313,7 +334,8 @@ def train(file: str | Path, *, model: str | None = None, sets: list[str] | None 
                         "E501", f"the loss `{spec.loss_text}` became {last} at step {bad_step} (epoch {epoch + 1})",
                         spec.spans.get("loss"),
                         help="lower the learning rate, add `clip = 1.0`, or normalise the data (`normalize = standardize`)",
-                        notes=[f"training stopped there; the last good checkpoint in `{run / 'checkpoints'}` was left untouched"],
+                        notes=[f"training stopped there; the last good checkpoint in `{run / 'checkpoints'}` was left untouched"
+                               if ckpts.latest() is not None else "training stopped there, before its first checkpoint"],
                     ))
                 progress_rec["loss_sum"] += float(loss_sum)
                 progress_rec["loss_steps"] += done
@@ -322,7 +344,7 @@ def train(file: str | Path, *, model: str | None = None, sets: list[str] | None 
                 if pos >= spe:
                     record = {"epoch": epoch + 1, "step": (epoch + 1) * spe,
                               "loss": progress_rec["loss_sum"] / max(progress_rec["loss_steps"], 1)}
-                    lr = current_lr(state)
+                    lr = current_lr(engine, state)
                     if lr is not None:
                         record["lr"] = lr
                     if has_val:
@@ -378,6 +400,10 @@ def train(file: str | Path, *, model: str | None = None, sets: list[str] | None 
                      {"signal": getattr(flag, "signal", None), "monitor": monitor})
 
 
+def train_arrays_shapes(data: Data) -> dict[str, Any]:
+    return {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in data.splits["train"].items()}
+
+
 def _merge_model(engine: Engine, state: Any) -> Network:
     from flax import nnx
 
@@ -386,24 +412,26 @@ def _merge_model(engine: Engine, state: Any) -> Network:
 
 
 def _init_from(spec: TrainSpec, s: Setup, state: Any, engine: Engine) -> Any:
-    """Fine-tuning: take the parameters (and batch statistics) of another run's best
-    checkpoint; the optimizer starts fresh."""
+    """Fine-tuning: take the parameters and batch statistics of another run's best
+    checkpoint; the optimizer (which may differ) starts fresh."""
     from flax import nnx
 
-    src = (s.program.root / spec.init_from).resolve() if not Path(spec.init_from).is_absolute() else Path(spec.init_from)
+    given = Path(spec.init_from or "")
+    # like --out, a relative path is relative to the working directory; failing that,
+    # to the .nn file's folder
+    src = given if given.is_absolute() or (given / "checkpoints").is_dir() else s.program.root / given
     if not (src / "checkpoints").is_dir():
         raise NNError(Diagnostic("E503", f"`init_from`: no checkpoints in `{spec.init_from}`", spec.spans.get("init_from")))
     ck = Checkpoints(src / "checkpoints", create=False)
     step = ck.best() or ck.latest()
     if step is None:
         raise NNError(Diagnostic("E503", f"`init_from`: no checkpoints in `{spec.init_from}`", spec.spans.get("init_from")))
-    restored, _ = ck.restore(step, state, what=f"model `{s.graph.name}` (init_from)")
-    ck.close()
     model, opt = nnx.merge(engine.train_def, state)
-    src_model, _ = nnx.merge(engine.train_def, restored)
-    nnx.update(model, *nnx.state(src_model, nnx.Param, nnx.BatchStat))
-    opt2 = nnx.Optimizer(model, opt.tx, wrt=nnx.Param)
-    return nnx.state((model, opt2))
+    restored = ck.restore_model(step, nnx.state(model), what=f"model `{s.graph.name}` (init_from)")
+    ck.close()
+    nnx.update(model, restored)
+    fresh = nnx.Optimizer(model, opt.tx, wrt=nnx.Param)
+    return nnx.state((model, fresh))
 
 
 def _plot(history: list[dict[str, Any]], path: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nnlang.diagnostics import ArgError, Diagnostic, NNError, Reporter, Span, did_you_mean
+from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, Span, did_you_mean
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
@@ -265,9 +265,14 @@ def build_spec(
     names: set[str] = {"label"}
     if graph is not None:
         names |= {p.name for p in graph.outputs} | {p.name for p in graph.inputs}
+    elif (model := program.decls.get(decl.model)) is not None:
+        # the model has errors of its own: take the names it declares, so the loss is not
+        # reported as naming unknown outputs on top of them
+        names |= _declared_ports(model.body)
     sb = _SpecBuilder(rep, names, ev)
     settings: dict[str, A.Expr] = {}
     spans: dict[str, Span] = {}
+    key_spans: dict[str, Span] = {}
     n_errors = len(rep.errors)
     for s in decl.settings:
         if isinstance(s, A.StepDecl):
@@ -279,10 +284,12 @@ def build_spec(
                    help=did_you_mean(s.key, SETTINGS) or f"settings: {', '.join(SETTINGS)}")
             continue
         if s.key in settings:
-            sb.err("E102", f"train setting `{s.key}` is given twice", s.key_span)
+            sb.err("E102", f"train setting `{s.key}` is given twice", s.key_span, label="given again here",
+                   secondary=[Label(key_spans[s.key], "first given here")])
             continue
         settings[s.key] = s.value
         spans[s.key] = s.value.span
+        key_spans[s.key] = s.key_span
     for k, v in (overrides or {}).items():
         settings[k] = v
         spans[k] = v.span
@@ -336,21 +343,36 @@ def build_spec(
 
 
 def _scalar(sb: _SpecBuilder, s: Setting, v: Any, span: Span) -> Any:
+    from nnlang.graph.build import _fmt
+
     if s.kind == "int" and (not isinstance(v, int) or isinstance(v, bool)):
-        sb.err("E403", f"`{s.name}` must be an integer, not {v!r}", span, help=s.doc)
+        sb.err("E403", f"`{s.name}` must be an integer, not {_fmt(v)}", span, help=s.doc)
         return _BAD
     if s.kind == "float":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            sb.err("E403", f"`{s.name}` must be a number, not {v!r}", span, help=s.doc)
+            sb.err("E403", f"`{s.name}` must be a number, not {_fmt(v)}", span, help=s.doc)
             return _BAD
         v = float(v)
     if s.kind == "str" and not isinstance(v, str):
-        sb.err("E403", f"`{s.name}` must be a name or a string, not {v!r}", span, help=s.doc)
+        sb.err("E403", f"`{s.name}` must be a name or a string, not {_fmt(v)}", span, help=s.doc)
         return _BAD
     if s.min is not None and isinstance(v, (int, float)) and v < s.min:
         sb.err("E202", f"`{s.name}` must be at least {s.min:g}, not {v}", span, help=s.doc)
         return _BAD
     return v
+
+
+def _declared_ports(body: tuple[A.Stmt, ...]) -> set[str]:
+    """Input and output names a model body declares (inside `if` branches too)."""
+    out: set[str] = set()
+    for st in body:
+        if isinstance(st, A.InputDecl):
+            out.add(st.name)
+        elif isinstance(st, A.OutputDecl):
+            out.update(t.name for t in st.targets)
+        elif isinstance(st, A.IfStmt):
+            out |= _declared_ports(st.body) | _declared_ports(st.orelse)
+    return out
 
 
 def _text(program: Program, span: Span | None) -> str:
@@ -368,20 +390,31 @@ def check_trains(program: Program, graphs: dict[str, Graph]) -> list[Diagnostic]
     for t in program.trains:
         decl = program.decls.get(t.model)
         if decl is None or decl.is_block:
-            rep.add(Diagnostic("E108", f"`train {t.model}`: no model named `{t.model}`", t.model_span,
-                               help=did_you_mean(t.model, [m.name for m in program.models]) or None))
+            models = [m.name for m in program.models]
+            what = f"`{t.model}` is a block, not a model" if decl is not None else f"no model named `{t.model}`"
+            rep.add(Diagnostic("E108", f"`train {t.model}`: {what}", t.model_span,
+                               help=did_you_mean(t.model, models) or f"models in this file: {', '.join(models) or 'none'}"))
             continue
+        if len(t.args) > len(decl.params):
+            n = len(decl.params)
+            rep.add(Diagnostic("E107", f"model `{t.model}` takes {n} parameter{'s' if n != 1 else ''} but {len(t.args)} "
+                               f"{'was' if len(t.args) == 1 else 'were'} given",
+                               t.args[n].span, secondary=[Label(decl.name_span, "declared here")]))
         build_spec(program, t, graphs.get(t.model), rep)
     return rep.diagnostics
 
 
-def parse_override(key: str, value: str) -> A.Expr:
-    """`--set key=value`: the value is nnlang syntax (`0.01`, `adam(lr = 0.01)`, `[accuracy]`)."""
+def parse_override(key: str, value: str, sources: Any = None) -> A.Expr:
+    """`--set key=value`: the value is nnlang syntax (`0.01`, `adam(lr = 0.01)`, `[accuracy]`).
+    With ``sources``, diagnostics about the value show it with a caret."""
     from nnlang.syntax.parser import parse
 
     text = f"train _ {{ {key} = {value} }}"
+    name = f"--set {key}"
+    if sources is not None:
+        sources.add(name, text)
     try:
-        module = parse(text, f"--set {key}")
+        module = parse(text, name)
     except NNError as e:
         raise NNError(Diagnostic("E406", f"cannot read `--set {key}={value}`: {e.diagnostics[0].message}", None,
                                  help="values use .nn syntax: 0.01, \"text\", adam(lr = 0.01), [accuracy]")) from None
@@ -417,7 +450,7 @@ def apply_overrides(program: Program, decl: A.TrainDecl, sets: list[str]) -> tup
         if "=" not in item:
             raise NNError(Diagnostic("E406", f"`--set {item}` needs the form key=value", None))
         key, value = (x.strip() for x in item.split("=", 1))
-        expr = parse_override(key.split(".")[-1], value)
+        expr = parse_override(key.split(".")[-1], value, program.sources)
         if "." in key:
             head, arg = key.split(".", 1)
             base = settings.get(head) or current.get(head)
