@@ -436,6 +436,17 @@ def literal(e: A.Expr) -> Any:
     raise NNError(Diagnostic("E406", "a model parameter given with --set must be a literal value", None))
 
 
+def _keywords_only(call: A.Call, catalog: Catalog) -> A.Call:
+    """`adam(1e-3)` as `adam(lr = 1e-3)`, so `--set optimizer.lr=...` can replace it."""
+    entry = catalog.get(call.func)
+    if entry is None or not call.args:
+        return call
+    positional = [p.name for p in entry.params if not p.kw_only]
+    named = tuple(A.Kwarg(n, a.span, a) for n, a in zip(positional, call.args, strict=False))
+    rest = call.args[len(positional):]  # too many: left for bind() to report
+    return replace(call, args=rest, kwargs=named + call.kwargs)
+
+
 def apply_overrides(program: Program, decl: A.TrainDecl, sets: list[str]) -> tuple[dict[str, Any], dict[str, A.Expr]]:
     """Split `--set` items into model arguments and train settings (with `optimizer.lr=...`
     editing one argument of a call)."""
@@ -460,6 +471,7 @@ def apply_overrides(program: Program, decl: A.TrainDecl, sets: list[str]) -> tup
             if base is None:
                 base = A.Name(str(SETTINGS[head].default), expr.span)
             call = base if isinstance(base, A.Call) else A.Call(base.id if isinstance(base, A.Name) else str(head), base.span, (), (), base.span)
+            call = _keywords_only(call, CATALOGS[head][0])
             kwargs = tuple(k for k in call.kwargs if k.name != arg) + (A.Kwarg(arg, expr.span, expr),)
             settings[head] = replace(call, kwargs=kwargs)
         elif key in params:
