@@ -4,7 +4,8 @@
     python bench/export_latency.py FILE --run DIR --repeats 200
 
 For batch sizes 1 and 256, the same (normalised) inputs go to: the live model under
-``nnx.jit`` (what `nnlang predict --run` runs), the StableHLO artifact under
+``nnx.jit`` (what `nnlang predict --run` runs) and under ``jax.jit`` with its weights as
+an argument (no per-call module traversal), the StableHLO artifact under
 ``jax.jit(exported.call)``, and the ONNX artifact in an onnxruntime CPU session. Each
 is warmed up, then timed N times from numpy input to numpy output; the table shows the
 median in milliseconds. A benchmark, not a test: numbers depend on the machine.
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         run = Path(a.run) if a.run else train(a.file, out=Path(tmp) / "run", sets=["epochs=1"], progress=False).run_dir
         setup, engine, state, _, _ = open_run(a.file, run)
         model, _ = nnx.merge(engine.eval_def, state)
-        live = nnx.jit(lambda m, x: m(**x))
+        live = nnx.jit(lambda m, x: m(**x))  # what `nnlang predict --run` runs
+        gdef, weights = nnx.split(model)
+        pure = jax.jit(lambda w, x: nnx.merge(gdef, w)(**x))  # the same without nnx's per-call graph walk
         artifacts = {"stablehlo": load_artifact(export(a.file, run, fmt="stablehlo", out=Path(tmp) / "m.stablehlo").path)}
         try:
             artifacts["onnxruntime"] = load_artifact(export(a.file, run, fmt="onnx", out=Path(tmp) / "m.onnx").path)
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for b in BATCHES:
             x = gate.random_inputs(setup.graph, b)
-            row = {"live jit": median_ms(lambda x=x: jax.tree.map(np.asarray, live(model, x)), a.repeats)}
+            row = {"nnx.jit": median_ms(lambda x=x: jax.tree.map(np.asarray, live(model, x)), a.repeats),
+                   "jax.jit": median_ms(lambda x=x: jax.tree.map(np.asarray, pure(weights, x)), a.repeats)}
             for name, art in artifacts.items():
                 arrays = art.prepare(x, normalize=False)
                 row[name] = median_ms(lambda art=art, arrays=arrays: art.call(arrays), a.repeats)

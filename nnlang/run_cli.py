@@ -144,7 +144,7 @@ def register(verb: Any) -> None:
     p = verb("predict", "run a trained model (or an exported StableHLO artifact) on inputs from a file", cmd_predict)
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument("--run", metavar="DIR")
-    p.add_argument("--artifact", metavar="PATH", help="an exported .stablehlo file; no .nn source needed")
+    p.add_argument("--artifact", metavar="PATH", help="an exported artifact (.stablehlo or .onnx, with its .json beside it); no .nn source needed")
     p.add_argument("--input", required=True, help=".npy (one input), .npz (one array per input) or .csv")
     p.add_argument("-o", "--output", required=True, help=".npy (one output) or .npz")
     p.add_argument("--model")

@@ -1,0 +1,185 @@
+"""`nnlang export`: a trained run as a StableHLO or ONNX file, checked before it is written.
+
+    export(file, run, fmt="stablehlo", out="model.stablehlo")
+
+writes three files, each atomically, and only after the parity gate passed:
+
+    <out>                   the artifact (serialized jax.export.Exported, or an ONNX model)
+    <out>.json              format version, model, inputs and outputs (names, per-sample
+                            shapes with symbolic axes, dtypes), normalisation, gate result
+    <out>.normalizer.npz    per-input normalisation statistics, if the run has any
+
+The run directory is only read (JSON, arrays, Orbax checkpoints). See docs/export.md.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnlang.diagnostics import Diagnostic, NNError
+from nnlang.export import gate
+from nnlang.export import stablehlo as hlo
+from nnlang.graph.graph import Graph
+
+FORMATS = ("stablehlo", "onnx")
+
+
+@dataclass
+class ExportResult:
+    format: str
+    model: str
+    path: Path
+    size: int
+    gate: gate.GateReport
+    files: list[Path] = field(default_factory=list)  # every file written, the artifact first
+
+    def summary(self) -> str:
+        extra = ", ".join(p.name for p in self.files[1:])
+        return (f"exported {self.model} to {self.path} ({self.format}, {_human(self.size)}"
+                f"{'; with ' + extra if extra else ''}); {self.gate.text}")
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024 or unit == "MB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def _refuse_existing(paths: list[Path], force: bool) -> None:
+    for p in paths:
+        if p.is_dir():
+            raise NNError(Diagnostic("E603", f"`{p}` is a directory; nothing was written",
+                                     help="give --out a file path, e.g. --out model.stablehlo"))
+    if force:
+        return
+    for p in paths:
+        if p.exists():
+            raise NNError(Diagnostic("E603", f"`{p}` already exists; nothing was written",
+                                     help="pass --force to overwrite it, or choose another --out"))
+
+
+def describe(graph: Graph, fmt: str, out: Path, norms: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """The sidecar JSON (without the gate result)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def tensor(p: Any) -> dict[str, Any]:
+        return {"name": p.name, "dtype": str(np.dtype(hlo.jax_dtype(p.type.dtype))), "shape": list(p.type.shape),
+                "type": str(p.type)}
+
+    versions = {}
+    for pkg in ("nnlang", "jax", "jax2onnx", "onnx") if fmt == "onnx" else ("nnlang", "jax", "jaxlib"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return {
+        "format": fmt,
+        "version": hlo.FORMAT_VERSION,
+        "model": graph.name,
+        "artifact": out.name,
+        "batch_axis": hlo.batch_symbol(graph),
+        "symbolic_axes": list(graph.symbols),
+        "inputs": [{**tensor(p), "normalized": p.name in norms} for p in graph.inputs],
+        "outputs": [tensor(p) for p in graph.outputs],
+        "normalization": {
+            "required": bool(norms),
+            "inputs": sorted(norms),
+            "file": hlo.sidecar_npz(out).name if norms else None,
+            "formula": "x = (x.astype(float32) - npz['<input>/shift']) * npz['<input>/mul']",
+        },
+        "versions": versions,
+    }
+
+
+def _run_normalizers(run_dir: Path, graph: Graph) -> dict[str, dict[str, np.ndarray]]:
+    path = run_dir / "normalizer.npz"
+    if not path.is_file():
+        return {}
+    names = {p.name for p in graph.inputs}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            groups: dict[str, dict[str, np.ndarray]] = {}
+            for k in z.files:
+                inp, _, fld = k.partition("/")
+                if inp in names:
+                    groups.setdefault(inp, {})[fld] = z[k]
+    except (OSError, ValueError) as e:
+        raise NNError(Diagnostic("E503", f"`{path}` cannot be read: {e}")) from None
+    return groups
+
+
+def _npz_bytes(norms: dict[str, dict[str, np.ndarray]]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **{f"{inp}/{k}": v for inp, d in norms.items() for k, v in d.items()})
+    return buf.getvalue()
+
+
+def export(file: str | Path, run: str | Path, *, fmt: str, out: str | Path, force: bool = False,
+           model: str | None = None) -> ExportResult:
+    """Export the run's best checkpoint of ``file``'s model; see the module docstring."""
+    from flax import nnx
+
+    from nnlang.export import onnx as onnx_export
+    from nnlang.train.fsio import atomic_write_bytes, atomic_write_text
+    from nnlang.train.run import open_run
+
+    if fmt not in FORMATS:
+        raise NNError(Diagnostic("E601", f"unknown export format `{fmt}`", help="choose stablehlo or onnx"))
+    out = Path(out)
+    side_json, side_npz = hlo.sidecar_json(out), hlo.sidecar_npz(out)
+    _refuse_existing([out, side_json, side_npz], force)
+    if fmt == "onnx":
+        onnx_export.require()
+    setup, engine, state, _, run_dir = open_run(file, run, model)
+    graph = setup.graph
+    live, _ = nnx.merge(engine.eval_def, state)
+    norms = _run_normalizers(Path(run_dir), graph)
+    meta = describe(graph, fmt, out, norms)
+    ins, outs = [p.name for p in graph.inputs], [p.name for p in graph.outputs]
+    try:
+        if fmt == "stablehlo":
+            blob, platforms = hlo.export(graph, live)
+            meta["platforms"] = platforms
+            call = hlo.stablehlo_call(blob)
+        else:
+            blob = onnx_export.export(graph, live, {k: meta[k] for k in ("model", "inputs", "outputs", "normalization")})
+            meta["opset"] = _opset(blob)
+            call = onnx_export.onnx_call(blob, ins, outs)
+    except NNError as e:  # E601 points into the .nn file: let the CLI show the line
+        e.sources = setup.program.sources  # type: ignore[attr-defined]
+        raise
+
+    samples, source = gate.sample_inputs(setup)
+
+    def run_artifact(inputs: gate.Inputs) -> dict[str, Any]:
+        return dict(zip(outs, call([inputs[n] for n in ins]), strict=True))
+
+    report = gate.check(fmt, run_artifact, engine, state, samples, source)
+    meta["gate"] = report.to_json()
+    _refuse_existing([out, side_json, side_npz], force)
+    written = [out]
+    if norms:
+        atomic_write_bytes(side_npz, _npz_bytes(norms))
+    elif side_npz.exists():  # --force over an export that had one: it would be stale
+        side_npz.unlink()
+    atomic_write_bytes(out, blob)
+    atomic_write_text(side_json, json.dumps(meta, indent=2) + "\n")
+    written.append(side_json)
+    if norms:
+        written.append(side_npz)
+    return ExportResult(fmt, graph.name, out, len(blob), report, written)
+
+
+def _opset(blob: bytes) -> int | None:
+    import onnx
+
+    model = onnx.load_from_string(blob)
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -146,6 +146,7 @@ def _upsample_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     ),
     flops=lambda a, ins, outs: concrete_numel(outs[0].shape),
     build=_upsample_build,
+    onnx=False,  # jax2onnx 0.17 cannot convert jax.image.resize with a dynamic batch
     example="""model Example {
     input x: f32[8, 8, 16]
     output y = x -> upsample(2, method = "bilinear") -> conv(8, 3)

@@ -264,13 +264,18 @@ class Engine:
             out[label(m)] = float(m.finalize(totals[label(m)]))
         return out
 
-    def predict(self, state: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _infer(self, state: Any, inputs: dict[str, jax.Array]) -> dict[str, jax.Array]:
         model, _ = nnx.merge(self.eval_def, state)
-        fn = nnx.jit(lambda m, x: m(**x))
+        return model(**inputs)
+
+    def predict(self, state: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The model's outputs in eval mode: a pure jitted function of the state, so a
+        call costs no module-graph walk."""
+        fn = self.__dict__.setdefault("_infer_jit", jax.jit(self._infer))
         n = len(next(iter(inputs.values())))
         parts: dict[str, list[np.ndarray]] = {}
         for lo in range(0, n, EVAL_BATCH):
-            out = fn(model, {k: v[lo : lo + EVAL_BATCH] for k, v in inputs.items()})
+            out = fn(state, {k: v[lo : lo + EVAL_BATCH] for k, v in inputs.items()})
             for k, v in out.items():
                 parts.setdefault(k, []).append(np.asarray(v))
         return {k: np.concatenate(v) for k, v in parts.items()}
