@@ -223,11 +223,17 @@ class Sources:
         return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
+TAB = "    "
+
+
 def _underline(span: Span, text: str, char: str) -> str:
+    """Carets under ``span`` in ``text`` as displayed (tabs shown as four spaces)."""
     start = span.col - 1
     end = span.end_col - 1 if span.end_line == span.line else len(text)
     end = max(end, start + 1)
-    return " " * start + char * (end - start)
+    shown_start = len(text[:start].replace("\t", TAB)) + max(start - len(text), 0)
+    shown_end = shown_start + len(text[start:end].replace("\t", TAB)) + max(end - max(start, len(text)), 0)
+    return " " * shown_start + char * max(shown_end - shown_start, 1)
 
 
 def render(d: Diagnostic, sources: Sources | None = None) -> str:
@@ -242,17 +248,24 @@ def render(d: Diagnostic, sources: Sources | None = None) -> str:
     width = max(len(str(s.line)) for s, _, _ in labels)
     pad = " " * width
     out.append(f"{pad}--> {d.span}")
-    for span, message, char in labels:
-        if span.file != d.span.file:
-            out.append(f"{pad}::: {span}")
-        text = sources.line(span.file, span.line) if sources else None
+    # labels on the same source line share one copy of it; lines in file order, the
+    # primary span's file first
+    groups: dict[tuple[str, int], list[tuple[Span, str, str]]] = {}
+    for label in labels:
+        groups.setdefault((label[0].file, label[0].line), []).append(label)
+    files = list(dict.fromkeys(f for f, _ in groups))
+    for file, line in sorted(groups, key=lambda k: (files.index(k[0]), k[1])):
+        group = groups[(file, line)]
+        if file != d.span.file:
+            out.append(f"{pad}::: {group[0][0]}")
+        text = sources.line(file, line) if sources else None
         if text is None:
-            if message:
-                out.append(f"{pad} = {span}: {message}")
+            out.extend(f"{pad} = {span}: {message}" for span, message, _ in group if message)
             continue
         out.append(f"{pad} |")
-        out.append(f"{span.line:>{width}} | {text}")
-        out.append(f"{pad} | {_underline(span, text, char)} {message}".rstrip())
+        out.append(f"{line:>{width}} | {text.replace(chr(9), TAB)}".rstrip())
+        for span, message, char in group:
+            out.append(f"{pad} | {_underline(span, text, char)} {message}".rstrip())
     if d.help:
         out.append(f"{pad} = help: {d.help}")
     out.extend(f"{pad} = note: {n}" for n in d.notes)

@@ -9,9 +9,10 @@ poisoned value, so one run reports many errors without cascades.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -68,6 +69,7 @@ class Scope:
     used: set[str] = field(default_factory=set)
     counters: dict[str, int] = field(default_factory=dict)
     block_stack: tuple[str, ...] = ()
+    call_span: Span | None = None  # inside a block: the call being expanded
 
     def fresh(self, base: str) -> str:
         n = self.counters.get(base, 0)
@@ -76,6 +78,8 @@ class Scope:
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, Tensor):
+        return f"`{v.node}`"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -192,6 +196,9 @@ class Builder:
         self.rep = reporter
         self.graph: Graph | None = None
         self.owner_sigs: dict[str, tuple[Any, Span]] = {}
+        self.types_checked: set[Span] = set()
+        self.inputs_declared = 0
+        self.outputs_declared = 0
 
     # ------------------------------------------------------------- diagnostics
     def err(self, code: str, message: str, span: Span | None, **kw: Any) -> Poison:
@@ -211,14 +218,24 @@ class Builder:
         n_errors = len(self.rep.errors)
         self.run_body(decl.body, scope, is_model=True)
         graph = self.graph
-        if not graph.inputs and not any(d.code == "E112" for d in self.rep.errors):
+        if not self.inputs_declared and not any(d.code == "E112" for d in self.rep.errors):
             self.err("E112", f"model `{decl.name}` declares no input", decl.name_span,
                      help="declare one, e.g. `input x: f32[8, 8, 1]`")
-        if not graph.outputs and len(self.rep.errors) == n_errors:
+        if not graph.outputs and not self.outputs_declared and len(self.rep.errors) == n_errors:
             self.err("E111", f"model `{decl.name}` declares no output", decl.name_span,
                      help="name what the model computes, e.g. `output y = x -> dense(10)`")
         self.warn_unused(scope, graph)
         return graph
+
+    def check_param_types(self, decl: A.ModelDecl) -> None:
+        """E009 for each parameter whose type is unknown (reported once per declaration)."""
+        if decl.name_span in self.types_checked:
+            return
+        self.types_checked.add(decl.name_span)
+        for p in decl.params:
+            if p.type not in PARAM_TYPES:
+                self.err("E009", f"unknown parameter type `{p.type}`", p.type_span,
+                         help=did_you_mean(p.type, PARAM_TYPES) or "types are int, float, bool and str")
 
     def bind_params(
         self,
@@ -233,22 +250,23 @@ class Builder:
         out: dict[str, Any] = {}
         ok = True
         params = {p.name: p for p in decl.params}
-        for p in decl.params:
-            if p.type not in PARAM_TYPES:
-                self.err("E009", f"unknown parameter type `{p.type}`", p.type_span,
-                         help=did_you_mean(p.type, PARAM_TYPES) or "types are int, float, bool and str")
-                ok = False
+        if any(p.type not in PARAM_TYPES for p in decl.params):
+            self.check_param_types(decl)
+            ok = False
         if len(args) > len(decl.params):
-            self.err("E107", f"{what} `{decl.name}` takes {len(decl.params)} parameters but {len(args)} were given",
-                     args[len(decl.params)][1])
+            n = len(decl.params)
+            self.err("E107", f"{what} `{decl.name}` takes {n} parameter{'s' if n != 1 else ''} but {len(args)} {'was' if len(args) == 1 else 'were'} given",
+                     args[n][1], secondary=[Label(decl.name_span, "declared here")])
             return None
         given: dict[str, tuple[Any, Span | None]] = {}
         for p, (v, sp) in zip(decl.params, args, strict=False):
             given[p.name] = (v, sp)
+        unknown: list[str] = []
         for k, (v, sp) in kwargs.items():
             if k not in params:
                 self.err("E104", f"{what} `{decl.name}` has no parameter `{k}`", sp or call_span,
                          help=did_you_mean(k, params) or f"its parameters are: {', '.join(params) or 'none'}")
+                unknown.append(k)
                 ok = False
                 continue
             if k in given:
@@ -264,8 +282,9 @@ class Builder:
                 v, sp = self.const(p.default, scope), p.default.span
                 scope.values[p.name] = v
             else:
-                self.err("E105", f"{what} `{decl.name}` needs parameter `{p.name}`", call_span,
-                         help=f"pass it as `{p.name} = ...`", secondary=[Label(p.name_span, "declared here")])
+                if not _misspelled(p.name, unknown):
+                    self.err("E105", f"{what} `{decl.name}` needs parameter `{p.name}`", call_span,
+                             help=f"pass it as `{p.name} = ...`", secondary=[Label(p.name_span, "declared here")])
                 ok = False
                 continue
             if isinstance(v, Poison):
@@ -304,6 +323,7 @@ class Builder:
                 definer[n] = i
         deps = nx.DiGraph()
         deps.add_nodes_from(range(len(body)))
+        self_ref: set[int] = set()
         for i, s in enumerate(body):
             for n in free_names(s):
                 j = definer.get(n)
@@ -312,6 +332,7 @@ class Builder:
                 elif j == i and not isinstance(s, (A.IfStmt, A.OutputDecl)):
                     self.err("E307", f"`{n}` is used in its own definition", self._use_span(s, n) or s.span,
                              label="cycle", help="a value cannot depend on itself; use a `block` and repetition for recurrence")
+                    self_ref.add(i)
         while True:
             try:
                 cycle = nx.find_cycle(deps)
@@ -324,13 +345,19 @@ class Builder:
                      secondary=[Label(self._use_span(body[b], deps.edges[a, b]["name"]) or body[b].span,
                                       f"`{deps.edges[a, b]['name']}` is needed here") for a, b in cycle[1:]],
                      help="a value cannot depend on itself; use a `block` and repetition for recurrence")
-            stuck = {a for a, _ in cycle}
-            for i in stuck:
-                for n, _ in defined_names(body[i]):
-                    scope.values[n] = POISON
-                    scope.used.add(n)
-            deps.remove_nodes_from(stuck)
+            self.skip_statements({a for a, _ in cycle}, body, scope, deps)
+        self.skip_statements(self_ref, body, scope, deps)
         return [body[i] for i in nx.lexicographical_topological_sort(deps)]
+
+    def skip_statements(self, stuck: set[int], body: tuple[A.Stmt, ...], scope: Scope, deps: nx.DiGraph) -> None:
+        """Statements in a cycle are not run: what they define is poisoned, and what they
+        read counts as used (no W301 on top of the E307)."""
+        for i in stuck:
+            for n, _ in defined_names(body[i]):
+                scope.values[n] = POISON
+                scope.used.add(n)
+            scope.used.update(free_names(body[i]))
+        deps.remove_nodes_from(stuck)
 
     def _use_span(self, s: Any, name: str) -> Span | None:
         found: list[Span] = []
@@ -375,7 +402,7 @@ class Builder:
                 v = scope.values.get(t.name)
                 if v is None:
                     v = self.err("E101", f"unknown name `{t.name}`", t.span,
-                                 help=did_you_mean(t.name, scope.values) or "define it with `output name = ...`")
+                                 help=self.suggest_value(t.name, scope) or "define it with `output name = ...`")
                 scope.used.add(t.name)
                 if isinstance(v, Poison):
                     outs.append((t.name, v, t.span))
@@ -384,6 +411,7 @@ class Builder:
                 else:
                     outs.append((t.name, v, t.span))
             if is_model:
+                self.outputs_declared += 1
                 for name, v, span in outs:
                     if isinstance(v, Tensor) and v.type is not None and self.graph is not None:
                         self.graph.outputs.append(Port(name, v.node, v.port, v.type, span))
@@ -392,16 +420,19 @@ class Builder:
             self.shared(s, scope)
         elif isinstance(s, A.IfStmt):
             cond = self.const(s.cond, scope)
+            if not isinstance(cond, Poison) and not isinstance(cond, bool):
+                cond = self.err("E204", f"an `if` condition must be true or false, not {_type_name(cond)} {_fmt(cond)}", s.cond.span,
+                                help="compare it, e.g. `if stride != 1 { ... }`")
             if isinstance(cond, Poison):
-                return []
-            if not isinstance(cond, bool):
-                self.err("E204", f"an `if` condition must be true or false, not {_type_name(cond)} {_fmt(cond)}", s.cond.span,
-                         help="compare it, e.g. `if stride != 1 { ... }`")
+                for n, _ in defined_names(s):  # neither branch ran: no "unknown name" later
+                    scope.values.setdefault(n, POISON)
                 return []
             return self.run_body(s.body if cond else s.orelse, scope, is_model=is_model)
         return []
 
     def bind_targets(self, targets: tuple[A.Target, ...], v: Any, expr: A.Expr, scope: Scope) -> None:
+        if isinstance(v, tuple) and any(isinstance(x, Poison) for x in v) and len(targets) == 1:
+            v = POISON  # the parts of a failed call: no second error about them
         if len(targets) == 1:
             values = [v]
         elif isinstance(v, Poison):
@@ -420,6 +451,7 @@ class Builder:
 
     def model_input(self, s: A.InputDecl, scope: Scope) -> None:
         assert self.graph is not None
+        self.inputs_declared += 1
         if s.type is None:
             self.err("E302", f"model input `{s.name}` needs a type", s.name_span,
                      help=f"e.g. `input {s.name}: f32[8, 8, 1]` (the batch axis is implicit)")
@@ -471,25 +503,37 @@ class Builder:
         if s.type is None or actual.type is None:
             return
         t = s.type
+        # point at the call; the block's declaration and the tensor's origin are labels
+        where = scope.call_span or actual.span
+        origin = [Label(actual.span, f"this is {actual.type}")] if where != actual.span else []
+        problem = False
         if t.dtype in DTYPES and t.dtype != actual.type.dtype:
-            self.err("E304", f"block input `{s.name}` is {t.dtype} but got {actual.type}", actual.span,
-                     secondary=[Label(t.span, "declared here")])
-            return
-        if len(t.dims) != actual.type.rank:
-            self.err("E301", f"block input `{s.name}` has rank {len(t.dims)} but got {actual.type}", actual.span,
-                     secondary=[Label(t.span, "declared here")])
-            return
-        for d, real in zip(t.dims, actual.type.shape, strict=True):
-            if isinstance(d, A.Name) and d.id not in scope.values:
-                scope.values[d.id] = real  # shape polymorphism: `input x: f32[H, W, C]` binds C
-                scope.spans[d.id] = d.span
-                scope.used.add(d.id)
-                continue
-            v = self.const(d, scope)
-            if not isinstance(v, Poison) and v != real:
-                self.err("E302", f"block input `{s.name}` expects size {_fmt(v)} here but got {actual.type}",
-                         actual.span, secondary=[Label(d.span, "declared here")])
-                return
+            self.err("E304", f"block input `{s.name}` is {t.dtype} but got {actual.type}", where,
+                     secondary=[Label(t.span, "declared here"), *origin])
+            problem = True
+        elif len(t.dims) != actual.type.rank:
+            self.err("E301", f"block input `{s.name}` has rank {len(t.dims)} but got {actual.type}", where,
+                     secondary=[Label(t.span, "declared here"), *origin])
+            problem = True
+        else:
+            for d, real in zip(t.dims, actual.type.shape, strict=True):
+                if isinstance(d, A.Name) and d.id not in scope.values:
+                    scope.values[d.id] = real  # shape polymorphism: `input x: f32[H, W, C]` binds C
+                    scope.spans[d.id] = d.span
+                    scope.used.add(d.id)
+                    continue
+                v = self.const(d, scope)
+                if not isinstance(v, Poison) and v != real:
+                    self.err("E302", f"block input `{s.name}` expects size {_fmt(v)} here but got {actual.type}",
+                             where, secondary=[Label(d.span, "declared here"), *origin])
+                    problem = True
+                    break
+        if problem:  # the body sees an input of unknown type: no errors that follow from this one
+            scope.values[s.name] = Tensor(actual.node, actual.port, None, actual.span)
+            for d in t.dims:
+                if isinstance(d, A.Name) and d.id not in scope.values:
+                    scope.values[d.id] = POISON
+                    scope.used.add(d.id)
 
     def shared(self, s: A.SharedDecl, scope: Scope) -> None:
         v = s.value
@@ -555,8 +599,16 @@ class Builder:
             what = "layer" if e.id in REGISTRY else self.program.decls[e.id].word
             return self.err("E206", f"`{e.id}` is a {what}, not a value", e.span,
                             help=f"apply it to a tensor: `x -> {e.id}`")
-        return self.err("E101", f"unknown name `{e.id}`", e.span,
-                        help=did_you_mean(e.id, list(scope.values)) or None)
+        return self.err("E101", f"unknown name `{e.id}`", e.span, help=self.suggest_value(e.id, scope))
+
+    def suggest_value(self, name: str, scope: Scope) -> str | None:
+        """"did you mean" for an unknown name; the suggested value counts as used, so it
+        is not also reported as unused (W301)."""
+        close = difflib.get_close_matches(name, sorted(scope.values), n=1, cutoff=0.6)
+        if not close:
+            return None
+        scope.used.add(close[0])
+        return f"did you mean `{close[0]}`?"
 
     def unary(self, e: A.UnaryOp, scope: Scope) -> Any:
         v = self.value(e.operand, scope)
@@ -597,10 +649,12 @@ class Builder:
             if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, num) or not isinstance(b, num):
                 if op == "+" and isinstance(a, str) and isinstance(b, str):
                     return a + b
-                if op in ("+", "*") and isinstance(a, (tuple, list)) and isinstance(b, (tuple, list, int)):
-                    if op == "*" and isinstance(b, int) and b > 10_000:
+                if op == "+" and isinstance(a, (tuple, list)) and type(a) is type(b):
+                    return a + b  # type: ignore[operator]
+                if op == "*" and isinstance(a, (tuple, list)) and isinstance(b, int) and not isinstance(b, bool):
+                    if b > 10_000:
                         return self.err("E204", "sequence repetition too large", e.span)
-                    return a + b if op == "+" else a * b  # type: ignore[operator]
+                    return a * b
                 return self.err("E204", f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}", e.op_span)
             if op == "<":
                 return a < b
@@ -623,6 +677,8 @@ class Builder:
             }[op]()
         except ZeroDivisionError:
             return self.err("E204", "division by zero", e.right.span)
+        except (TypeError, ValueError):
+            return self.err("E204", f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}", e.op_span)
         except OverflowError:
             return self.err("E204", "number too large", e.span)
         if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
@@ -639,7 +695,7 @@ class Builder:
         ok = True
         for a in args:
             v = self.value(a, scope)
-            if isinstance(v, Poison):
+            if isinstance(v, Poison) or (isinstance(v, tuple) and any(isinstance(x, Poison) for x in v)):
                 ok = False
             elif isinstance(v, Tensor):
                 if values:
@@ -701,27 +757,53 @@ class Builder:
                                 e.source.span if st is e.stages[0] else st.span)
             times = 1
             if st.repeat is not None:
-                n = self.const(st.repeat, scope)
+                n = self.repeat_count(st.repeat, scope)
                 if isinstance(n, Poison):
-                    return POISON
-                if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                    return self.err("E203", f"a repeat count must be a positive integer, not {_fmt(n)}", st.repeat.span)
-                if n > 10_000:
-                    return self.err("E203", f"repeat count {n} is too large (at most 10000)", st.repeat.span)
+                    cur = POISON
+                    self.check_callee_names(replace(st, repeat=None), scope)
+                    continue
                 times = n
             for _ in range(times):
                 cur = self.apply_stage(st.callee, inputs, scope)
-                if isinstance(cur, Poison):
-                    break
+                if isinstance(cur, Poison) or (isinstance(cur, tuple) and any(isinstance(x, Poison) for x in cur)):
+                    break  # a multi-output layer that failed gives a tuple of poisons
                 inputs = [cur] if isinstance(cur, Tensor) else list(cur)
         return cur
 
     def check_callee_names(self, st: A.Stage, scope: Scope) -> None:
-        """After an error upstream, still report stages naming nothing known."""
-        name = st.callee.id if isinstance(st.callee, A.Name) else st.callee.func
+        """After an error upstream, still report what can be known of a stage without its
+        input: an unknown name, and its arguments and repeat count."""
+        callee = st.callee
+        name = callee.id if isinstance(callee, A.Name) else callee.func
         if name not in scope.values and name not in REGISTRY and name not in self.program.decls:
-            span = st.callee.span if isinstance(st.callee, A.Name) else st.callee.func_span
+            span = callee.span if isinstance(callee, A.Name) else callee.func_span
             self.unknown_callee(name, span, scope)
+            return
+        if st.repeat is not None:
+            self.repeat_count(st.repeat, scope)
+        if name in scope.values:
+            return
+        args = callee.args if isinstance(callee, A.Call) else ()
+        kwargs = callee.kwargs if isinstance(callee, A.Call) else ()
+        _, values, ok = self.split_args(args, scope)
+        kw = [(k, self.const(k.value, scope)) for k in kwargs]
+        if not ok or any(isinstance(v, Poison) for _, v in kw):
+            return
+        if name in REGISTRY:
+            self.bind_attrs(REGISTRY[name], values, kw, callee.span)
+        elif self.program.decls[name].is_block:
+            self.bind_params(self.program.decls[name], values, {k.name: (v, k.value.span) for k, v in kw},
+                             callee.span, what="block")
+
+    def repeat_count(self, e: A.Expr, scope: Scope) -> int | Poison:
+        n = self.const(e, scope)
+        if isinstance(n, Poison):
+            return n
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            return self.err("E203", f"a repeat count must be a positive integer, not {_fmt(n)}", e.span)
+        if n > 10_000:
+            return self.err("E203", f"repeat count {n} is too large (at most 10000)", e.span)
+        return n
 
     def apply_stage(self, callee: A.Name | A.Call, inputs: list[Tensor], scope: Scope) -> Any:
         name = callee.id if isinstance(callee, A.Name) else callee.func
@@ -754,7 +836,7 @@ class Builder:
               span: Span, name_span: Span, scope: Scope, *, instance: Instance | None = None) -> Any:
         if name in self.program.decls:
             return self.apply_block(self.program.decls[name], tensors, values, kwargs, span, scope, instance=instance)
-        kw_values = [(k, self.value(k.value, scope)) for k in kwargs]
+        kw_values = [(k, self.const(k.value, scope)) for k in kwargs]
         if any(isinstance(v, Poison) for _, v in kw_values):
             return POISON
         return self.apply_layer(REGISTRY[name], tensors, values, kw_values, span, name_span, scope, instance=instance)
@@ -784,10 +866,12 @@ class Builder:
             return None
         for a, (v, sp) in zip(positional, values, strict=False):
             bound[a.name], spans[a.name] = v, sp
+        unknown: list[str] = []
         for k, v in kwargs:
             if k.name not in attrs:
                 self.err("E104", f"`{kind.name}` has no argument `{k.name}`", k.name_span,
                          help=did_you_mean(k.name, attrs) or f"arguments: {', '.join(attrs) or 'none'}")
+                unknown.append(k.name)
                 ok = False
             elif k.name in bound:
                 self.err("E106", f"argument `{k.name}` given twice", k.name_span, secondary=[Label(spans[k.name], "first given here")])
@@ -797,8 +881,9 @@ class Builder:
         for a in kind.attrs:
             if a.name not in bound:
                 if a.required:
-                    self.err("E105", f"`{kind.name}` needs argument `{a.name}`", span,
-                             help=f"{a.name}: {a.doc}" if a.doc else None)
+                    if not _misspelled(a.name, unknown):  # else E104 already said "did you mean"
+                        self.err("E105", f"`{kind.name}` needs argument `{a.name}`", span,
+                                 help=f"{a.name}: {a.doc}" if a.doc else None)
                     ok = False
                 else:
                     bound[a.name] = a.default
@@ -812,8 +897,11 @@ class Builder:
 
     def check_attr(self, kind: LayerKind, a: Attr, v: Any, span: Span) -> Any:
         def bad(expected: str) -> Poison:
+            help = a.doc or None
+            if expected.startswith("an integer") and isinstance(v, float) and v.is_integer():
+                help = "`/` always gives a float: use `//` for integer division, or `int(...)`"
             return self.err("E201", f"`{kind.name}` argument `{a.name}` must be {expected}, not {_type_name(v)} {_fmt(v)}", span,
-                            help=a.doc or None)
+                            help=help)
 
         def is_int(x: Any) -> bool:
             return isinstance(x, int) and not isinstance(x, bool)
@@ -958,7 +1046,8 @@ class Builder:
         else:
             local = scope.fresh(_snake(decl.name))
             prefix, owner_prefix = scope.prefix + local + "/", scope.owner_prefix + local + "/"
-        inner = Scope(prefix, owner_prefix, values=dict(params), block_stack=scope.block_stack + (decl.name,))
+        inner = Scope(prefix, owner_prefix, values=dict(params), block_stack=scope.block_stack + (decl.name,),
+                      call_span=span)
         inner.used.update(params)
         outs = self.run_body(decl.body, inner, is_model=False, block_inputs=tensors)
         self.warn_unused(inner, None)
@@ -978,6 +1067,11 @@ class Builder:
                 what = "input" if graph and any(p.name == name for p in graph.inputs) else "value"
                 self.rep.add(Diagnostic("W301", f"{what} `{name}` is never used", scope.spans.get(name),
                                         help=f"use it, or name it `_{name}` to silence this warning"))
+
+
+def _misspelled(name: str, unknown: list[str]) -> bool:
+    """Whether one of the unknown keywords given is a near miss of ``name``."""
+    return any(difflib.get_close_matches(u, [name], n=1, cutoff=0.6) for u in unknown)
 
 
 def _snake(name: str) -> str:
@@ -1001,7 +1095,15 @@ def build(program: Program, model: str | None = None, overrides: dict[str, tuple
                                      help="declare one with `model Name { ... }`"))
         raise NNError(Diagnostic("E108", f"no model named `{model}` in `{program.main}`", None,
                                  help=did_you_mean(model, names) or f"models: {', '.join(names) or 'none'}"))
-    graph = Builder(program, rep).build_model(decl, overrides or {})
+    builder = Builder(program, rep)
+    for d in program.decls.values():  # every declaration, used or not
+        builder.check_param_types(d)
+    try:
+        graph = builder.build_model(decl, overrides or {})
+    except RecursionError:
+        rep.add(Diagnostic("E007", f"model `{decl.name}` is nested too deeply to check", decl.name_span,
+                           help="split deep expressions into named values"))
+        graph = None
     if rep.errors or graph is None:
         raise NNError(rep.diagnostics)
     graph.warnings = [d for d in rep.diagnostics if d.severity == "warning"]  # type: ignore[attr-defined]

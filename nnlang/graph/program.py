@@ -136,8 +136,10 @@ def _add_module(
         display = _display(target)
         try:
             text = target.read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
-            rep.add(Diagnostic("E109", f"cannot import `{imp.path}`: no such file", imp.span,
+        except (OSError, UnicodeDecodeError) as e:
+            why = "no such file" if not target.exists() else (
+                "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e)).lower())
+            rep.add(Diagnostic("E109", f"cannot import `{imp.path}`: {why}", imp.span,
                                label=f"looked for {display}"))
             continue
         prog.sources.add(display, text)

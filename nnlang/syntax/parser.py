@@ -6,6 +6,8 @@ Lark types never leave this module.
 from __future__ import annotations
 
 import ast as pyast
+import re
+import warnings
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -17,8 +19,13 @@ from lark import Lark, Token, Transformer, v_args
 from nnlang.diagnostics import Diagnostic, Label, NNError, Span, did_you_mean
 from nnlang.syntax import ast as A
 
-MAX_BYTES = 4 * 1024 * 1024
+#: Larger files are refused up front: Lark parses roughly 100 KB a second, so a bigger file
+#: would look like a hang (a real model file is a few KB).
+MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
+#: Deepest syntax tree accepted (operator chains such as `- - - x` or `1 + 1 + ...`,
+#: `else if` ladders); later stages walk the tree recursively.
+MAX_TREE_DEPTH = 200
 
 #: How each terminal is spelt for the user, instead of Lark's `RPAR` or `__ANON_0`.
 EXPECTED_TEXT: dict[str, str] = {
@@ -60,6 +67,8 @@ EXPECTED_TEXT: dict[str, str] = {
     "$END": "end of file",
 }
 KEYWORDS = ("import", "model", "block", "train", "step", "input", "output", "shared", "if", "else")
+#: What the parser may expect after a name that starts a statement or setting.
+STATEMENT_FOLLOW = frozenset({"EQUAL", "COMMA", "SEMI", "RBRACE", "NAME", "INPUT", "OUTPUT", "SHARED", "IF", "STEP"})
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
 
@@ -122,7 +131,14 @@ def _scan_brackets(file: str, text: str) -> list[Diagnostic]:
         if ch == '"':
             j = i + 1
             while j < n and text[j] not in '"\n':
-                j += 2 if text[j] == "\\" else 1
+                j += 2 if text[j] == "\\" and text[j + 1 : j + 2] not in ("", "\n") else 1
+            if j >= n or text[j] != '"':
+                return [
+                    Diagnostic(
+                        "E006", "unterminated string", Span.point(file, line, col),
+                        label="string starts here", help='close the string with `"` on the same line',
+                    )
+                ]
             col += j + 1 - i
             i = j + 1
             continue
@@ -140,21 +156,34 @@ def _scan_brackets(file: str, text: str) -> list[Diagnostic]:
                 ]
         elif ch in CLOSERS:
             here = Span.point(file, line, col)
-            if not stack:
+            if not any(opener == CLOSERS[ch] for opener, _ in stack) and not (stack and stack[-1][1].line == line):
                 out.append(
-                    Diagnostic("E005", f"unmatched closing `{ch}`", here, label="nothing to close")
+                    Diagnostic("E005", f"unmatched closing `{ch}`", here,
+                               label=f"no `{CLOSERS[ch]}` is open here", help="remove it")
                 )
             elif stack[-1][0] != CLOSERS[ch]:
                 opener, where = stack.pop()
-                out.append(
-                    Diagnostic(
-                        "E004",
-                        f"expected `{OPENERS[opener]}` to close `{opener}` but found `{ch}`",
-                        here,
-                        label=f"expected `{OPENERS[opener]}`",
-                        secondary=[Label(where, "opened here")],
+                if where.line == line:
+                    out.append(
+                        Diagnostic(
+                            "E004",
+                            f"expected `{OPENERS[opener]}` to close `{opener}` but found `{ch}`",
+                            here,
+                            label=f"expected `{OPENERS[opener]}`",
+                            secondary=[Label(where, "opened here")],
+                        )
                     )
-                )
+                else:  # the mistake is most likely where the bracket was opened
+                    out.append(
+                        Diagnostic(
+                            "E004",
+                            f"unclosed `{opener}`",
+                            where,
+                            label="opened here",
+                            secondary=[Label(here, f"`{ch}` found before the `{OPENERS[opener]}`")],
+                            help=f"add `{OPENERS[opener]}` to close it",
+                        )
+                    )
                 return out
             else:
                 stack.pop()
@@ -164,8 +193,8 @@ def _scan_brackets(file: str, text: str) -> list[Diagnostic]:
             col += 1
         i += 1
     for opener, where in reversed(stack):
-        end_line = text.count("\n") + 1
-        last = text.splitlines()[-1] if text.splitlines() else ""
+        lines = text.splitlines() or [""]
+        end_line, last = len(lines), lines[-1]
         out.append(
             Diagnostic(
                 "E004",
@@ -196,12 +225,83 @@ def _token_text(t: Token) -> str:
     return f"`{t}`"
 
 
+def _char_text(ch: str) -> str:
+    """A character as the user should read it: `@`, or U+0000 for invisible ones."""
+    return f"`{ch}`" if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X}"
+
+
+def _span_at(file: str, text: str, start: int, end: int) -> Span:
+    """The span of ``text[start:end]`` (one line)."""
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Span(file, line, col, line, col + max(end - start, 1))
+
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+
+
+def _malformed_number(text: str, pos: int) -> tuple[int, int] | None:
+    """The extent of a malformed number touching ``pos`` (`1.2.3`, `12abc`, `1e`), if the
+    run of letters, digits and dots around it starts like a number."""
+    start, end = pos, pos
+    while start > 0 and text[start - 1] in _WORD_CHARS:
+        start -= 1
+    while end < len(text) and text[end] in _WORD_CHARS:
+        end += 1
+    word = text[start:end]
+    if word[:1].isdigit() or (word[:1] == "." and word[1:2].isdigit()):
+        return start, end
+    return None
+
+
+def _code_end(line: str) -> int:
+    """Where the code of one line ends (before a `#` comment outside a string)."""
+    in_str = False
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if in_str and ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            in_str = not in_str
+        elif ch == "#" and not in_str:
+            return i
+        i += 1
+    return len(line)
+
+
+def _prev_word(text: str, pos: int) -> tuple[str, int] | None:
+    """The name just before ``pos`` (skipping spaces and comments) and where it starts."""
+    i = pos
+    while True:
+        while i > 0 and text[i - 1] in " \t\r\n":
+            i -= 1
+        ls = text.rfind("\n", 0, i) + 1
+        cut = ls + _code_end(text[ls:i])
+        if cut < i:  # the text before `pos` ends in a comment
+            i = cut
+            continue
+        break
+    j = i
+    while j > ls and (text[j - 1].isalnum() or text[j - 1] == "_"):
+        j -= 1
+    word = text[j:i]
+    if word and (word[0].isalpha() or word[0] == "_"):
+        return word, j
+    return None
+
+
 def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnostic:
     if isinstance(e, lark.exceptions.UnexpectedCharacters):
         span = Span.point(file, e.line, e.column)
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
-        if ch.isdigit() or ch == ".":
-            return Diagnostic("E006", "malformed number", span, label="here")
+        run = _malformed_number(text, e.pos_in_stream) if ch in _WORD_CHARS else None
+        if run is not None:
+            return Diagnostic(
+                "E006", f"malformed number `{text[run[0]:run[1]]}`", _span_at(file, text, *run),
+                label="not a number", help="numbers look like 3, 0.5, 1e-3 or .5",
+            )
         if ch == '"':
             return Diagnostic(
                 "E006", "unterminated string", span, label="string starts here",
@@ -216,8 +316,12 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
             hint = "use `or`"
         elif ch == "'":
             hint = 'strings use double quotes: "..."'
+        elif ch == "." and e.pos_in_stream > 0 and text[e.pos_in_stream - 1] in _WORD_CHARS:
+            hint = "names cannot contain `.`; use `_`"
+        elif ch == "\ufeff":
+            hint = "remove the byte-order mark (save the file as plain UTF-8)"
         return Diagnostic(
-            "E001", f"unexpected character `{ch}`", span, label="not allowed here", help=hint
+            "E001", f"unexpected character {_char_text(ch)}", span, label="not allowed here", help=hint
         )
     if isinstance(e, lark.exceptions.UnexpectedToken):
         t: Token = e.token
@@ -232,8 +336,28 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
             )
         span = _tok_span(file, t)
         expected = set(e.expected)
+        start = getattr(t, "start_pos", None)
+        if t.type in ("NAME", "INT", "FLOAT") and start is not None and start > 0 and text[start - 1] in _WORD_CHARS:
+            run = _malformed_number(text, start)
+            if run is not None:
+                return Diagnostic(
+                    "E006", f"malformed number `{text[run[0]:run[1]]}`", _span_at(file, text, *run),
+                    label="not a number", help="numbers look like 3, 0.5, 1e-3 or .5",
+                )
+        prev = _prev_word(text, start) if start is not None else None
+        # after a name at the start of a statement or setting: only `=` (or `,`) can follow
+        statement = "EQUAL" in expected and expected <= STATEMENT_FOLLOW
+        if statement and prev is not None and prev[0] not in KEYWORDS:
+            close = did_you_mean(prev[0], KEYWORDS)
+            if close:
+                return Diagnostic(
+                    "E002", f"`{prev[0]}` is not a keyword", _span_at(file, text, prev[1], prev[1] + len(prev[0])),
+                    label=f"followed by {_token_text(t)}, this reads as a name", help=close,
+                )
         hint = None
-        if t.type == "NAME":
+        if statement and prev is not None and "EQUAL" in expected:
+            hint = f"missing `=`? write `{prev[0]} = ...`"
+        if hint is None and t.type == "NAME":
             close = did_you_mean(str(t), KEYWORDS)
             if close:
                 hint = close
@@ -259,9 +383,21 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
 
 
 # ------------------------------------------------------------------ transformer
+def _reason(e: BaseException) -> str:
+    """Why Python could not read a string literal, without its `(<unknown>, line 1)`."""
+    text = (getattr(e, "msg", None) or str(e) or "cannot be read").splitlines()[0]
+    return re.sub(r"\s*\(<unknown>, line \d+\)$", "", text).replace("(unicode error) ", "")
+
+
 def _unescape(raw: str) -> str:
     # A string literal is a quoted Python-compatible literal; literal_eval only builds a str.
-    return str(pyast.literal_eval(raw))
+    # An invalid escape (`"\e"`) is only a warning to Python, but a bad literal here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return str(pyast.literal_eval(raw))
+        except Warning as w:
+            raise ValueError(str(w)) from None
 
 
 class _ToAST(Transformer[Token, Any]):
@@ -455,6 +591,23 @@ class _ToAST(Transformer[Token, Any]):
         return c[1]
 
 
+def _too_deep(file: str, tree: lark.Tree[Token]) -> Diagnostic | None:
+    """E007 at the first place the tree nests deeper than MAX_TREE_DEPTH (iterative,
+    so it cannot overflow the stack itself)."""
+    stack: list[tuple[lark.Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            meta = node.meta
+            span = Span.point(file, meta.line, meta.column) if not getattr(meta, "empty", True) else Span.point(file, 1, 1)
+            return Diagnostic(
+                "E007", f"code nested more than {MAX_TREE_DEPTH} levels deep", span,
+                label="too deep", help="split the expression into named values",
+            )
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+    return None
+
+
 def parse(text: str, file: str = "<input>") -> A.Module:
     """Parse one file's text. Raises :class:`NNError` with every syntax diagnostic."""
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
@@ -466,6 +619,8 @@ def parse(text: str, file: str = "<input>") -> A.Module:
                 help="split it into files joined with `import`",
             )
         )
+    if text.startswith("\ufeff"):  # a byte-order mark: keep the columns, drop the mark
+        text = " " + text[1:]
     bracket_errors = _scan_brackets(file, text)
     if bracket_errors:
         raise NNError(bracket_errors)
@@ -473,21 +628,24 @@ def parse(text: str, file: str = "<input>") -> A.Module:
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as e:
         raise NNError(_syntax_error(file, text, e)) from None
+    deep = _too_deep(file, tree)
+    if deep is not None:
+        raise NNError(deep)
+    too_deep = Diagnostic(
+        "E007", "expression nested too deeply", Span.point(file, 1, 1),
+        help="split the expression into named values",
+    )
     try:
         items = _ToAST(file).transform(tree)
     except RecursionError:
-        raise NNError(
-            Diagnostic(
-                "E007",
-                "expression nested too deeply",
-                Span.point(file, 1, 1),
-                help="split the expression into named values",
-            )
-        ) from None
+        raise NNError(too_deep) from None
     except lark.exceptions.VisitError as e:
+        if isinstance(e.orig_exc, RecursionError):
+            raise NNError(too_deep) from None
         if isinstance(e.orig_exc, (ValueError, SyntaxError)):
             raise NNError(
-                Diagnostic("E006", "bad literal", _span_of(file, getattr(e.obj, "meta", None)))
+                Diagnostic("E006", f"bad string literal: {_reason(e.orig_exc)}", _span_of(file, getattr(e.obj, "meta", None)),
+                           label="cannot be read", help="in strings, write `\\\\` for a backslash (or use `/` in paths)")
             ) from None
         raise
     module = A.Module(file)
