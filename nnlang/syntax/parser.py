@@ -115,12 +115,20 @@ def _join(a: Span, b: Span) -> Span:
 
 
 # ------------------------------------------------------------- pre-scan
+_INTERESTING = re.compile(r'[#"()\[\]{}\n]')
+
+
 def _scan_brackets(file: str, text: str) -> list[Diagnostic]:
     """Bracket balance and depth, ignoring comments and strings: precise 'opened here'."""
     out: list[Diagnostic] = []
     stack: list[tuple[str, Span]] = []
     line, col, i, n = 1, 1, 0, len(text)
     while i < n:
+        m = _INTERESTING.search(text, i)  # jump over ordinary characters in C
+        if m is None:
+            break
+        col += m.start() - i
+        i = m.start()
         ch = text[i]
         if ch == "#":
             j = text.find("\n", i)
