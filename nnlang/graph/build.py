@@ -218,6 +218,7 @@ class Builder:
         scope.used.update(args)
         n_errors = len(self.rep.errors)
         self.run_body(decl.body, scope, is_model=True)
+        self.graph.outputs.sort(key=lambda p: (p.span.line, p.span.col))  # declaration order
         graph = self.graph
         if not self.inputs_declared and not any(d.code == "E112" for d in self.rep.errors):
             self.err("E112", f"model `{decl.name}` declares no input", decl.name_span,
@@ -445,6 +446,7 @@ class Builder:
             if isinstance(cond, Poison):
                 for n, _ in defined_names(s):  # neither branch ran: no "unknown name" later
                     scope.values.setdefault(n, POISON)
+                scope.used.update(free_names(s))  # and no "never used" for what they read
                 return []
             return self.run_body(s.body if cond else s.orelse, scope, is_model=is_model)
         return []
@@ -1068,7 +1070,9 @@ class Builder:
         inner = Scope(prefix, owner_prefix, values=dict(params), block_stack=scope.block_stack + (decl.name,),
                       call_span=span)
         inner.used.update(params)
-        outs = self.run_body(decl.body, inner, is_model=False, block_inputs=tensors)
+        # outputs in declaration order, whatever order dataflow ran them in
+        outs = sorted(self.run_body(decl.body, inner, is_model=False, block_inputs=tensors),
+                      key=lambda o: (o[2].line, o[2].col))
         self.warn_unused(inner, None)
         if not outs:
             return self.err("E111", f"block `{decl.name}` declares no output", decl.name_span)

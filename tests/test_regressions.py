@@ -1,0 +1,97 @@
+"""Regressions for bugs found while documenting (each once reproduced by hand)."""
+
+from __future__ import annotations
+
+import json
+
+from _util import ROOT, write
+
+import nnlang
+from nnlang.cli import main
+from nnlang.train.run import train
+
+ORDER = """
+model M {
+    input x: f32[4]
+    output first = h -> dense(3)
+    output second = x -> dense(5)
+    h = x -> relu
+}
+block Two {
+    input x
+    output first = h -> dense(3)
+    output second = x -> dense(5)
+    h = x -> relu
+}
+model N {
+    input x: f32[4]
+    p, q = x -> Two
+    output a = p
+    output b = q
+}
+"""
+
+
+def test_outputs_keep_declaration_order() -> None:
+    m = nnlang.build("o.nn", "M", text=ORDER)
+    assert [p.name for p in m.outputs] == ["first", "second"]
+    n = nnlang.build("o.nn", "N", text=ORDER)
+    assert [str(p.type) for p in n.outputs] == ["f32[3]", "f32[5]"]
+
+
+def test_no_unused_warning_after_a_bad_condition() -> None:
+    res = nnlang.check("c.nn", text="model C(n: int = 3) {\n    input x: f32[4]\n    if n { h = x -> dense(64) } else { h = x }\n    output y = h\n}\n")
+    assert [d.code for d in res.diagnostics] == ["E204"]
+
+
+def test_blocks_only_library_checks_clean() -> None:
+    res = nnlang.check(ROOT / "examples" / "blocks" / "resnet.nn")
+    assert res.ok and not res.diagnostics
+
+
+def test_monitor_must_be_reported(tmp_path, capsys) -> None:
+    f = ROOT / "examples" / "digits_mlp.nn"
+    assert main(["train", str(f), "--out", str(tmp_path / "r"), "-q", "--set", "monitor=accuracy"]) == 1
+    err = capsys.readouterr().err
+    assert "E403" in err and "validation split" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_duplicate_metric_columns_and_lr_logged(tmp_path) -> None:
+    f = write(tmp_path, "m.nn", """
+model M {
+    input image: f32[8, 8, 1]
+    h = image -> flatten -> dense(32) -> relu
+    output logits = h -> dense(10)
+    output big = h -> dense(10)
+}
+train M {
+    data = digits(test = 0.2, val = 0.2, seed = 0)
+    loss = cross_entropy(logits, label) + cross_entropy(big, label)
+    optimizer = adam(3e-3)
+    batch = 64
+    epochs = 2
+    metrics = [accuracy, accuracy(big, label)]
+}
+""")
+    r = train(f, out=tmp_path / "run", progress=False, sets=["optimizer.lr=1e-3"])
+    rec = json.loads((r.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val_accuracy_logits", "val_accuracy_big"} <= rec.keys()
+    assert abs(rec["lr"] - 1e-3) < 1e-9
+
+
+def test_loss_that_does_not_fit_fails_before_the_run(tmp_path, capsys) -> None:
+    f = write(tmp_path, "m.nn", """
+model M {
+    input image: f32[8, 8, 1]
+    output logits = image -> dense(10)
+}
+train M {
+    data = digits(test = 0.2, seed = 0)
+    loss = cross_entropy(logits, label)
+}
+""")
+    assert main(["train", str(f), "--out", str(tmp_path / "r"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "E407" in err and "m.nn:8" in err and "^^^" in err
+    assert not (tmp_path / "r").exists()
