@@ -152,6 +152,7 @@ class Engine:
         self.fused = fused_epochs(self.graph)
         self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
         self.one_step = jax.jit(self._indexed_step, donate_argnums=(0,))
+        self.epoch_order = jax.jit(self.permutation)
         self.eval_batch = jax.jit(self._eval_batch)
 
     # one step -------------------------------------------------------------------
@@ -190,7 +191,7 @@ class Engine:
         if self.fused:
             state, done, total, last = self.run_chunk(state, arrays, np.int32(epoch), np.int32(start), np.int32(end))
             return state, int(done), float(total), float(last)
-        perm = jax.jit(self.permutation)(np.int32(epoch))
+        perm = self.epoch_order(np.int32(epoch))
         losses = []
         for i in range(start, end):
             state, loss = self.one_step(state, arrays, perm, np.int32(epoch), np.int32(i))
