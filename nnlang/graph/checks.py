@@ -40,7 +40,8 @@ def check_budget(graph: Graph, budget: Budget, rep: Reporter) -> None:
         if n.params > budget.max_params:
             rep.add(Diagnostic(
                 "E306",
-                f"`{n.id}` ({n.kind_name}) has {_human(n.params)} parameters, over the budget of {_human(budget.max_params)}",
+                f"`{n.id}`{f' ({n.kind_name})' if n.kind_name != n.id else ''} has {_human(n.params)} parameters, "
+                f"over the budget of {_human(budget.max_params)}",
                 n.span, label=f"{n.params:,} parameters",
                 help="check the sizes given to this layer; raise the limit with --max-params if it is meant",
             ))

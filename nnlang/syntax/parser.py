@@ -412,6 +412,7 @@ class _ToAST(Transformer[Token, Any]):
     def __init__(self, file: str) -> None:
         super().__init__(visit_tokens=False)
         self.file = file
+        self.errors: list[Diagnostic] = []  # mistakes the grammar lets through
 
     def _s(self, meta: Any) -> Span:
         return _span_of(self.file, meta)
@@ -456,6 +457,16 @@ class _ToAST(Transformer[Token, Any]):
     def call(self, meta: Any, c: list[Any]) -> A.Call:
         args = [a for a in c[1] if not isinstance(a, A.Kwarg)]
         kwargs = [a for a in c[1] if isinstance(a, A.Kwarg)]
+        seen_keyword = False
+        for a in c[1]:
+            if isinstance(a, A.Kwarg):
+                seen_keyword = True
+            elif seen_keyword:
+                self.errors.append(Diagnostic(
+                    "E002", "positional argument after a keyword argument", a.span,
+                    label="give this one by name too", help="positional arguments come first: `conv(8, 3, stride = 2)`",
+                ))
+                break
         return A.Call(str(c[0]), self._t(c[0]), tuple(args), tuple(kwargs), self._s(meta))
 
     @v_args(meta=True)
@@ -644,7 +655,10 @@ def parse(text: str, file: str = "<input>") -> A.Module:
         help="split the expression into named values",
     )
     try:
-        items = _ToAST(file).transform(tree)
+        transformer = _ToAST(file)
+        items = transformer.transform(tree)
+        if transformer.errors:
+            raise NNError(transformer.errors)
     except RecursionError:
         raise NNError(too_deep) from None
     except lark.exceptions.VisitError as e:

@@ -386,8 +386,8 @@ def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None
     result_state = state
     test: dict[str, float] = {}
     if stopped in ("finished", "early_stop"):
-        best = ckpts.best()
-        if best is not None and stopped == "early_stop":
+        best = ckpts.best()  # the reported model is the best checkpoint, as `eval` uses
+        if best is not None and best != ckpts.latest():
             result_state, _ = ckpts.restore(best, state, what=f"model `{graph.name}`")
         split = "test" if "test" in data.splits else ("val" if has_val else "train")
         test = engine.evaluate(result_state, data.splits[split])
