@@ -454,3 +454,18 @@ def test_docs_snippet_runs_without_nnlang_and_matches_predict(exports: Exports, 
     assert got.shape == (25, 10)
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
     np.testing.assert_array_equal(got.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("example", sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.nn")))
+def test_every_example_exports_to_both_formats(example: str, tmp_path: Path) -> None:
+    """Each shipped example, trained briefly, exports to StableHLO and ONNX and passes
+    the parity gate on its own data."""
+    from nnlang.export import export
+    from nnlang.train.run import train
+
+    src = Path(__file__).resolve().parent.parent / "examples" / f"{example}.nn"
+    run = train(src, out=tmp_path / "run", sets=["epochs=1"], progress=False).run_dir
+    for fmt in ("stablehlo", "onnx"):
+        res = export(src, run, fmt=fmt, out=tmp_path / f"model.{fmt}")
+        assert (tmp_path / f"model.{fmt}").stat().st_size > 0
+        assert "parity gate passed" in res.summary()
