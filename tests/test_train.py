@@ -230,3 +230,19 @@ def test_persistent_cache_directory(tmp_path, monkeypatch) -> None:
 
     enable_compilation_cache(True)
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache" / "nnlang" / "jax")
+
+
+def test_corrupt_checkpoint_is_reported_and_previous_offered(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    train(MLP, out=run, sets=["epochs=3"], progress=False)
+    latest = run / "checkpoints" / "66"
+    for f in (latest / "state").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(f.read_bytes()[:10])  # truncated array data
+    args = ["train", str(MLP), "--out", str(run), "--resume", "-q", "--set", "epochs=4"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "E503" in err and "corrupt or truncated" in err and "previous checkpoint is 44" in err
+    assert "Traceback" not in err
+    latest.rename(tmp_path / "broken-66")
+    assert main(args) == 0

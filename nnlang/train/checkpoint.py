@@ -8,6 +8,9 @@ and JSON, into a temporary directory renamed into place when complete.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,19 @@ def diff(saved: Any, current: Any) -> list[str]:
     return lines
 
 
+@contextmanager
+def _quiet_asyncio() -> Iterator[None]:
+    """Orbax reads arrays in asyncio tasks; when a file is corrupt every failed task is
+    also logged with a traceback. The error is reported once, as a diagnostic."""
+    log = logging.getLogger("asyncio")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 class Checkpoints:
     def __init__(self, directory: Path, *, keep: int = 3, greater_is_better: bool = False, create: bool = True) -> None:
         self.directory = Path(directory).absolute()
@@ -130,22 +146,39 @@ class Checkpoints:
                     notes=changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else []),
                 ))
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, current)
+        with _quiet_asyncio():
+            restored = self._restore_all(step, abstract)
+        return from_arrays(state, restored["state"]), dict(restored["progress"])
+
+    def _restore_all(self, step: int, abstract: Any) -> Any:
         try:
-            restored = self.manager.restore(
+            return self.manager.restore(
                 step,
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()),
             )
-        except (ValueError, KeyError, FileNotFoundError, OSError) as e:
-            others = [s for s in self.steps() if s != step]
-            raise NNError(Diagnostic(
-                "E503", f"checkpoint {step} in `{self.directory}` cannot be read: {e}",
-                help=f"earlier checkpoints: {', '.join(map(str, others))}" if others else None,
-            )) from None
-        return from_arrays(state, restored["state"]), dict(restored["progress"])
+        except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise bare Exception for bad files
+            raise self._unreadable(step, e) from None
+
+    def _unreadable(self, step: int, e: BaseException) -> NNError:
+        """E503 for a corrupt or truncated checkpoint, offering the one before it."""
+        while e.__cause__ is not None:  # TensorStore's own reason is the innermost one
+            e = e.__cause__
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = reason if len(reason) < 200 else reason[:200] + "..."
+        earlier = sorted(s for s in self.steps() if s < step)
+        where = self.directory / str(step)
+        help = (f"move `{where}` aside and resume again: the previous checkpoint is {earlier[-1]}"
+                if earlier else "no earlier checkpoint exists; train again into a new run directory")
+        return NNError(Diagnostic("E503", f"checkpoint {step} in `{self.directory}` cannot be read (corrupt or truncated)",
+                                  help=help, notes=[reason]))
 
     def restore_model(self, step: int, model_state: Any, *, what: str = "the model") -> Any:
         """Only the model part of a checkpoint (for fine-tuning: the optimizer may differ)."""
-        raw = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(None)))["state"]
+        try:
+            with _quiet_asyncio():
+                raw = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(None)))["state"]
+        except Exception as e:  # noqa: BLE001 - see restore()
+            raise self._unreadable(step, e) from None
         saved = raw.get("0", raw.get(0)) if isinstance(raw, dict) else None
         current = to_arrays(model_state)
         changes = diff(saved, current) if saved is not None else ["the checkpoint holds no model state"]
