@@ -25,7 +25,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span

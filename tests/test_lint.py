@@ -1,0 +1,17 @@
+"""The code stays lint-clean (ruff, configured in pyproject.toml)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from _util import ROOT
+
+
+def test_ruff_check_is_clean() -> None:
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (it comes with the test extras)")
+    r = subprocess.run([ruff, "check", "nnlang", "tests", "bench"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
