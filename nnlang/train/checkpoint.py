@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import nnx
 from orbax.checkpoint import checkpoint_managers as policies
 
 from nnlang.diagnostics import Diagnostic, NNError
@@ -31,13 +32,13 @@ def to_arrays(state: Any) -> dict[str, Any]:
             return jax.random.key_data(x)
         return x
 
-    return jax.tree.map(plain, state.to_pure_dict())
+    return jax.tree.map(plain, nnx.to_pure_dict(state))
 
 
 def from_arrays(state: Any, arrays: dict[str, Any]) -> Any:
     """Put ``arrays`` (as made by :func:`to_arrays`) into the structure of ``state``:
     same Variables, same dtypes, typed PRNG keys re-wrapped."""
-    template = state.to_pure_dict()
+    template = nnx.to_pure_dict(state)
     t_leaves, t_def = jax.tree_util.tree_flatten(template)
     a_leaves = t_def.flatten_up_to(arrays)
 
