@@ -14,8 +14,8 @@ The run directory is only read (JSON, arrays, Orbax checkpoints). See docs/expor
 
 from __future__ import annotations
 
-import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.export import gate
 from nnlang.export import stablehlo as hlo
 from nnlang.graph.graph import Graph
+from nnlang.train.data import Normalizer, normalizers_npz
 
 FORMATS = ("stablehlo", "onnx")
 
@@ -66,7 +67,7 @@ def _refuse_existing(paths: list[Path], force: bool) -> None:
                                      help="pass --force to overwrite it, or choose another --out"))
 
 
-def describe(graph: Graph, fmt: str, out: Path, norms: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dict[str, Any]:
     """The sidecar JSON (without the gate result)."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -99,27 +100,11 @@ def describe(graph: Graph, fmt: str, out: Path, norms: dict[str, dict[str, np.nd
     }
 
 
-def _run_normalizers(run_dir: Path, graph: Graph) -> dict[str, dict[str, np.ndarray]]:
-    path = run_dir / "normalizer.npz"
-    if not path.is_file():
-        return {}
+def _run_normalizers(run_dir: Path, graph: Graph) -> dict[str, Normalizer]:
+    from nnlang.train.run import load_normalizers
+
     names = {p.name for p in graph.inputs}
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            groups: dict[str, dict[str, np.ndarray]] = {}
-            for k in z.files:
-                inp, _, fld = k.partition("/")
-                if inp in names:
-                    groups.setdefault(inp, {})[fld] = z[k]
-    except (OSError, ValueError) as e:
-        raise NNError(Diagnostic("E503", f"`{path}` cannot be read: {e}")) from None
-    return groups
-
-
-def _npz_bytes(norms: dict[str, dict[str, np.ndarray]]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **{f"{inp}/{k}": v for inp, d in norms.items() for k, v in d.items()})
-    return buf.getvalue()
+    return {k: v for k, v in load_normalizers(run_dir).items() if k in names}
 
 
 def export(file: str | Path, run: str | Path, *, fmt: str, out: str | Path, force: bool = False,
@@ -167,7 +152,7 @@ def export(file: str | Path, run: str | Path, *, fmt: str, out: str | Path, forc
     _refuse_existing([out, side_json, side_npz], force)
     written = [out]
     if norms:
-        atomic_write_bytes(side_npz, _npz_bytes(norms))
+        atomic_write_bytes(side_npz, normalizers_npz(norms))
     elif side_npz.exists():  # --force over an export that had one: it would be stale
         side_npz.unlink()
     atomic_write_bytes(out, blob)

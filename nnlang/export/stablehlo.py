@@ -330,19 +330,14 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def read_normalizers(path: Path, meta: Mapping[str, Any]) -> dict[str, Any]:
-    from nnlang.train.data import Normalizer
+    from nnlang.train.data import read_normalizers_npz
 
     norm = meta.get("normalization") or {}
     if not norm.get("file"):
         return {}
     file = path.parent / str(norm["file"])
     try:
-        with np.load(file, allow_pickle=False) as z:
-            groups: dict[str, dict[str, np.ndarray]] = {}
-            for k in z.files:
-                inp, _, field = k.partition("/")
-                groups.setdefault(inp, {})[field] = z[k]
-        return {inp: Normalizer.from_arrays(d) for inp, d in groups.items()}
+        return read_normalizers_npz(file)
     except (OSError, ValueError, KeyError) as e:
         raise _unreadable(path, f"its normalizer `{file.name}` cannot be read ({e})") from None
 

@@ -789,6 +789,26 @@ def _none(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((), np.float64), np.ones((), np.float64)
 
 
+def normalizers_npz(norms: Mapping[str, Normalizer]) -> bytes:
+    """Normalizers as the `.npz` kept in run directories and beside exported artifacts:
+    one array per `<model input>/<field>` (kind, shift, mul); no pickle."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **{f"{inp}/{k}": v for inp, n in norms.items() for k, v in n.to_arrays().items()})
+    return buf.getvalue()
+
+
+def read_normalizers_npz(path: Path) -> dict[str, Normalizer]:
+    """Read :func:`normalizers_npz`'s format (OSError/ValueError/KeyError if unreadable)."""
+    with np.load(path, allow_pickle=False) as z:
+        groups: dict[str, dict[str, np.ndarray]] = {}
+        for k in z.files:
+            inp, _, field_ = k.partition("/")
+            groups.setdefault(inp, {})[field_] = z[k]
+    return {inp: Normalizer.from_arrays(d) for inp, d in groups.items()}
+
+
 def fit_normalizer(
     kind: str,
     train_x: np.ndarray,

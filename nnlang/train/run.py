@@ -31,6 +31,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
 from nnlang.train.checkpoint import Checkpoints
+from nnlang.train.data import normalizers_npz, read_normalizers_npz
 from nnlang.train.fsio import atomic_write_bytes, atomic_write_text
 from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label, make_engine
 from nnlang.train.loop import load as load_data
@@ -144,15 +145,7 @@ def write_settings(run: Path, s: Setup, data: Data, sets: list[str]) -> None:
         safe = name.replace(os.sep, "__").replace("..", "up")
         atomic_write_text(run / "sources" / safe, text)
     if data.normalizers:
-        arrays = {}
-        for inp, norm in data.normalizers.items():
-            for k, v in norm.to_arrays().items():
-                arrays[f"{inp}/{k}"] = v
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write_bytes(run / "normalizer.npz", buf.getvalue())
+        atomic_write_bytes(run / "normalizer.npz", normalizers_npz(data.normalizers))
 
 
 def _jsonable(x: Any) -> Any:
@@ -170,17 +163,13 @@ def _jsonable(x: Any) -> Any:
 
 
 def load_normalizers(run: Path) -> dict[str, Any]:
-    from nnlang.train.data import Normalizer
-
     path = run / "normalizer.npz"
     if not path.exists():
         return {}
-    with np.load(path, allow_pickle=False) as z:
-        groups: dict[str, dict[str, np.ndarray]] = {}
-        for k in z.files:
-            inp, _, field_ = k.partition("/")
-            groups.setdefault(inp, {})[field_] = z[k]
-    return {inp: Normalizer.from_arrays(d) for inp, d in groups.items()}
+    try:
+        return read_normalizers_npz(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise NNError(Diagnostic("E503", f"`{path}` cannot be read: {e}")) from None
 
 
 # ------------------------------------------------------------------ progress
