@@ -62,22 +62,8 @@ def confine(root: Path, base: Path, rel: str) -> Path | str:
 
 def load_text(text: str, file: str = "<input>", root: Path | None = None) -> Program:
     """Parse ``text`` as a main file (imports resolve against ``root`` or the cwd)."""
-    sources = Sources()
-    sources.add(file, text)
     root = (root or Path.cwd()).resolve()
-    prog = Program(file, root, sources)
-    rep = Reporter()
-    try:
-        module = parse(text, file)
-    except NNError as e:
-        e.sources = sources  # type: ignore[attr-defined]
-        raise
-    _add_module(prog, module, root, [Path(file).name], rep, set(), is_main=True)
-    if rep.errors:
-        err = NNError(rep.diagnostics)
-        err.sources = sources  # type: ignore[attr-defined]
-        raise err
-    return prog
+    return _load_main(file, text, root, root, Path(file).name)
 
 
 def load(path: str | Path) -> Program:
@@ -91,21 +77,21 @@ def load(path: str | Path) -> Program:
         raise NNError(
             Diagnostic("E109", f"cannot read `{display}`: {getattr(e, 'strerror', None) or e}")
         ) from None
+    return _load_main(display, text, p.resolve().parent, p.parent, str(p.resolve()))
+
+
+def _load_main(display: str, text: str, root: Path, base: Path, key: str) -> Program:
     sources = Sources()
     sources.add(display, text)
-    root = p.resolve().parent
     prog = Program(display, root, sources)
     rep = Reporter()
     try:
         module = parse(text, display)
+        _add_module(prog, module, base, [key], rep, {key}, is_main=True)
+        rep.raise_if_errors()
     except NNError as e:
         e.sources = sources  # type: ignore[attr-defined]
         raise
-    _add_module(prog, module, p.parent, [str(p.resolve())], rep, {str(p.resolve())}, is_main=True)
-    if rep.errors:
-        err = NNError(rep.diagnostics)
-        err.sources = sources  # type: ignore[attr-defined]
-        raise err
     return prog
 
 
