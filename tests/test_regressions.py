@@ -95,3 +95,15 @@ train M {
     err = capsys.readouterr().err
     assert "E407" in err and "m.nn:8" in err and "^^^" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_eval_uses_the_same_best_checkpoint_as_train(tmp_path, capsys) -> None:
+    """The direction of `monitor` is stored with each checkpoint: a reader that does not
+    know it (eval, predict, export) still picks the checkpoint train reported."""
+    src = ROOT / "examples" / "digits_mlp.nn"
+    for sets in (["epochs=4"], ["epochs=4", "data=digits(test = 0.2, val = 0.2, seed = 0)", "monitor=val_accuracy"]):
+        run = tmp_path / str(len(sets))
+        r = train(src, out=run, sets=sets, progress=False)
+        assert main(["eval", str(src), "--run", str(run), "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)["test"]
+        assert got["loss"] == r.test["loss"] and got["accuracy"] == r.test["accuracy"]

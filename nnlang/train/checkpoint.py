@@ -90,13 +90,14 @@ def _quiet_asyncio() -> Iterator[None]:
 
 
 class Checkpoints:
-    def __init__(self, directory: Path, *, keep: int = 3, greater_is_better: bool = False, create: bool = True) -> None:
+    def __init__(self, directory: Path, *, keep: int = 3, create: bool = True) -> None:
         self.directory = Path(directory).absolute()
-        sign = 1.0 if greater_is_better else -1.0
+        # A checkpoint's stored "score" is always higher-is-better (save() signs it), so
+        # any reader agrees on the best one without knowing the run's monitor.
         policy = policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
-            policies.BestN(get_metric_fn=lambda m: sign * float(m["score"]), n=1,
-                           keep_checkpoints_without_metrics=True),
+            policies.BestN(get_metric_fn=lambda m: float(m["score"]), n=1,
+                           keep_checkpoints_without_metrics=False),  # mid-epoch (interrupt) saves: LatestN only
         ])
         self.manager = ocp.CheckpointManager(
             self.directory,
@@ -104,13 +105,15 @@ class Checkpoints:
                 create=create, enable_async_checkpointing=False, preservation_policy=policy,
                 # best_fn makes Orbax store each checkpoint's metrics, so best_step() and the
                 # BestN policy still know them after the manager is reopened (--resume, eval)
-                best_fn=lambda m: sign * float(m["score"]), best_mode="max",
+                best_fn=lambda m: float(m["score"]), best_mode="max",
             ),
             item_handlers={"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()},
         )
 
-    def save(self, step: int, state: Any, progress: dict[str, Any], score: float | None) -> None:
-        metrics = {"score": score} if score is not None and np.isfinite(score) else None
+    def save(self, step: int, state: Any, progress: dict[str, Any], score: float | None,
+             greater_is_better: bool = True) -> None:
+        ok = score is not None and np.isfinite(score)
+        metrics = {"score": float(score if greater_is_better else -score)} if ok else None  # type: ignore[operator]
         self.manager.save(
             step,
             args=ocp.args.Composite(

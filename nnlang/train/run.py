@@ -289,7 +289,10 @@ def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None
     greater = bare != "loss" and next(m.greater_is_better for m in engine.metrics if label(m) == bare)
     engine.check_traces(train_arrays_shapes(data), spec)
     run.mkdir(parents=True, exist_ok=True)
-    ckpts = Checkpoints(run / "checkpoints", keep=spec.keep, greater_is_better=greater)
+    # Without a validation split and without an explicit `monitor`, there is nothing to
+    # select on (training loss is no model selection): the best checkpoint is the latest.
+    latest_is_best = spec.monitor is None and not has_val
+    ckpts = Checkpoints(run / "checkpoints", keep=spec.keep)
     state = engine.state
     progress_rec: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_sum": 0.0, "loss_steps": 0,
                                     "history": [], "best": None, "bad_epochs": 0, "train_seconds": 0.0}
@@ -356,7 +359,10 @@ def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None
                     progress_rec.update(epoch=epoch, step_in_epoch=0, history=history, train_seconds=t_train)
                     early = spec.patience is not None and progress_rec["bad_epochs"] >= spec.patience
                     if epoch % spec.checkpoint_every == 0 or epoch == epochs or early or flag.signal is not None:
-                        ckpts.save(epoch * spe, state, progress_rec, score)
+                        if latest_is_best:
+                            ckpts.save(epoch * spe, state, progress_rec, float(epoch), greater_is_better=True)
+                        else:
+                            ckpts.save(epoch * spe, state, progress_rec, score, greater_is_better=greater)
                     if early:
                         stopped = "early_stop"
                         bar.epoch_line(f"early stop: `{monitor}` did not improve for {spec.patience} epochs")
