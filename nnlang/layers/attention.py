@@ -69,7 +69,7 @@ def _attention_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         out_features=c["fq"],
         in_kv_features=c["fkv"],
         dropout_rate=a.dropout,
-        # training mode by default, like nnx.Dropout; .eval() flips it
+        # training mode by default, like nnx.Dropout; eval mode flips it
         deterministic=False,
         decode=False,
         dtype=dtype_of(ins[0]),

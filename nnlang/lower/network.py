@@ -25,7 +25,7 @@ class Network(nnx.Module):
     """The lowered model. Call it with the model's inputs (positionally in declaration
     order, or by name) batched along a leading axis; it returns ``{output name: array}``.
 
-    ``model.train()`` / ``model.eval()`` switch dropout and batch-norm behaviour.
+    ``model.train()`` and the eval-mode switch of nnx modules set dropout and batch-norm behaviour.
     """
 
     def __init__(self, graph: Graph, *, rngs: nnx.Rngs) -> None:

@@ -2,7 +2,7 @@
 
 A checkpoint holds the whole training state as plain arrays (parameters, optimizer
 state, batch statistics, RNG keys and counters) plus a JSON ``progress`` record (epoch,
-position in the epoch, history, early-stopping state). No pickle: Orbax writes arrays
+position in the epoch, history, early-stopping state). Nothing executable: Orbax writes arrays
 and JSON, into a temporary directory renamed into place when complete.
 """
 

@@ -717,7 +717,7 @@ class Normalizer:
         return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays for ``np.savez`` (no pickle)."""
+        """Plain arrays for ``np.savez`` (nothing executable)."""
         return {"kind": np.array(self.kind), "shift": self.shift, "mul": self.mul}
 
     @staticmethod
@@ -791,7 +791,7 @@ def _none(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def normalizers_npz(norms: Mapping[str, Normalizer]) -> bytes:
     """Normalizers as the `.npz` kept in run directories and beside exported artifacts:
-    one array per `<model input>/<field>` (kind, shift, mul); no pickle."""
+    one array per `<model input>/<field>` (kind, shift, mul); nothing executable."""
     import io
 
     buf = io.BytesIO()

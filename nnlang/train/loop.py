@@ -143,7 +143,7 @@ class Engine:
     def __post_init__(self) -> None:
         self.model.train()
         self.train_def, self.state = nnx.split((self.model, self.optimizer))
-        self.model.eval()
+        self.model.eval()  # Flax NNX's inference-mode switch (not Python's eval)
         self.eval_def, _ = nnx.split((self.model, self.optimizer))
         self.model.train()
         key = jax.random.key(self.spec.seed)
