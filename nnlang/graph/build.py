@@ -784,11 +784,21 @@ class Builder:
                     self.check_callee_names(replace(st, repeat=None), scope)
                     continue
                 times = n
-            for _ in range(times):
+            for i in range(times):
+                before = len(self.graph) if self.graph is not None else 0
                 cur = self.apply_stage(st.callee, inputs, scope)
                 if isinstance(cur, Poison) or (isinstance(cur, tuple) and any(isinstance(x, Poison) for x in cur)):
                     break  # a multi-output layer that failed gives a tuple of poisons
                 inputs = [cur] if isinstance(cur, Tensor) else list(cur)
+                if i == 0 and times > 1 and self.graph is not None:
+                    # one instance built: refuse a repetition that cannot fit now, rather
+                    # than after building MAX_NODES nodes (nested repeats multiply)
+                    each = len(self.graph) - before
+                    if before + each * times > MAX_NODES:
+                        raise NNError(Diagnostic(
+                            "E007", f"this repetition would make {each * times:,} nodes, more than the {MAX_NODES:,} allowed",
+                            st.repeat.span if st.repeat is not None else st.span, label=f"{times:,} × {each:,} nodes",
+                            help="lower the repeat count, or the depth of nested repeats"))
         return cur
 
     def check_callee_names(self, st: A.Stage, scope: Scope) -> None:
