@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(a.run) if a.run else train(a.file, out=Path(tmp) / "run", sets=["epochs=1"], progress=False).run_dir
-        setup, engine, state, _, _ = open_run(a.file, run)
+        setup, engine, state, _ = open_run(a.file, run)
         model, _ = nnx.merge(engine.eval_def, state)
         live = nnx.jit(lambda m, x: m(**x))  # what `nnlang predict --run` runs
         gdef, weights = nnx.split(model)

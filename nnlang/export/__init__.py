@@ -123,7 +123,7 @@ def export(file: str | Path, run: str | Path, *, fmt: str, out: str | Path, forc
     _refuse_existing([out, side_json, side_npz], force)
     if fmt == "onnx":
         onnx_export.require()
-    setup, engine, state, _, run_dir = open_run(file, run, model)
+    setup, engine, state, run_dir = open_run(file, run, model)
     graph = setup.graph
     live, _ = nnx.merge(engine.eval_def, state)
     norms = _run_normalizers(Path(run_dir), graph)

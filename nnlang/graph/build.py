@@ -119,12 +119,6 @@ BUILTINS: dict[str, Callable[..., Any]] = {
 }
 
 
-def expr_span(e: A.Expr | A.Kwarg) -> Span:
-    if isinstance(e, A.Kwarg):
-        return e.value.span if not isinstance(e.value, A.Kwarg) else e.name_span
-    return e.span
-
-
 def free_names(e: Any) -> set[str]:
     """Names an expression or statement reads (for ordering statements)."""
     out: set[str] = set()

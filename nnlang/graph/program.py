@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, Sources, Span
+from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, Sources
 from nnlang.syntax import ast as A
 from nnlang.syntax.parser import parse
 
@@ -147,7 +147,3 @@ def _add_module(
         prog.decls[decl.name] = decl
     if is_main:
         prog.trains.extend(module.trains)
-
-
-def no_span(file: str) -> Span:
-    return Span.point(file, 1, 1)

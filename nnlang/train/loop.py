@@ -14,9 +14,7 @@ uninterrupted run would have done (bitwise on CPU).
 
 from __future__ import annotations
 
-import math
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -359,18 +357,3 @@ class StopFlag:
     def __exit__(self, *exc: Any) -> None:
         for s, h in self._old.items():
             signal.signal(s, h)
-
-
-def chunk_bounds(steps_per_epoch: int, start: int, chunk: int) -> tuple[int, int]:
-    return start, min(steps_per_epoch, start + chunk)
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn()
-    jax.block_until_ready(out)
-    return out, time.perf_counter() - t
-
-
-def samples_per_second(steps: int, batch: int, seconds: float) -> float:
-    return steps * batch / seconds if seconds > 0 else math.inf

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from nnlang.api import model_overrides
-from nnlang.diagnostics import Diagnostic, NNError, Reporter, Span, did_you_mean
+from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean
 from nnlang.graph.build import build as build_graph
 from nnlang.graph.checks import Budget, check_budget
 from nnlang.graph.graph import Graph
@@ -460,7 +460,7 @@ def _plot(history: list[dict[str, Any]], path: Path) -> None:
 
 
 # ------------------------------------------------------------------ eval / predict
-def open_run(file: str | Path, run: str | Path, model: str | None = None) -> tuple[Setup, Engine, Any, Data | None, Path]:
+def open_run(file: str | Path, run: str | Path, model: str | None = None) -> tuple[Setup, Engine, Any, Path]:
     run = Path(run)
     if not (run / "settings.json").is_file() or not (run / "checkpoints").is_dir():
         raise NNError(Diagnostic("E503", f"`{run}` is not a run directory (no settings.json or checkpoints/)",
@@ -476,17 +476,17 @@ def open_run(file: str | Path, run: str | Path, model: str | None = None) -> tup
     engine = make_engine(s.graph, s.spec, net, s.spec.batch, shapes)
     state, _ = ck.restore(step, engine.state, what=f"model `{s.graph.name}`")
     ck.close()
-    return s, engine, state, None, run
+    return s, engine, state, run
 
 
 def evaluate_run(file: str | Path, run: str | Path, model: str | None = None) -> dict[str, dict[str, float]]:
-    s, engine, state, _, run = open_run(file, run, model)
+    s, engine, state, run = open_run(file, run, model)
     data = load_data(s.graph, s.spec, s.program.root)
     return {split: engine.evaluate(state, data.splits[split]) for split in ("val", "test") if split in data.splits}
 
 
 def predict_run(file: str | Path, run: str | Path, inputs: dict[str, np.ndarray], model: str | None = None) -> dict[str, np.ndarray]:
-    s, engine, state, _, run = open_run(file, run, model)
+    s, engine, state, run = open_run(file, run, model)
     norms = load_normalizers(Path(run))
     fixed = {}
     for p in s.graph.inputs:
@@ -503,7 +503,3 @@ def predict_run(file: str | Path, run: str | Path, inputs: dict[str, np.ndarray]
             x = norms[p.name].apply(x)
         fixed[p.name] = x
     return engine.predict(state, fixed)
-
-
-def first_span(s: Setup) -> Span | None:
-    return s.spec.span
