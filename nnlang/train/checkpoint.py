@@ -144,11 +144,8 @@ class Checkpoints:
         if saved_tree is not None:
             changes = diff(saved_tree, current)
             if changes:
-                raise NNError(Diagnostic(
-                    "E502", f"checkpoint {step} in `{self.directory}` does not match {what}",
-                    help="train from scratch into a new run directory, or restore the .nn file the run was made with",
-                    notes=changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else []),
-                ))
+                raise self._mismatch(step, what, changes, "train from scratch into a new run directory, "
+                                     "or restore the .nn file the run was made with")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, current)
         with _quiet_asyncio():
             restored = self._restore_all(step, abstract)
@@ -162,6 +159,12 @@ class Checkpoints:
             )
         except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise bare Exception for bad files
             raise self._unreadable(step, e) from None
+
+    def _mismatch(self, step: int, what: str, changes: list[str], help: str) -> NNError:
+        """E502: the checkpoint's arrays differ from the model's (the first 20 listed)."""
+        notes = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else [])
+        return NNError(Diagnostic("E502", f"checkpoint {step} in `{self.directory}` does not match {what}",
+                                  help=help, notes=notes))
 
     def _unreadable(self, step: int, e: BaseException) -> NNError:
         """E503 for a corrupt or truncated checkpoint, offering the one before it."""
@@ -187,11 +190,7 @@ class Checkpoints:
         current = to_arrays(model_state)
         changes = diff(saved, current) if saved is not None else ["the checkpoint holds no model state"]
         if changes:
-            raise NNError(Diagnostic(
-                "E502", f"checkpoint {step} in `{self.directory}` does not match {what}",
-                help="fine-tune from a run of the same model (optimizer and settings may differ)",
-                notes=changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else []),
-            ))
+            raise self._mismatch(step, what, changes, "fine-tune from a run of the same model (optimizer and settings may differ)")
         return from_arrays(model_state, saved)
 
     def close(self) -> None:

@@ -318,9 +318,12 @@ def build_spec(
             values[key] = v
     if len(rep.errors) > n_errors:
         return None
-    cat = optim.OPTIMIZERS, optim.SCHEDULES
-    optimizer = values.get("optimizer") or CallSpec(cat[0]["adam"], bind(cat[0]["adam"]), decl.span)
-    schedule = values.get("schedule") or CallSpec(cat[1]["constant"], bind(cat[1]["constant"]), decl.span)
+    def default(key: str) -> CallSpec:  # the call SETTINGS declares as the default
+        entry = CATALOGS[key][0][SETTINGS[key].default]
+        return CallSpec(entry, bind(entry), decl.span)
+
+    optimizer = values.get("optimizer") or default("optimizer")
+    schedule = values.get("schedule") or default("schedule")
     spec = TrainSpec(
         model=decl.model,
         span=decl.span,
