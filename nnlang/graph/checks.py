@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from nnlang.diagnostics import Diagnostic, Reporter
 from nnlang.graph.graph import Graph
-from nnlang.shapes import DTYPES, concrete_numel
+from nnlang.shapes import ITEMSIZE, concrete_numel
 
 MAX_DIM = 2**31 - 1
 
@@ -29,8 +29,6 @@ def _human(n: float) -> str:
 
 
 def check_budget(graph: Graph, budget: Budget, rep: Reporter) -> None:
-    import numpy as np
-
     for n in graph.order():
         for t in n.out_types:
             big = [d for d in t.shape if isinstance(d, int) and d > MAX_DIM]
@@ -52,7 +50,7 @@ def check_budget(graph: Graph, budget: Budget, rep: Reporter) -> None:
     act = 0
     for n in graph.order():
         for t in n.out_types:
-            act += concrete_numel(t.shape) * np.dtype(DTYPES[t.dtype]).itemsize
+            act += concrete_numel(t.shape) * ITEMSIZE[t.dtype]
             if act > budget.max_activation_bytes:
                 rep.add(Diagnostic("E306", f"activations for one sample exceed {budget.max_activation_bytes / 1024**2:.0f} MiB by `{n.id}`",
                                    n.span, label=f"gives {t}", help="raise the limit with --max-activation-mb if it is meant"))

@@ -16,7 +16,7 @@ import networkx as nx
 
 from nnlang.diagnostics import Span
 from nnlang.layers.base import Args, LayerKind
-from nnlang.shapes import DTYPES, TensorType, concrete_numel
+from nnlang.shapes import ITEMSIZE, TensorType, concrete_numel
 
 
 @dataclass
@@ -102,18 +102,14 @@ class Graph:
         return sum(n.flops for n in self.order())
 
     def param_bytes(self, dtype: str = "f32") -> int:
-        import numpy as np
-
-        return self.total_params() * np.dtype(DTYPES[dtype]).itemsize
+        return self.total_params() * ITEMSIZE[dtype]
 
     def activation_bytes(self) -> int:
         """Bytes of every node's outputs for one sample (symbolic axes counted as 1)."""
-        import numpy as np
-
         total = 0
         for n in self.order():
             for t in n.out_types:
-                total += concrete_numel(t.shape) * np.dtype(DTYPES[t.dtype]).itemsize
+                total += concrete_numel(t.shape) * ITEMSIZE[t.dtype]
         return total
 
     def descendants_of_inputs(self) -> set[str]:
