@@ -41,9 +41,13 @@ def median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 5) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("file", nargs="?", default=str(ROOT / "examples" / "digits_cnn.nn"))
-    p.add_argument("--run", help="a trained run of FILE (default: train 1 epoch into a temporary folder)")
+    p.add_argument(
+        "--run", help="a trained run of FILE (default: train 1 epoch into a temporary folder)"
+    )
     p.add_argument("--repeats", type=int, default=100)
     a = p.parse_args(argv)
 
@@ -54,29 +58,49 @@ def main(argv: list[str] | None = None) -> int:
     from nnlang.train.run import open_run, train
 
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(a.run) if a.run else train(a.file, out=Path(tmp) / "run", sets=["epochs=1"], progress=False).run_dir
+        run = (
+            Path(a.run)
+            if a.run
+            else train(a.file, out=Path(tmp) / "run", sets=["epochs=1"], progress=False).run_dir
+        )
         setup, engine, state, _ = open_run(a.file, run)
         model, _ = nnx.merge(engine.eval_def, state)
         live = nnx.jit(lambda m, x: m(**x))  # what `nnlang predict --run` runs
         gdef, weights = nnx.split(model)
-        pure = jax.jit(lambda w, x: nnx.merge(gdef, w)(**x))  # the same without nnx's per-call graph walk
-        artifacts = {"stablehlo": load_artifact(export(a.file, run, fmt="stablehlo", out=Path(tmp) / "m.stablehlo").path)}
+        pure = jax.jit(
+            lambda w, x: nnx.merge(gdef, w)(**x)
+        )  # the same without nnx's per-call graph walk
+        artifacts = {
+            "stablehlo": load_artifact(
+                export(a.file, run, fmt="stablehlo", out=Path(tmp) / "m.stablehlo").path
+            )
+        }
         try:
-            artifacts["onnxruntime"] = load_artifact(export(a.file, run, fmt="onnx", out=Path(tmp) / "m.onnx").path)
+            artifacts["onnxruntime"] = load_artifact(
+                export(a.file, run, fmt="onnx", out=Path(tmp) / "m.onnx").path
+            )
         except Exception as e:  # noqa: BLE001 - the ONNX extra is optional
             print(f"(no ONNX column: {e})", file=sys.stderr)
         rows = []
         for b in BATCHES:
             x = gate.random_inputs(setup.graph, b)
-            row = {"nnx.jit": median_ms(lambda x=x: jax.tree.map(np.asarray, live(model, x)), a.repeats),
-                   "jax.jit": median_ms(lambda x=x: jax.tree.map(np.asarray, pure(weights, x)), a.repeats)}
+            row = {
+                "nnx.jit": median_ms(
+                    lambda x=x: jax.tree.map(np.asarray, live(model, x)), a.repeats
+                ),
+                "jax.jit": median_ms(
+                    lambda x=x: jax.tree.map(np.asarray, pure(weights, x)), a.repeats
+                ),
+            }
             for name, art in artifacts.items():
                 arrays = art.prepare(x, normalize=False)
                 row[name] = median_ms(lambda art=art, arrays=arrays: art.call(arrays), a.repeats)
             rows.append((b, row))
 
     cols = list(rows[0][1])
-    print(f"model {setup.graph.name} ({a.file}), {jax.default_backend()}, median of {a.repeats} runs, ms per call")
+    print(
+        f"model {setup.graph.name} ({a.file}), {jax.default_backend()}, median of {a.repeats} runs, ms per call"
+    )
     print(f"{'batch':>6} " + " ".join(f"{c:>12}" for c in cols))
     for b, row in rows:
         print(f"{b:>6} " + " ".join(f"{row[c]:>12.3f}" for c in cols))

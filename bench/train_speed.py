@@ -47,10 +47,14 @@ train MLP {
     metrics = [accuracy]
 }
 """
-CNN_NN = MLP_NN.replace("model MLP", "model CNN").replace("train MLP", "train CNN").replace(
-    "image -> flatten -> dense(256) -> relu -> dense(256) -> relu -> dense(10)",
-    "image -> conv(32, 3) -> relu -> conv(32, 3) -> relu -> max_pool(2) -> conv(64, 3) -> relu "
-    "-> global_avg_pool -> dense(10)",
+CNN_NN = (
+    MLP_NN.replace("model MLP", "model CNN")
+    .replace("train MLP", "train CNN")
+    .replace(
+        "image -> flatten -> dense(256) -> relu -> dense(256) -> relu -> dense(10)",
+        "image -> conv(32, 3) -> relu -> conv(32, 3) -> relu -> max_pool(2) -> conv(64, 3) -> relu "
+        "-> global_avg_pool -> dense(10)",
+    )
 )
 
 
@@ -97,7 +101,9 @@ def run_nnlang(model: str) -> None:
         s = setup(f)
         data = load(s.graph, s.spec, s.program.root)
     net = lower(s.graph, 0)
-    shapes = {k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names}
+    shapes = {
+        k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
+    }
     eng = make_engine(s.graph, s.spec, net, data.size("train"), shapes)
     arrays = {k: jax.device_put(v) for k, v in data.splits["train"].items()}
     test = data.splits["test"]
@@ -123,7 +129,11 @@ def _flax_model(model: str):  # noqa: ANN202
 
     class MLP(nnx.Module):
         def __init__(self, rngs: nnx.Rngs) -> None:
-            self.l1, self.l2, self.l3 = nnx.Linear(64, 256, rngs=rngs), nnx.Linear(256, 256, rngs=rngs), nnx.Linear(256, 10, rngs=rngs)
+            self.l1, self.l2, self.l3 = (
+                nnx.Linear(64, 256, rngs=rngs),
+                nnx.Linear(256, 256, rngs=rngs),
+                nnx.Linear(256, 10, rngs=rngs),
+            )
 
         def __call__(self, x):  # noqa: ANN001, ANN204
             x = x.reshape(x.shape[0], -1)
@@ -131,7 +141,10 @@ def _flax_model(model: str):  # noqa: ANN202
 
     class CNN(nnx.Module):
         def __init__(self, rngs: nnx.Rngs) -> None:
-            self.c1, self.c2 = nnx.Conv(1, 32, (3, 3), rngs=rngs), nnx.Conv(32, 32, (3, 3), rngs=rngs)
+            self.c1, self.c2 = (
+                nnx.Conv(1, 32, (3, 3), rngs=rngs),
+                nnx.Conv(32, 32, (3, 3), rngs=rngs),
+            )
             self.c3, self.out = nnx.Conv(32, 64, (3, 3), rngs=rngs), nnx.Linear(64, 10, rngs=rngs)
 
         def __call__(self, x):  # noqa: ANN001, ANN204
@@ -211,7 +224,9 @@ def run_jax_fused(model: str) -> None:
             p, o = carry
 
             def lf(p):  # noqa: ANN001, ANN202
-                return optax.softmax_cross_entropy_with_integer_labels(nnx.merge(graphdef, p)(xd[idx]), yd[idx]).mean()
+                return optax.softmax_cross_entropy_with_integer_labels(
+                    nnx.merge(graphdef, p)(xd[idx]), yd[idx]
+                ).mean()
 
             loss, g = jax.value_and_grad(lf)(p)
             u, o = tx.update(g, o, p)
@@ -247,14 +262,35 @@ def run_torch(model: str) -> None:
     torch.manual_seed(0)
     xtr, ytr, xte, yte = digits_split()
     if model == "mlp":
-        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+        net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64, 256),
+            nn.ReLU(),
+            nn.Linear(256, 256),
+            nn.ReLU(),
+            nn.Linear(256, 10),
+        )
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     else:
-        net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                            nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(64, 10),
+        )
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
-    xd, yd, xt, yt = to(xtr), torch.from_numpy(ytr.astype(np.int64)), to(xte), torch.from_numpy(yte.astype(np.int64))
+    xd, yd, xt, yt = (
+        to(xtr),
+        torch.from_numpy(ytr.astype(np.int64)),
+        to(xte),
+        torch.from_numpy(yte.astype(np.int64)),
+    )
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     lossf = nn.CrossEntropyLoss()
     spe = len(xtr) // BATCH
@@ -296,7 +332,9 @@ def available(name: str, model: str) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", choices=["mlp", "cnn"], nargs="*", default=["mlp", "cnn"])
     ap.add_argument("--runners", nargs="*", default=list(RUNNERS))
     ap.add_argument("--one", help=argparse.SUPPRESS)
@@ -306,22 +344,35 @@ def main() -> None:
         return
     import platform
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}")
-    print(f"{'model':<5} {'runner':<10} {'samples/s':>10} {'time to 97%':>15} {'epochs':>7} {'wall s':>7}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}"
+    )
+    print(
+        f"{'model':<5} {'runner':<10} {'samples/s':>10} {'time to 97%':>15} {'epochs':>7} {'wall s':>7}"
+    )
     for model in a.model:
         for name in a.runners:
             if not available(name, model):
                 continue
             t = time.perf_counter()
-            r = subprocess.run([sys.executable, __file__, "--one", name, "--model", model],
-                               capture_output=True, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+            r = subprocess.run(
+                [sys.executable, __file__, "--one", name, "--model", model],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "JAX_PLATFORMS": "cpu"},
+            )
             wall = time.perf_counter() - t
             if r.returncode != 0:
-                print(f"{model:<5} {name:<10} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
+                print(
+                    f"{model:<5} {name:<10} failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}"
+                )
                 continue
             res = json.loads(r.stdout.strip().splitlines()[-1])
             t97 = f"{res['t97']:.2f}s" if res["t97"] else f"never ({res['best']:.1%})"
-            print(f"{model:<5} {name:<10} {res['steady']:>10,.0f} {t97:>15} {res['epochs97'] or '-':>7} {wall:>7.1f}", flush=True)
+            print(
+                f"{model:<5} {name:<10} {res['steady']:>10,.0f} {t97:>15} {res['epochs97'] or '-':>7} {wall:>7.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

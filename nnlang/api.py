@@ -55,7 +55,9 @@ def _load(source: str | Path, *, text: str | None = None) -> Program:
     return load(source)
 
 
-def model_overrides(program: Program, model: str, extra: dict[str, Any] | None = None) -> dict[str, tuple[Any, Span | None]]:
+def model_overrides(
+    program: Program, model: str, extra: dict[str, Any] | None = None
+) -> dict[str, tuple[Any, Span | None]]:
     """Model arguments: those of the file's `train Model(...)` header, then ``extra``."""
     from nnlang.graph.build import Builder
 
@@ -141,8 +143,14 @@ def build(source: str | Path, model: str | None = None, **kwargs: Any) -> Graph:
         return _build(source, model, **kwargs)
 
 
-def _build(source: str | Path, model: str | None = None, *, text: str | None = None,
-           args: dict[str, Any] | None = None, budget: Budget | None = None) -> Graph:
+def _build(
+    source: str | Path,
+    model: str | None = None,
+    *,
+    text: str | None = None,
+    args: dict[str, Any] | None = None,
+    budget: Budget | None = None,
+) -> Graph:
     program = _load(source, text=text)
     decl = program.model(model)
     name = decl.name if decl else model

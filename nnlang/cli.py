@@ -54,7 +54,9 @@ def cmd_check(a: argparse.Namespace) -> int:
     from nnlang.api import check
     from nnlang.graph.checks import Budget
 
-    budget = Budget(max_params=a.max_params, max_activation_bytes=int(a.max_activation_mb * 1024**2))
+    budget = Budget(
+        max_params=a.max_params, max_activation_bytes=int(a.max_activation_mb * 1024**2)
+    )
     status = EXIT_OK
     all_json: list[Any] = []
     for f in a.files:
@@ -67,7 +69,9 @@ def cmd_check(a: argparse.Namespace) -> int:
         if not res.ok:
             status = EXIT_USER
         elif a.format != "json" and not a.quiet:
-            models = ", ".join(f"{g.name} ({g.total_params():,} parameters)" for g in res.graphs.values())
+            models = ", ".join(
+                f"{g.name} ({g.total_params():,} parameters)" for g in res.graphs.values()
+            )
             print(f"{f}: ok — {models}")
     if a.format == "json":
         print(json.dumps(all_json, indent=2))
@@ -96,15 +100,17 @@ def _model_sets(items: list[str] | None) -> dict[str, Any]:
 def summary_rows(g: Any) -> list[dict[str, Any]]:
     rows = []
     for n in g.order():
-        rows.append({
-            "name": n.id,
-            "kind": n.kind_name,
-            "output": ", ".join(str(t) for t in n.out_types),
-            "params": n.params if n.owner == n.id else 0,
-            "shares": n.owner if n.owner != n.id else None,
-            "flops": n.flops,
-            "line": n.span.line,
-        })
+        rows.append(
+            {
+                "name": n.id,
+                "kind": n.kind_name,
+                "output": ", ".join(str(t) for t in n.out_types),
+                "params": n.params if n.owner == n.id else 0,
+                "shares": n.owner if n.owner != n.id else None,
+                "flops": n.flops,
+                "line": n.span.line,
+            }
+        )
     return rows
 
 
@@ -118,21 +124,35 @@ def cmd_summary(a: argparse.Namespace) -> int:
         "activation_bytes": g.activation_bytes(),
     }
     if a.json:
-        print(json.dumps({
-            "model": g.name,
-            "args": g.args,
-            "inputs": [{"name": p.name, "type": str(p.type)} for p in g.inputs],
-            "outputs": [{"name": p.name, "type": str(p.type)} for p in g.outputs],
-            "nodes": rows,
-            "totals": totals,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": g.name,
+                    "args": g.args,
+                    "inputs": [{"name": p.name, "type": str(p.type)} for p in g.inputs],
+                    "outputs": [{"name": p.name, "type": str(p.type)} for p in g.outputs],
+                    "nodes": rows,
+                    "totals": totals,
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
     from rich.table import Table
 
-    t = Table(title=f"{g.name}" + (f"({', '.join(f'{k}={_fmt_default(v)}' for k, v in g.args.items())})" if g.args else ""),
-              caption="shapes are per sample; the batch axis is implicit")
-    for col, just in (("node", "left"), ("kind", "left"), ("output", "left"), ("params", "right"),
-                      ("FLOPs", "right"), ("line", "right")):
+    t = Table(
+        title=f"{g.name}"
+        + (f"({', '.join(f'{k}={_fmt_default(v)}' for k, v in g.args.items())})" if g.args else ""),
+        caption="shapes are per sample; the batch axis is implicit",
+    )
+    for col, just in (
+        ("node", "left"),
+        ("kind", "left"),
+        ("output", "left"),
+        ("params", "right"),
+        ("FLOPs", "right"),
+        ("line", "right"),
+    ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         params = f"{r['params']:,}" if not r["shares"] else f"shares {r['shares']}"
@@ -161,17 +181,41 @@ def cmd_layers(a: argparse.Namespace) -> int:
         if kind is None:
             from nnlang.diagnostics import did_you_mean
 
-            print(f"error: no layer kind `{a.name}`" + (f"; {did_you_mean(a.name, REGISTRY)}" if did_you_mean(a.name, REGISTRY) else ""), file=sys.stderr)
+            print(
+                f"error: no layer kind `{a.name}`"
+                + (f"; {did_you_mean(a.name, REGISTRY)}" if did_you_mean(a.name, REGISTRY) else ""),
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         kinds = [kind]
     else:
         kinds = sorted(REGISTRY.values(), key=lambda k: (k.family, k.name))
     if a.json:
-        print(json.dumps([{
-            "name": k.name, "family": k.family, "doc": k.doc, "inputs": list(k.n_inputs),
-            "attrs": [{"name": x.name, "type": x.type, "default": None if x.required else x.default,
-                       "required": x.required, "doc": x.doc} for x in k.attrs],
-        } for k in kinds], indent=2, default=str))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": k.name,
+                        "family": k.family,
+                        "doc": k.doc,
+                        "inputs": list(k.n_inputs),
+                        "attrs": [
+                            {
+                                "name": x.name,
+                                "type": x.type,
+                                "default": None if x.required else x.default,
+                                "required": x.required,
+                                "doc": x.doc,
+                            }
+                            for x in k.attrs
+                        ],
+                    }
+                    for k in kinds
+                ],
+                indent=2,
+                default=str,
+            )
+        )
         return EXIT_OK
     from rich.table import Table
 
@@ -181,10 +225,17 @@ def cmd_layers(a: argparse.Namespace) -> int:
     t.add_column("arguments")
     t.add_column("description")
     for k in kinds:
-        args = ", ".join(x.name if x.required else f"{x.name}={_fmt_default(x.default)}" for x in k.attrs)
+        args = ", ".join(
+            x.name if x.required else f"{x.name}={_fmt_default(x.default)}" for x in k.attrs
+        )
         from rich.markup import escape
 
-        t.add_row(escape(k.name), k.family, escape(args), escape(k.doc.split(". ")[0] if not a.name else k.doc))
+        t.add_row(
+            escape(k.name),
+            k.family,
+            escape(args),
+            escape(k.doc.split(". ")[0] if not a.name else k.doc),
+        )
     _console().print(t)
     if a.name and kinds[0].example:
         print("\nexample:\n" + kinds[0].example)
@@ -210,11 +261,15 @@ def cmd_graph(a: argparse.Namespace) -> int:
     elif out.suffix == ".svg":
         exe = shutil.which("dot")
         if exe is None:
-            print("error: writing SVG needs Graphviz's `dot` program, which is not installed.\n"
-                  "  = help: install Graphviz (e.g. `apt-get install graphviz`), or write `-o graph.dot`",
-                  file=sys.stderr)
+            print(
+                "error: writing SVG needs Graphviz's `dot` program, which is not installed.\n"
+                "  = help: install Graphviz (e.g. `apt-get install graphviz`), or write `-o graph.dot`",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
-        svg = subprocess.run([exe, "-Tsvg"], input=dot.encode(), capture_output=True, check=True).stdout
+        svg = subprocess.run(
+            [exe, "-Tsvg"], input=dot.encode(), capture_output=True, check=True
+        ).stdout
         atomic_write_bytes(out, svg)
     else:
         print("error: -o must end in .dot or .svg", file=sys.stderr)
@@ -237,37 +292,66 @@ def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.Argumen
         prog="nnlang",
         description="Define, check, train and export neural networks written as .nn files.",
         epilog="exit codes: 0 ok, 1 a mistake in a .nn file or its data, 2 usage or internal error.\n"
-               "run `nnlang VERB --help` for each verb's options and an example.",
+        "run `nnlang VERB --help` for each verb's options and an example.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"nnlang {_version()}")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
 
-    def verb(name: str, help: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES.get(name, '')}",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    def verb(
+        name: str, help: str, fn: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {EXAMPLES.get(name, '')}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sp.set_defaults(fn=fn)
         return sp
 
     c = verb("check", "parse, validate and shape-check .nn files (exit 1 on any error)", cmd_check)
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument("--model", help="check only this model")
-    c.add_argument("--format", choices=["full", "concise", "json"], default="full", help="diagnostic format")
-    c.add_argument("--max-params", type=int, default=2_000_000_000, help="refuse models with more parameters")
-    c.add_argument("--max-activation-mb", type=float, default=4096, help="refuse models whose activations for one sample exceed this")
+    c.add_argument(
+        "--format", choices=["full", "concise", "json"], default="full", help="diagnostic format"
+    )
+    c.add_argument(
+        "--max-params", type=int, default=2_000_000_000, help="refuse models with more parameters"
+    )
+    c.add_argument(
+        "--max-activation-mb",
+        type=float,
+        default=4096,
+        help="refuse models whose activations for one sample exceed this",
+    )
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
 
-    s = verb("summary", "the layer table: each node's kind, output shape, parameters and FLOPs", cmd_summary)
+    s = verb(
+        "summary",
+        "the layer table: each node's kind, output shape, parameters and FLOPs",
+        cmd_summary,
+    )
     s.add_argument("file", metavar="FILE")
     s.add_argument("--model")
-    s.add_argument("--set", action="append", metavar="PARAM=VALUE", help="a model parameter, e.g. --set hidden=128")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="PARAM=VALUE",
+        help="a model parameter, e.g. --set hidden=128",
+    )
     s.add_argument("--json", action="store_true")
 
     ly = verb("layers", "the layer catalogue: every kind with its arguments", cmd_layers)
     ly.add_argument("name", nargs="?", help="show one kind in full")
     ly.add_argument("--json", action="store_true")
 
-    gr = verb("graph", "draw the model's graph (Graphviz .dot, or .svg when `dot` is installed)", cmd_graph)
+    gr = verb(
+        "graph",
+        "draw the model's graph (Graphviz .dot, or .svg when `dot` is installed)",
+        cmd_graph,
+    )
     gr.add_argument("file", metavar="FILE")
     gr.add_argument("-o", "--output", required=True, help="out.dot or out.svg")
     gr.add_argument("--model")
@@ -312,13 +396,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception:
-        print("error[E999]: internal error — this is a bug in nnlang, not in your file.\n"
-              "Please report it with the file and the command. Details:", file=sys.stderr)
+        print(
+            "error[E999]: internal error — this is a bug in nnlang, not in your file.\n"
+            "Please report it with the file and the command. Details:",
+            file=sys.stderr,
+        )
         if os.environ.get("NNLANG_DEBUG"):
             traceback.print_exc()
         else:
             etype, value, _ = sys.exc_info()
-            print(f"  {etype.__name__ if etype else 'Error'}: {value}  (set NNLANG_DEBUG=1 for the traceback)", file=sys.stderr)
+            print(
+                f"  {etype.__name__ if etype else 'Error'}: {value}  (set NNLANG_DEBUG=1 for the traceback)",
+                file=sys.stderr,
+            )
         return EXIT_USAGE
 
 

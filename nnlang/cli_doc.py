@@ -149,7 +149,11 @@ def _usage_part(a: argparse.Action) -> str:
 def _default(a: argparse.Action) -> str:
     if a.nargs == 0 or a.default in (None, False, argparse.SUPPRESS) or isinstance(a.default, list):
         return ""
-    return f"`{a.default:,}`" if isinstance(a.default, int) and not isinstance(a.default, bool) else f"`{a.default}`"
+    return (
+        f"`{a.default:,}`"
+        if isinstance(a.default, int) and not isinstance(a.default, bool)
+        else f"`{a.default}`"
+    )
 
 
 def _cell(text: str) -> str:
@@ -168,7 +172,9 @@ def render_verb(name: str, sp: argparse.ArgumentParser) -> str:
     actions = [a for a in sp._actions if not isinstance(a, argparse._HelpAction)]
     positionals = [a for a in actions if not a.option_strings]
     options = [a for a in actions if a.option_strings]
-    usage = " ".join(["nnlang", name, *(_usage_part(a) for a in options), *(_usage_part(a) for a in positionals)])
+    usage = " ".join(
+        ["nnlang", name, *(_usage_part(a) for a in options), *(_usage_part(a) for a in positionals)]
+    )
     description = (sp.description or "").rstrip(".")
     description = description[:1].upper() + description[1:] + "."
     out = [f"### `nnlang {name}`", "", description, "", "```", usage, "```", ""]

@@ -173,9 +173,7 @@ def error(
     notes: Iterable[str] = (),
 ) -> NNError:
     """Build an :class:`NNError` holding one diagnostic (``raise error(...)``)."""
-    return NNError(
-        Diagnostic(code, message, span, label, list(secondary), help, list(notes))
-    )
+    return NNError(Diagnostic(code, message, span, label, list(secondary), help, list(notes)))
 
 
 class Reporter:
@@ -232,7 +230,9 @@ def _underline(span: Span, text: str, char: str) -> str:
     end = span.end_col - 1 if span.end_line == span.line else len(text)
     end = max(end, start + 1)
     shown_start = len(text[:start].replace("\t", TAB)) + max(start - len(text), 0)
-    shown_end = shown_start + len(text[start:end].replace("\t", TAB)) + max(end - max(start, len(text)), 0)
+    shown_end = (
+        shown_start + len(text[start:end].replace("\t", TAB)) + max(end - max(start, len(text)), 0)
+    )
     return " " * shown_start + char * max(shown_end - shown_start, 1)
 
 

@@ -25,20 +25,43 @@ EXAMPLES = {
 def cmd_train(a: argparse.Namespace) -> int:
     from nnlang.train.run import train
 
-    r = train(a.file, model=a.model, sets=a.set or [], out=a.out, resume=a.resume, progress=not a.json and not a.quiet,
-              cache=not a.no_cache)
+    r = train(
+        a.file,
+        model=a.model,
+        sets=a.set or [],
+        out=a.out,
+        resume=a.resume,
+        progress=not a.json and not a.quiet,
+        cache=not a.no_cache,
+    )
     if r.stopped == "interrupted":
         flags = " ".join(f"--set {s}" for s in a.set or [])
-        print(f"\ninterrupted: checkpoint written at step {r.steps} in {r.run_dir}/checkpoints\n"
-              f"resume with: nnlang train {a.file} {flags + ' ' if flags else ''}--out {r.run_dir} --resume", file=sys.stderr)
+        print(
+            f"\ninterrupted: checkpoint written at step {r.steps} in {r.run_dir}/checkpoints\n"
+            f"resume with: nnlang train {a.file} {flags + ' ' if flags else ''}--out {r.run_dir} --resume",
+            file=sys.stderr,
+        )
         return 130
     if a.json:
-        print(json.dumps({"run": str(r.run_dir), "stopped": r.stopped, "test": r.test, "epochs": len(r.history),
-                          "steps": r.steps, "train_seconds": round(r.train_seconds, 3)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "run": str(r.run_dir),
+                    "stopped": r.stopped,
+                    "test": r.test,
+                    "epochs": len(r.history),
+                    "steps": r.steps,
+                    "train_seconds": round(r.train_seconds, 3),
+                },
+                indent=2,
+            )
+        )
     else:
         split = r.test.get("split", "test")
         shown = " ".join(f"{k}={v:.4f}" for k, v in r.test.items() if k != "split")
-        print(f"{split}: {shown}  ({r.steps} steps, {r.train_seconds:.1f}s training) -> {r.run_dir}")
+        print(
+            f"{split}: {shown}  ({r.steps} steps, {r.train_seconds:.1f}s training) -> {r.run_dir}"
+        )
     return 0
 
 
@@ -60,7 +83,9 @@ def read_input(path: str, names: list[str]) -> dict[str, np.ndarray]:
         raise NNError(Diagnostic("E504", f"input file `{path}` does not exist"))
     try:
         if p.suffix == ".npy":
-            return {names[0]: np.load(p, allow_pickle=False)} if len(names) == 1 else _too_many(names)
+            return (
+                {names[0]: np.load(p, allow_pickle=False)} if len(names) == 1 else _too_many(names)
+            )
         if p.suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
@@ -69,11 +94,20 @@ def read_input(path: str, names: list[str]) -> dict[str, np.ndarray]:
             return {names[0]: arr} if len(names) == 1 else _too_many(names)
     except ValueError as e:
         raise NNError(Diagnostic("E504", f"cannot read `{path}`: {e}")) from None
-    raise NNError(Diagnostic("E504", f"`{path}`: input files are .npy, .npz (one array per model input) or .csv"))
+    raise NNError(
+        Diagnostic(
+            "E504", f"`{path}`: input files are .npy, .npz (one array per model input) or .csv"
+        )
+    )
 
 
 def _too_many(names: list[str]) -> dict[str, np.ndarray]:
-    raise NNError(Diagnostic("E504", f"the model has {len(names)} inputs ({', '.join(names)}); pass an .npz with one array per input"))
+    raise NNError(
+        Diagnostic(
+            "E504",
+            f"the model has {len(names)} inputs ({', '.join(names)}); pass an .npz with one array per input",
+        )
+    )
 
 
 def write_output(path: str, outputs: dict[str, np.ndarray], force: bool = True) -> None:
@@ -82,8 +116,13 @@ def write_output(path: str, outputs: dict[str, np.ndarray], force: bool = True) 
     from nnlang.train.fsio import atomic_write_bytes
 
     if len(outputs) > 1 and not path.endswith(".npz"):
-        raise NNError(Diagnostic("E504", f"the model has {len(outputs)} outputs ({', '.join(outputs)}); "
-                                 "write them to an .npz file: -o out.npz"))
+        raise NNError(
+            Diagnostic(
+                "E504",
+                f"the model has {len(outputs)} outputs ({', '.join(outputs)}); "
+                "write them to an .npz file: -o out.npz",
+            )
+        )
     buf = io.BytesIO()
     if path.endswith(".npz"):
         np.savez(buf, **outputs)
@@ -100,7 +139,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
         outputs = art.run(read_input(a.input, art.input_names))
     else:
         if not a.file or not a.run:
-            raise NNError(Diagnostic("E504", "predict needs FILE and --run DIR, or --artifact PATH"))
+            raise NNError(
+                Diagnostic("E504", "predict needs FILE and --run DIR, or --artifact PATH")
+            )
         from nnlang.graph.program import load
         from nnlang.train.run import predict_run
 
@@ -123,17 +164,33 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def register(verb: Any) -> None:
-    t = verb("train", "train a model: progress, metrics.jsonl, checkpoints and curves in a run directory", cmd_train)
+    t = verb(
+        "train",
+        "train a model: progress, metrics.jsonl, checkpoints and curves in a run directory",
+        cmd_train,
+    )
     t.add_argument("file", metavar="FILE")
-    t.add_argument("--model", help="the model to train (default: the one the file's train section names)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a train setting or model parameter (values in .nn syntax): epochs=5, "
-                        "optimizer.lr=3e-3, optimizer=sgd(lr = 0.1), hidden=128; repeatable")
+    t.add_argument(
+        "--model", help="the model to train (default: the one the file's train section names)"
+    )
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a train setting or model parameter (values in .nn syntax): epochs=5, "
+        "optimizer.lr=3e-3, optimizer=sgd(lr = 0.1), hidden=128; repeatable",
+    )
     t.add_argument("--out", help="run directory (default: runs/<file name>, numbered if it exists)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out (or the latest one) from its last checkpoint")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (or the latest one) from its last checkpoint",
+    )
     t.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    t.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
+    t.add_argument(
+        "--no-cache", action="store_true", help="do not use JAX's persistent compilation cache"
+    )
 
     e = verb("eval", "evaluate a run's best checkpoint on the validation and test splits", cmd_eval)
     e.add_argument("file", metavar="FILE")
@@ -141,15 +198,29 @@ def register(verb: Any) -> None:
     e.add_argument("--model")
     e.add_argument("--json", action="store_true")
 
-    p = verb("predict", "run a trained model (or an exported StableHLO artifact) on inputs from a file", cmd_predict)
+    p = verb(
+        "predict",
+        "run a trained model (or an exported StableHLO artifact) on inputs from a file",
+        cmd_predict,
+    )
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument("--run", metavar="DIR")
-    p.add_argument("--artifact", metavar="PATH", help="an exported artifact (.stablehlo or .onnx, with its .json beside it); no .nn source needed")
-    p.add_argument("--input", required=True, help=".npy (one input), .npz (one array per input) or .csv")
+    p.add_argument(
+        "--artifact",
+        metavar="PATH",
+        help="an exported artifact (.stablehlo or .onnx, with its .json beside it); no .nn source needed",
+    )
+    p.add_argument(
+        "--input", required=True, help=".npy (one input), .npz (one array per input) or .csv"
+    )
     p.add_argument("-o", "--output", required=True, help=".npy (one output) or .npz")
     p.add_argument("--model")
 
-    x = verb("export", "export a trained model to StableHLO or ONNX, checked against the live model first", cmd_export)
+    x = verb(
+        "export",
+        "export a trained model to StableHLO or ONNX, checked against the live model first",
+        cmd_export,
+    )
     x.add_argument("file", metavar="FILE")
     x.add_argument("--run", required=True, metavar="DIR")
     x.add_argument("--format", choices=["stablehlo", "onnx"], required=True)

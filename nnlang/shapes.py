@@ -26,7 +26,15 @@ DTYPES: dict[str, str] = {
 }
 #: Bytes per element, known without NumPy (which has no ``bfloat16`` of its own).
 ITEMSIZE: dict[str, int] = {
-    "f32": 4, "f16": 2, "bf16": 2, "f64": 8, "i32": 4, "i64": 8, "i8": 1, "u8": 1, "bool": 1,
+    "f32": 4,
+    "f16": 2,
+    "bf16": 2,
+    "f64": 8,
+    "i32": 4,
+    "i64": 8,
+    "i8": 1,
+    "u8": 1,
+    "bool": 1,
 }
 FLOAT_DTYPES = frozenset({"f32", "f16", "bf16", "f64"})
 INT_DTYPES = frozenset({"i32", "i64", "i8", "u8"})

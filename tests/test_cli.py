@@ -32,7 +32,9 @@ def test_parser_knows_every_verb() -> None:
 
 def test_exit_codes(tmp_path, capsys) -> None:
     good = ROOT / "examples" / "digits_mlp.nn"
-    bad = write(tmp_path, "bad.nn", "model M {\n    input x: f32[4]\n    output y = x -> dens(3)\n}\n")
+    bad = write(
+        tmp_path, "bad.nn", "model M {\n    input x: f32[4]\n    output y = x -> dens(3)\n}\n"
+    )
     assert main(["check", str(good)]) == 0
     assert main(["check", str(bad)]) == 1
     assert main([]) == 2
@@ -44,10 +46,15 @@ def test_exit_codes(tmp_path, capsys) -> None:
 
 
 def test_check_formats(tmp_path, capsys) -> None:
-    bad = write(tmp_path, "bad.nn", "model M {\n    input x: f32[4]\n    output y = x -> dens(3)\n}\n")
+    bad = write(
+        tmp_path, "bad.nn", "model M {\n    input x: f32[4]\n    output y = x -> dens(3)\n}\n"
+    )
     main(["check", str(bad), "--format", "concise"])
     err = capsys.readouterr().err
-    assert "bad.nn:3:21: error[E103]: unknown layer or block `dens` (help: did you mean `dense`?)" in err
+    assert (
+        "bad.nn:3:21: error[E103]: unknown layer or block `dens` (help: did you mean `dense`?)"
+        in err
+    )
     main(["check", str(bad), "--format", "json"])
     out = json.loads(capsys.readouterr().out)
     assert out[0]["code"] == "E103" and out[0]["span"]["line"] == 3 and out[0]["span"]["col"] == 21
@@ -92,15 +99,22 @@ def test_graph_dot_and_svg(tmp_path, capsys) -> None:
 
 
 def test_console_script_runs() -> None:
-    r = subprocess.run([sys.executable, "-m", "nnlang.cli", "check", str(ROOT / "examples" / "residual.nn")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "nnlang.cli", "check", str(ROOT / "examples" / "residual.nn")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "ResNet" in r.stdout
 
 
 def test_check_refuses_absurd_size_fast(tmp_path, capsys) -> None:
     import time
 
-    f = write(tmp_path, "huge.nn", "model M {\n    input x: f32[1000000]\n    output y = x -> dense(1000000)\n}\n")
+    f = write(
+        tmp_path,
+        "huge.nn",
+        "model M {\n    input x: f32[1000000]\n    output y = x -> dense(1000000)\n}\n",
+    )
     t = time.perf_counter()
     assert main(["check", str(f)]) == 1
     assert time.perf_counter() - t < 1.0

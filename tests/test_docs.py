@@ -49,7 +49,15 @@ def blocks(doc: str) -> list[Block]:
         code = re.search(r"\{([EW]\d{3})\}", info)
         file = re.search(r"\bfile=(\S+)", info)
         line = text.count("\n", 0, m.start()) + 1
-        out.append(Block(doc, line, m.group(2), code.group(1) if code else None, file.group(1) if file else None))
+        out.append(
+            Block(
+                doc,
+                line,
+                m.group(2),
+                code.group(1) if code else None,
+                file.group(1) if file else None,
+            )
+        )
     return out
 
 
@@ -89,7 +97,9 @@ def test_nn_block(block: Block, tmp_path: Path) -> None:
     if block.code is None:
         assert not res.diagnostics, f"{block.id}: expected no diagnostics, got {got}"
     else:
-        assert block.code in {d.code for d in res.diagnostics}, f"{block.id}: expected {block.code}, got {got}"
+        assert block.code in {d.code for d in res.diagnostics}, (
+            f"{block.id}: expected {block.code}, got {got}"
+        )
 
 
 def test_cli_md_is_generated() -> None:
@@ -117,7 +127,9 @@ def test_train_md_catalogue_is_generated() -> None:
 
     part = generated_part((DOCS / "train.md").read_text("utf-8"))
     assert part is not None, "docs/train.md lost its generated-section markers"
-    assert part == render_markdown(), "docs/train.md is out of date: python -m nnlang.train.doc --write"
+    assert part == render_markdown(), (
+        "docs/train.md is out of date: python -m nnlang.train.doc --write"
+    )
 
 
 def test_train_md_documents_every_setting() -> None:
@@ -126,7 +138,9 @@ def test_train_md_documents_every_setting() -> None:
     text = (DOCS / "train.md").read_text("utf-8")
     prose = text[: text.find("<!-- BEGIN GENERATED -->")]
     for name in SETTINGS:
-        assert f"`{name}`" in prose, f"setting `{name}` has no hand-written explanation in docs/train.md"
+        assert f"`{name}`" in prose, (
+            f"setting `{name}` has no hand-written explanation in docs/train.md"
+        )
 
 
 def test_readme_commands() -> None:

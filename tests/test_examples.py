@@ -40,14 +40,25 @@ def bn(c: int) -> int:
 
 HAND_COUNTS = {
     "digits_mlp": dense(64, 256) + dense(256, 256) + dense(256, 10),
-    "digits_cnn": conv(3, 1, 32) + bn(32) + conv(3, 32, 32) + bn(32) + conv(3, 32, 64) + bn(64) + dense(64, 10),
+    "digits_cnn": conv(3, 1, 32)
+    + bn(32)
+    + conv(3, 32, 32)
+    + bn(32)
+    + conv(3, 32, 64)
+    + bn(64)
+    + dense(64, 10),
     "two_inputs": 2 * dense(32, 64) + dense(128, 64) + dense(64, 10),
     # the encoder is shared: counted once
     "siamese": dense(64, 64) + dense(64, 32) + dense(64, 32) + dense(32, 1),
     "residual": (
-        conv(3, 1, 16) + bn(16)
+        conv(3, 1, 16)
+        + bn(16)
         + 2 * (2 * (conv(3, 16, 16) + bn(16)))  # Residual(16) * 2, identity shortcuts
-        + 2 * (conv(3, 32, 32) + bn(32)) - conv(3, 32, 32) + conv(3, 16, 32) + conv(1, 16, 32) + bn(32)  # stride 2
+        + 2 * (conv(3, 32, 32) + bn(32))
+        - conv(3, 32, 32)
+        + conv(3, 16, 32)
+        + conv(1, 16, 32)
+        + bn(32)  # stride 2
         + 2 * (conv(3, 32, 32) + bn(32))  # Residual(32) * 1
         + dense(32, 10)
     ),

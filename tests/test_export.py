@@ -129,8 +129,13 @@ def _hand_made_run(root: Path, name: str, text: str) -> tuple[Path, Path]:
     nn = root / f"{name}.nn"
     nn.write_text(text)
     s = setup(nn)
-    engine = make_engine(s.graph, s.spec, lower(s.graph, s.spec.seed), s.spec.batch,
-                         {p.name: tuple(p.type.shape) for p in s.graph.inputs})
+    engine = make_engine(
+        s.graph,
+        s.spec,
+        lower(s.graph, s.spec.seed),
+        s.spec.batch,
+        {p.name: tuple(p.type.shape) for p in s.graph.inputs},
+    )
     run = root / f"{name}-run"
     run.mkdir()
     (run / "settings.json").write_text(json.dumps({"model": s.graph.name, "overrides": []}))
@@ -169,7 +174,9 @@ class Exports:
             self.done[kind, fmt] = export(*self.runs[kind], fmt=fmt, out=folder / f"{name}.{fmt}")
         return self.done[kind, fmt]
 
-    def predict(self, kind: str, n: int = 5, T: int = 6) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def predict(
+        self, kind: str, n: int = 5, T: int = 6
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Raw inputs and what `nnlang predict --run` gives for them."""
         x = _inputs(kind, n=n, T=T)
         if (kind, n, T) not in self.live:
@@ -190,7 +197,10 @@ def _inputs(kind: str, n: int = 5, seed: int = 1, T: int = 6) -> dict[str, np.nd
         return {"image": rng.integers(0, 17, (n, 8, 8, 1)).astype(np.float32)}
     if kind == "seq":
         return {"tokens": rng.integers(0, 20, (n, T))}
-    return {"a": rng.normal(size=(n, 4)).astype(np.float32), "b": rng.normal(size=(n, 3)).astype(np.float32)}
+    return {
+        "a": rng.normal(size=(n, 4)).astype(np.float32),
+        "b": rng.normal(size=(n, 3)).astype(np.float32),
+    }
 
 
 TOL = {"stablehlo": 1e-6, "onnx": 1e-5}
@@ -210,7 +220,11 @@ def test_export_passes_gate_and_matches_predict(exports: Exports, kind: str, fmt
     out = res.path
     assert out.is_file() and res.size == out.stat().st_size and res.format == fmt
     assert res.gate.max_abs <= 10 * TOL[fmt]
-    assert res.gate.source.startswith("random inputs") if kind == "two" else res.gate.source == "test split"
+    assert (
+        res.gate.source.startswith("random inputs")
+        if kind == "two"
+        else res.gate.source == "test split"
+    )
     line = res.summary()
     assert fmt in line and str(out) in line and "parity gate passed" in line and "\n" not in line
     meta = json.loads(sidecar_json(out).read_text())
@@ -229,13 +243,28 @@ def test_sidecars_describe_inputs_outputs_and_normalisation(exports: Exports, ru
     assert res.files == [out, sidecar_json(out), sidecar_npz(out)]
     meta = json.loads(sidecar_json(out).read_text())
     assert meta["version"] == 1 and meta["model"] == "Digits" and meta["batch_axis"] == "batch"
-    assert meta["inputs"] == [{"name": "image", "dtype": "float32", "shape": [8, 8, 1], "type": "f32[8, 8, 1]",
-                               "normalized": True}]
-    assert meta["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [10], "type": "f32[10]"}]
-    assert meta["normalization"]["required"] and meta["normalization"]["file"] == "digits.stablehlo.normalizer.npz"
+    assert meta["inputs"] == [
+        {
+            "name": "image",
+            "dtype": "float32",
+            "shape": [8, 8, 1],
+            "type": "f32[8, 8, 1]",
+            "normalized": True,
+        }
+    ]
+    assert meta["outputs"] == [
+        {"name": "logits", "dtype": "float32", "shape": [10], "type": "f32[10]"}
+    ]
+    assert (
+        meta["normalization"]["required"]
+        and meta["normalization"]["file"] == "digits.stablehlo.normalizer.npz"
+    )
     assert "cpu" in meta["platforms"]
     run = runs["cnn"][1]
-    with np.load(sidecar_npz(out), allow_pickle=False) as z, np.load(run / "normalizer.npz", allow_pickle=False) as r:
+    with (
+        np.load(sidecar_npz(out), allow_pickle=False) as z,
+        np.load(run / "normalizer.npz", allow_pickle=False) as r,
+    ):
         assert sorted(z.files) == sorted(r.files)
         for k in r.files:
             np.testing.assert_array_equal(z[k], r[k])
@@ -264,12 +293,41 @@ def test_symbolic_axis_takes_other_lengths(exports: Exports, fmt: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["stablehlo", "onnx"])
-def test_predict_artifact_cli_equals_predict_run(exports: Exports, runs, tmp_path: Path, fmt: str) -> None:
+def test_predict_artifact_cli_equals_predict_run(
+    exports: Exports, runs, tmp_path: Path, fmt: str
+) -> None:
     nn, run = runs["cnn"]
     out = exports("cnn", fmt).path
     np.save(tmp_path / "x.npy", _inputs("cnn", n=9)["image"])
-    assert cli(["predict", "--artifact", str(out), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "a.npy")]) == 0
-    assert cli(["predict", str(nn), "--run", str(run), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "b.npy")]) == 0
+    assert (
+        cli(
+            [
+                "predict",
+                "--artifact",
+                str(out),
+                "--input",
+                str(tmp_path / "x.npy"),
+                "-o",
+                str(tmp_path / "a.npy"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli(
+            [
+                "predict",
+                str(nn),
+                "--run",
+                str(run),
+                "--input",
+                str(tmp_path / "x.npy"),
+                "-o",
+                str(tmp_path / "b.npy"),
+            ]
+        )
+        == 0
+    )
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
     assert a.shape == (9, 10)
     np.testing.assert_allclose(a, b, rtol=TOL[fmt], atol=TOL[fmt])
@@ -278,10 +336,16 @@ def test_predict_artifact_cli_equals_predict_run(exports: Exports, runs, tmp_pat
 def test_cli_export(runs, tmp_path: Path, capsys) -> None:
     nn, run = runs["mlp"]
     out = tmp_path / "m.stablehlo"
-    assert cli(["export", str(nn), "--run", str(run), "--format", "stablehlo", "--out", str(out)]) == 0
+    assert (
+        cli(["export", str(nn), "--run", str(run), "--format", "stablehlo", "--out", str(out)]) == 0
+    )
     printed = capsys.readouterr().out.strip()
-    assert printed.startswith(f"exported Net to {out} (stablehlo,") and "parity gate passed" in printed
-    assert cli(["export", str(nn), "--run", str(run), "--format", "stablehlo", "--out", str(out)]) == 1
+    assert (
+        printed.startswith(f"exported Net to {out} (stablehlo,") and "parity gate passed" in printed
+    )
+    assert (
+        cli(["export", str(nn), "--run", str(run), "--format", "stablehlo", "--out", str(out)]) == 1
+    )
     assert "E603" in capsys.readouterr().err
 
 
@@ -296,15 +360,28 @@ def test_wrong_inputs_are_E604_naming_the_input(exports: Exports, tmp_path: Path
     with pytest.raises(NNError) as e:
         art.run({"image": np.zeros((2, 7, 8, 1), np.float32)})
     assert _code(e) == "E604" and "`image`" in e.value.diagnostics[0].message
-    assert "f32[8, 8, 1]" in e.value.diagnostics[0].message and "[2, 7, 8, 1]" in e.value.diagnostics[0].message
+    assert (
+        "f32[8, 8, 1]" in e.value.diagnostics[0].message
+        and "[2, 7, 8, 1]" in e.value.diagnostics[0].message
+    )
     with pytest.raises(NNError) as e:
         art.run({})
     assert _code(e) == "E604" and "`image`" in e.value.diagnostics[0].message
     with pytest.raises(NNError) as e:
         art.run({"img": np.zeros((2, 8, 8, 1))})
-    assert _code(e) == "E604" and "`image`" in e.value.diagnostics[0].message and "img" in e.value.diagnostics[0].message
-    assert art.run({"image": np.zeros((2, 8, 8, 1)), "label": np.zeros(2)})["logits"].shape == (2, 10)  # ignored
-    assert art.run({"image": np.zeros((2, 64))})["logits"].shape == (2, 10)  # flat rows, like predict --run
+    assert (
+        _code(e) == "E604"
+        and "`image`" in e.value.diagnostics[0].message
+        and "img" in e.value.diagnostics[0].message
+    )
+    assert art.run({"image": np.zeros((2, 8, 8, 1)), "label": np.zeros(2)})["logits"].shape == (
+        2,
+        10,
+    )  # ignored
+    assert art.run({"image": np.zeros((2, 64))})["logits"].shape == (
+        2,
+        10,
+    )  # flat rows, like predict --run
     assert art.run({"image": np.zeros((2, 8, 8, 1), np.float64)})["logits"].dtype == np.float32
     # integer input: floats refused, wider ints narrowed, symbolic sizes must agree
     seq = load_artifact(exports("seq", "stablehlo").path)
@@ -316,8 +393,20 @@ def test_wrong_inputs_are_E604_naming_the_input(exports: Exports, tmp_path: Path
     assert _code(e) == "E604"
     assert seq.run({"tokens": np.ones((2, 5), np.int64)})["logits"].shape == (2, 2)
     np.save(tmp_path / "bad.npy", np.zeros((3, 5)))
-    assert cli(["predict", "--artifact", str(out), "--input", str(tmp_path / "bad.npy"),
-                "-o", str(tmp_path / "y.npy")]) == 1
+    assert (
+        cli(
+            [
+                "predict",
+                "--artifact",
+                str(out),
+                "--input",
+                str(tmp_path / "bad.npy"),
+                "-o",
+                str(tmp_path / "y.npy"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "E604" in err and "`image`" in err and not (tmp_path / "y.npy").exists()
 
@@ -342,7 +431,10 @@ def test_onnx_model_has_initializers_names_and_dynamic_batch(exports: Exports) -
     assert len(model.graph.initializer) >= 6  # 3 dense layers' kernels and biases
     for i in model.graph.input:
         assert i.type.tensor_type.shape.dim[0].dim_param == "batch"
-    assert json.loads(next(m.value for m in model.metadata_props if m.key == "nnlang"))["model"] == "Two"
+    assert (
+        json.loads(next(m.value for m in model.metadata_props if m.key == "nnlang"))["model"]
+        == "Two"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["stablehlo", "onnx"])
@@ -350,7 +442,11 @@ def test_two_inputs_must_agree_on_the_batch(exports: Exports, fmt: str) -> None:
     art = load_artifact(exports("two", fmt).path)
     with pytest.raises(NNError) as e:
         art.run({"a": np.zeros((2, 4)), "b": np.zeros((3, 3))})
-    assert _code(e) == "E604" and "`b`" in e.value.diagnostics[0].message and "batch" in e.value.diagnostics[0].message
+    assert (
+        _code(e) == "E604"
+        and "`b`" in e.value.diagnostics[0].message
+        and "batch" in e.value.diagnostics[0].message
+    )
 
 
 # ------------------------------------------------------------------ E603, E602
@@ -371,19 +467,29 @@ def test_existing_output_is_E603_and_untouched(runs, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["stablehlo", "onnx"])
-def test_gate_failure_is_E602_and_writes_nothing(runs, tmp_path: Path, monkeypatch, fmt: str) -> None:
+def test_gate_failure_is_E602_and_writes_nothing(
+    runs, tmp_path: Path, monkeypatch, fmt: str
+) -> None:
     real = gate.reference
 
     def off(engine, state, inputs):
         outs = real(engine, state, inputs)
-        return {k: v + np.float32(1e-3) * (np.arange(v.size).reshape(v.shape) == 4) for k, v in outs.items()}
+        return {
+            k: v + np.float32(1e-3) * (np.arange(v.size).reshape(v.shape) == 4)
+            for k, v in outs.items()
+        }
 
     monkeypatch.setattr(gate, "reference", off)
     out = tmp_path / f"m.{fmt}"
     with pytest.raises(NNError) as e:
         export(*runs["mlp"], fmt=fmt, out=out)
     d = e.value.diagnostics[0]
-    assert d.code == "E602" and "`logits`" in d.message and "(1, 1)" in d.message and "differs" in d.message
+    assert (
+        d.code == "E602"
+        and "`logits`" in d.message
+        and "(1, 1)" in d.message
+        and "differs" in d.message
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -394,10 +500,14 @@ def test_onnx_unconvertible_layer_is_E601_at_the_layer(tmp_path: Path) -> None:
         export(nn, run, fmt="onnx", out=tmp_path / "up.onnx")
     d = e.value.diagnostics[0]
     line = next(i for i, t in enumerate(UPSAMPLE.splitlines(), 1) if "upsample" in t)
-    assert d.code == "E601" and "upsample" in d.message and d.span is not None and d.span.line == line
+    assert (
+        d.code == "E601" and "upsample" in d.message and d.span is not None and d.span.line == line
+    )
     assert "--format stablehlo" in (d.help or "")
     assert not (tmp_path / "up.onnx").exists()
-    res = export(nn, run, fmt="stablehlo", out=tmp_path / "up.stablehlo")  # StableHLO takes every layer
+    res = export(
+        nn, run, fmt="stablehlo", out=tmp_path / "up.stablehlo"
+    )  # StableHLO takes every layer
     assert res.gate.max_abs <= 1e-5
 
 
@@ -409,14 +519,21 @@ def test_kind_declared_not_onnx_is_E601(runs) -> None:
     node = next(n for n in graph.order() if n.kind_name == "relu")
     node.kind = replace(node.kind, onnx=False)
     [d] = onnx_export.unsupported(graph)
-    assert d.code == "E601" and "`relu`" in d.message and d.span == node.span and "stablehlo" in (d.help or "")
+    assert (
+        d.code == "E601"
+        and "`relu`" in d.message
+        and d.span == node.span
+        and "stablehlo" in (d.help or "")
+    )
 
 
 def test_onnx_without_the_extra_says_how_to_install(runs, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "jax2onnx", None)
     with pytest.raises(NNError) as e:
         export(*runs["mlp"], fmt="onnx", out=tmp_path / "m.onnx")
-    assert _code(e) == "E601" and "pip install 'nnlang[onnx]'" in (e.value.diagnostics[0].help or "")
+    assert _code(e) == "E601" and "pip install 'nnlang[onnx]'" in (
+        e.value.diagnostics[0].help or ""
+    )
 
 
 # ------------------------------------------------------------------ docs, without nnlang
@@ -427,9 +544,13 @@ def _snippet(tag: str) -> str:
     return m.group(1)
 
 
-@pytest.mark.parametrize(("fmt", "tag", "tol"), [("onnx", "onnx-onnxruntime", 1e-5), ("stablehlo", "stablehlo-jax", 1e-6)])
-def test_docs_snippet_runs_without_nnlang_and_matches_predict(exports: Exports, runs, tmp_path: Path, fmt: str, tag: str,
-                                                              tol: float) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "tag", "tol"),
+    [("onnx", "onnx-onnxruntime", 1e-5), ("stablehlo", "stablehlo-jax", 1e-6)],
+)
+def test_docs_snippet_runs_without_nnlang_and_matches_predict(
+    exports: Exports, runs, tmp_path: Path, fmt: str, tag: str, tol: float
+) -> None:
     """The required check: an nnlang-made artifact, loaded in a separate Python process
     that cannot import nnlang (onnxruntime / plain JAX only), predicts what
     `nnlang predict --run` predicts on the same raw input."""
@@ -442,13 +563,29 @@ def test_docs_snippet_runs_without_nnlang_and_matches_predict(exports: Exports, 
 
     x = load_digits().images[:25, :, :, None].astype(np.float32)
     np.save(work / "x.npy", x)
-    assert cli(["predict", str(nn), "--run", str(run), "--input", str(work / "x.npy"), "-o", str(tmp_path / "ref.npy")]) == 0
-    guard = ("import sys\nsys.modules['nnlang'] = None  # any `import nnlang` fails\n")
+    assert (
+        cli(
+            [
+                "predict",
+                str(nn),
+                "--run",
+                str(run),
+                "--input",
+                str(work / "x.npy"),
+                "-o",
+                str(tmp_path / "ref.npy"),
+            ]
+        )
+        == 0
+    )
+    guard = "import sys\nsys.modules['nnlang'] = None  # any `import nnlang` fails\n"
     check = "\nassert not [m for m, v in sys.modules.items() if m.startswith('nnlang') and v is not None]\n"
     if fmt == "onnx":
         check += "assert 'jax' not in sys.modules\n"
     (work / "snippet.py").write_text(guard + _snippet(tag) + check)
-    proc = subprocess.run([sys.executable, "-I", "snippet.py"], cwd=work, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-I", "snippet.py"], cwd=work, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got, ref = np.load(work / "logits.npy"), np.load(tmp_path / "ref.npy")
     assert got.shape == (25, 10)
@@ -456,7 +593,10 @@ def test_docs_snippet_runs_without_nnlang_and_matches_predict(exports: Exports, 
     np.testing.assert_array_equal(got.argmax(1), ref.argmax(1))
 
 
-@pytest.mark.parametrize("example", sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.nn")))
+@pytest.mark.parametrize(
+    "example",
+    sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.nn")),
+)
 def test_every_example_exports_to_both_formats(example: str, tmp_path: Path) -> None:
     """Each shipped example, trained briefly, exports to StableHLO and ONNX and passes
     the parity gate on its own data."""

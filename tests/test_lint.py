@@ -16,5 +16,7 @@ def test_ruff_check_is_clean() -> None:
     ruff = str(beside) if beside.exists() else shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (it comes with the test extras)")
-    r = subprocess.run([ruff, "check", "nnlang", "tests", "bench"], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [ruff, "check", "nnlang", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stdout + r.stderr

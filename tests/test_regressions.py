@@ -40,7 +40,10 @@ def test_outputs_keep_declaration_order() -> None:
 
 
 def test_no_unused_warning_after_a_bad_condition() -> None:
-    res = nnlang.check("c.nn", text="model C(n: int = 3) {\n    input x: f32[4]\n    if n { h = x -> dense(64) } else { h = x }\n    output y = h\n}\n")
+    res = nnlang.check(
+        "c.nn",
+        text="model C(n: int = 3) {\n    input x: f32[4]\n    if n { h = x -> dense(64) } else { h = x }\n    output y = h\n}\n",
+    )
     assert [d.code for d in res.diagnostics] == ["E204"]
 
 
@@ -51,14 +54,20 @@ def test_blocks_only_library_checks_clean() -> None:
 
 def test_monitor_must_be_reported(tmp_path, capsys) -> None:
     f = ROOT / "examples" / "digits_mlp.nn"
-    assert main(["train", str(f), "--out", str(tmp_path / "r"), "-q", "--set", "monitor=accuracy"]) == 1
+    assert (
+        main(["train", str(f), "--out", str(tmp_path / "r"), "-q", "--set", "monitor=accuracy"])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "E403" in err and "validation split" in err
     assert not (tmp_path / "r").exists()
 
 
 def test_duplicate_metric_columns_and_lr_logged(tmp_path) -> None:
-    f = write(tmp_path, "m.nn", """
+    f = write(
+        tmp_path,
+        "m.nn",
+        """
 model M {
     input image: f32[8, 8, 1]
     h = image -> flatten -> dense(32) -> relu
@@ -73,7 +82,8 @@ train M {
     epochs = 2
     metrics = [accuracy, accuracy(big, label)]
 }
-""")
+""",
+    )
     r = train(f, out=tmp_path / "run", progress=False, sets=["optimizer.lr=1e-3"])
     rec = json.loads((r.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"val_accuracy_logits", "val_accuracy_big"} <= rec.keys()
@@ -81,7 +91,10 @@ train M {
 
 
 def test_loss_that_does_not_fit_fails_before_the_run(tmp_path, capsys) -> None:
-    f = write(tmp_path, "m.nn", """
+    f = write(
+        tmp_path,
+        "m.nn",
+        """
 model M {
     input image: f32[8, 8, 1]
     output logits = image -> dense(10)
@@ -90,7 +103,8 @@ train M {
     data = digits(test = 0.2, seed = 0)
     loss = cross_entropy(logits, label)
 }
-""")
+""",
+    )
     assert main(["train", str(f), "--out", str(tmp_path / "r"), "-q"]) == 1
     err = capsys.readouterr().err
     assert "E407" in err and "m.nn:8" in err and "^^^" in err
@@ -101,7 +115,10 @@ def test_eval_uses_the_same_best_checkpoint_as_train(tmp_path, capsys) -> None:
     """The direction of `monitor` is stored with each checkpoint: a reader that does not
     know it (eval, predict, export) still picks the checkpoint train reported."""
     src = ROOT / "examples" / "digits_mlp.nn"
-    for sets in (["epochs=4"], ["epochs=4", "data=digits(test = 0.2, val = 0.2, seed = 0)", "monitor=val_accuracy"]):
+    for sets in (
+        ["epochs=4"],
+        ["epochs=4", "data=digits(test = 0.2, val = 0.2, seed = 0)", "monitor=val_accuracy"],
+    ):
         run = tmp_path / str(len(sets))
         r = train(src, out=run, sets=sets, progress=False)
         assert main(["eval", str(src), "--run", str(run), "--json"]) == 0

@@ -28,7 +28,9 @@ CNN = ROOT / "examples" / "digits_cnn.nn"
 
 def final_arrays(run: Path) -> dict[str, np.ndarray]:
     steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
-    tree = ocp.StandardCheckpointer().restore((run / "checkpoints" / str(steps[-1]) / "state").absolute())
+    tree = ocp.StandardCheckpointer().restore(
+        (run / "checkpoints" / str(steps[-1]) / "state").absolute()
+    )
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}
 
@@ -79,8 +81,20 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, capsys) -> None:
     run = tmp_path / "run"
     train(MLP, out=run, sets=["epochs=2"], progress=False)
     before = _hash_tree(run / "checkpoints")
-    code = main(["train", str(MLP), "--out", str(run), "--resume", "-q", "--set", "epochs=4",
-                 "--set", "optimizer.lr=1e30"])
+    code = main(
+        [
+            "train",
+            str(MLP),
+            "--out",
+            str(run),
+            "--resume",
+            "-q",
+            "--set",
+            "epochs=4",
+            "--set",
+            "optimizer.lr=1e30",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "E501" in err and "cross_entropy(logits, label)" in err and "step 46 (epoch 3)" in err
@@ -88,8 +102,21 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, capsys) -> None:
 
 
 def _train_cmd(run: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "nnlang.cli", "train", str(MLP), "--out", str(run), "-q",
-            "--set", "epochs=30", "--set", "batch=16", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "nnlang.cli",
+        "train",
+        str(MLP),
+        "--out",
+        str(run),
+        "-q",
+        "--set",
+        "epochs=30",
+        "--set",
+        "batch=16",
+        *extra,
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +125,9 @@ def _shared_compile_cache(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
-def _wait_for_checkpoint(run: Path, proc: subprocess.Popen, n: int = 2, timeout: float = 120) -> None:
+def _wait_for_checkpoint(
+    run: Path, proc: subprocess.Popen, n: int = 2, timeout: float = 120
+) -> None:
     t = time.time()
     while time.time() - t < timeout:
         ck = run / "checkpoints"
@@ -128,7 +157,9 @@ def test_kill_and_resume_is_exact(tmp_path) -> None:
 
 def test_sigterm_checkpoints_and_resumes(tmp_path) -> None:
     run = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _train_cmd(run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for_checkpoint(run, proc, n=1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -161,32 +192,74 @@ def test_eval_and_predict(tmp_path, capsys) -> None:
     assert out["test"]["accuracy"] == pytest.approx(r.test["accuracy"])
     x = load_digits().images[:20].reshape(20, 8, 8, 1).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    assert main(["predict", str(MLP), "--run", str(run), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(MLP),
+                "--run",
+                str(run),
+                "--input",
+                str(tmp_path / "x.npy"),
+                "-o",
+                str(tmp_path / "y.npy"),
+            ]
+        )
+        == 0
+    )
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (20, 10)
     direct = np.asarray(r.model(image=x)["logits"])
     np.testing.assert_allclose(y, direct, rtol=1e-5, atol=1e-5)
     np.save(tmp_path / "bad.npy", x[:, :4])
-    assert main(["predict", str(MLP), "--run", str(run), "--input", str(tmp_path / "bad.npy"), "-o", str(tmp_path / "z.npy")]) == 1
+    assert (
+        main(
+            [
+                "predict",
+                str(MLP),
+                "--run",
+                str(run),
+                "--input",
+                str(tmp_path / "bad.npy"),
+                "-o",
+                str(tmp_path / "z.npy"),
+            ]
+        )
+        == 1
+    )
     assert "E504" in capsys.readouterr().err
 
 
 def test_fine_tune_from_run(tmp_path) -> None:
     base = train(MLP, out=tmp_path / "base", sets=["epochs=5"], progress=False)
-    tuned = train(MLP, out=tmp_path / "tuned", sets=["epochs=1", f'init_from="{base.run_dir}"'], progress=False)
+    tuned = train(
+        MLP,
+        out=tmp_path / "tuned",
+        sets=["epochs=1", f'init_from="{base.run_dir}"'],
+        progress=False,
+    )
     scratch = train(MLP, out=tmp_path / "scratch", sets=["epochs=1"], progress=False)
     assert tuned.test["loss"] < scratch.test["loss"]
 
 
 def test_early_stopping(tmp_path) -> None:
-    f = write(tmp_path, "m.nn", MLP.read_text().replace("data      = digits(test = 0.2, seed = 0)",
-                                                       "data = digits(test = 0.2, val = 0.2, seed = 0)\n    patience = 1\n    monitor = val_loss"))
+    f = write(
+        tmp_path,
+        "m.nn",
+        MLP.read_text().replace(
+            "data      = digits(test = 0.2, seed = 0)",
+            "data = digits(test = 0.2, val = 0.2, seed = 0)\n    patience = 1\n    monitor = val_loss",
+        ),
+    )
     r = train(f, out=tmp_path / "run", sets=["epochs=200", "optimizer.lr=0.05"], progress=False)
     assert r.stopped == "early_stop" and len(r.history) < 200
 
 
 def test_data_errors_before_first_step(tmp_path, capsys) -> None:
-    f = write(tmp_path, "m.nn", """
+    f = write(
+        tmp_path,
+        "m.nn",
+        """
 model M {
     input x: f32[5]
     output y = x -> dense(3)
@@ -195,7 +268,8 @@ train M {
     data = csv("missing.csv", label = "y")
     loss = cross_entropy(y, label)
 }
-""")
+""",
+    )
     assert main(["train", str(f), "--out", str(tmp_path / "run"), "-q"]) == 1
     err = capsys.readouterr().err
     assert "E408" in err and "missing.csv" in err

@@ -42,8 +42,10 @@ class ExportResult:
 
     def summary(self) -> str:
         extra = ", ".join(p.name for p in self.files[1:])
-        return (f"exported {self.model} to {self.path} ({self.format}, {_human(self.size)}"
-                f"{'; with ' + extra if extra else ''}); {self.gate.text}")
+        return (
+            f"exported {self.model} to {self.path} ({self.format}, {_human(self.size)}"
+            f"{'; with ' + extra if extra else ''}); {self.gate.text}"
+        )
 
 
 def _human(n: int) -> str:
@@ -57,14 +59,24 @@ def _human(n: int) -> str:
 def _refuse_existing(paths: list[Path], force: bool) -> None:
     for p in paths:
         if p.is_dir():
-            raise NNError(Diagnostic("E603", f"`{p}` is a directory; nothing was written",
-                                     help="give --out a file path, e.g. --out model.stablehlo"))
+            raise NNError(
+                Diagnostic(
+                    "E603",
+                    f"`{p}` is a directory; nothing was written",
+                    help="give --out a file path, e.g. --out model.stablehlo",
+                )
+            )
     if force:
         return
     for p in paths:
         if p.exists():
-            raise NNError(Diagnostic("E603", f"`{p}` already exists; nothing was written",
-                                     help="pass --force to overwrite it, or choose another --out"))
+            raise NNError(
+                Diagnostic(
+                    "E603",
+                    f"`{p}` already exists; nothing was written",
+                    help="pass --force to overwrite it, or choose another --out",
+                )
+            )
 
 
 def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,11 +84,17 @@ def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dic
     from importlib.metadata import PackageNotFoundError, version
 
     def tensor(p: Any) -> dict[str, Any]:
-        return {"name": p.name, "dtype": str(np.dtype(hlo.jax_dtype(p.type.dtype))), "shape": list(p.type.shape),
-                "type": str(p.type)}
+        return {
+            "name": p.name,
+            "dtype": str(np.dtype(hlo.jax_dtype(p.type.dtype))),
+            "shape": list(p.type.shape),
+            "type": str(p.type),
+        }
 
     versions = {}
-    for pkg in ("nnlang", "jax", "jax2onnx", "onnx") if fmt == "onnx" else ("nnlang", "jax", "jaxlib"):
+    for pkg in (
+        ("nnlang", "jax", "jax2onnx", "onnx") if fmt == "onnx" else ("nnlang", "jax", "jaxlib")
+    ):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -107,8 +125,15 @@ def _run_normalizers(run_dir: Path, graph: Graph) -> dict[str, Normalizer]:
     return {k: v for k, v in load_normalizers(run_dir).items() if k in names}
 
 
-def export(file: str | Path, run: str | Path, *, fmt: str, out: str | Path, force: bool = False,
-           model: str | None = None) -> ExportResult:
+def export(
+    file: str | Path,
+    run: str | Path,
+    *,
+    fmt: str,
+    out: str | Path,
+    force: bool = False,
+    model: str | None = None,
+) -> ExportResult:
     """Export the run's best checkpoint of ``file``'s model; see the module docstring."""
     from flax import nnx
 
@@ -117,7 +142,9 @@ def export(file: str | Path, run: str | Path, *, fmt: str, out: str | Path, forc
     from nnlang.train.run import open_run
 
     if fmt not in FORMATS:
-        raise NNError(Diagnostic("E601", f"unknown export format `{fmt}`", help="choose stablehlo or onnx"))
+        raise NNError(
+            Diagnostic("E601", f"unknown export format `{fmt}`", help="choose stablehlo or onnx")
+        )
     out = Path(out)
     side_json, side_npz = hlo.sidecar_json(out), hlo.sidecar_npz(out)
     _refuse_existing([out, side_json, side_npz], force)
@@ -135,7 +162,9 @@ def export(file: str | Path, run: str | Path, *, fmt: str, out: str | Path, forc
             meta["platforms"] = platforms
             call = hlo.stablehlo_call(blob)
         else:
-            blob = onnx_export.export(graph, live, {k: meta[k] for k in ("model", "inputs", "outputs", "normalization")})
+            blob = onnx_export.export(
+                graph, live, {k: meta[k] for k in ("model", "inputs", "outputs", "normalization")}
+            )
             meta["opset"] = _opset(blob)
             call = onnx_export.onnx_call(blob, ins, outs)
     except NNError as e:  # E601 points into the .nn file: let the CLI show the line

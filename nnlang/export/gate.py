@@ -39,13 +39,22 @@ class GateReport:
 
     @property
     def text(self) -> str:
-        return (f"parity gate passed ({self.source}, batch {' and '.join(map(str, self.batches))}): "
-                f"max abs diff {self.max_abs:.2g}, max rel diff {self.max_rel:.2g} "
-                f"(allowed {self.atol:g} + {self.rtol:g} x |live|)")
+        return (
+            f"parity gate passed ({self.source}, batch {' and '.join(map(str, self.batches))}): "
+            f"max abs diff {self.max_abs:.2g}, max rel diff {self.max_rel:.2g} "
+            f"(allowed {self.atol:g} + {self.rtol:g} x |live|)"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"passed": True, "source": self.source, "batches": list(self.batches), "rtol": self.rtol,
-                "atol": self.atol, "max_abs_diff": self.max_abs, "max_rel_diff": self.max_rel}
+        return {
+            "passed": True,
+            "source": self.source,
+            "batches": list(self.batches),
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "max_abs_diff": self.max_abs,
+            "max_rel_diff": self.max_rel,
+        }
 
 
 # ------------------------------------------------------------------ samples
@@ -55,7 +64,10 @@ def random_inputs(graph: Graph, batch: int, seed: int = 0) -> Inputs:
     rng = np.random.default_rng(seed + batch)
     out: Inputs = {}
     for p in graph.inputs:
-        shape = (batch, *(RANDOM_AXIS.get(batch, 5) if isinstance(d, str) else d for d in p.type.shape))
+        shape = (
+            batch,
+            *(RANDOM_AXIS.get(batch, 5) if isinstance(d, str) else d for d in p.type.shape),
+        )
         dt = np.dtype(jax_dtype(p.type.dtype))
         if dt == np.bool_:
             out[p.name] = rng.random(shape) < 0.5
@@ -77,7 +89,9 @@ def sample_inputs(setup: Any) -> tuple[list[Inputs], str]:
         arrays = {p.name: data.splits[split][p.name] for p in graph.inputs}
     except (NNError, OSError, ValueError, KeyError, StopIteration) as e:
         why = e.diagnostics[0].code if isinstance(e, NNError) else type(e).__name__
-        return [random_inputs(graph, b) for b in BATCHES], f"random inputs; the run's data did not load ({why})"
+        return [
+            random_inputs(graph, b) for b in BATCHES
+        ], f"random inputs; the run's data did not load ({why})"
     n = len(next(iter(arrays.values())))
     samples = []
     for b in BATCHES:
@@ -96,12 +110,20 @@ def reference(engine: Any, state: Any, inputs: Inputs) -> dict[str, np.ndarray]:
     return engine.predict(state, inputs)
 
 
-def check(fmt: str, run_artifact: Callable[[Inputs], Mapping[str, Any]], engine: Any, state: Any,
-          samples: list[Inputs], source: str) -> GateReport:
+def check(
+    fmt: str,
+    run_artifact: Callable[[Inputs], Mapping[str, Any]],
+    engine: Any,
+    state: Any,
+    samples: list[Inputs],
+    source: str,
+) -> GateReport:
     """Compare the artifact with the live model on every sample; E602 on any element
     outside the tolerance, naming the output, the index and the values."""
     rtol, atol = TOLERANCES[fmt]
-    report = GateReport(fmt, rtol, atol, tuple(len(next(iter(s.values()))) for s in samples), source)
+    report = GateReport(
+        fmt, rtol, atol, tuple(len(next(iter(s.values()))) for s in samples), source
+    )
     title = {"stablehlo": "StableHLO", "onnx": "ONNX"}[fmt]
     for inputs in samples:
         live = reference(engine, state, inputs)
@@ -110,8 +132,11 @@ def check(fmt: str, run_artifact: Callable[[Inputs], Mapping[str, Any]], engine:
             want = np.asarray(want)
             have = np.asarray(got[name])
             if have.shape != want.shape:
-                raise _differs(title, f"output `{name}` has shape {list(have.shape)} in the artifact but "
-                                      f"{list(want.shape)} in the live model")
+                raise _differs(
+                    title,
+                    f"output `{name}` has shape {list(have.shape)} in the artifact but "
+                    f"{list(want.shape)} in the live model",
+                )
             a, b = want.astype(np.float64), have.astype(np.float64)
             with np.errstate(invalid="ignore"):
                 diff = np.abs(b - a)
@@ -121,20 +146,29 @@ def check(fmt: str, run_artifact: Callable[[Inputs], Mapping[str, Any]], engine:
                 rel = np.where(diff == 0, 0.0, diff / np.abs(a))
             report.max_abs = max(report.max_abs, float(diff.max(initial=0.0)))
             # relative differences of values within atol of zero say nothing: left out
-            report.max_rel = max(report.max_rel, float(np.where(np.abs(a) > atol, rel, 0.0).max(initial=0.0)))
+            report.max_rel = max(
+                report.max_rel, float(np.where(np.abs(a) > atol, rel, 0.0).max(initial=0.0))
+            )
             excess = diff - (atol + rtol * np.abs(a))
             if excess.size and float(excess.max()) > 0:
                 idx = np.unravel_index(int(np.argmax(excess)), excess.shape)
-                raise _differs(title, f"output `{name}` at index {tuple(int(i) for i in idx)} (batch of {a.shape[0]}) "
-                                      f"is {b[idx]:.9g} but the live model gives {a[idx]:.9g}: difference "
-                                      f"{diff[idx]:.3g} (relative {rel[idx]:.3g}), more than atol {atol:g} + "
-                                      f"rtol {rtol:g} x |live|")
+                raise _differs(
+                    title,
+                    f"output `{name}` at index {tuple(int(i) for i in idx)} (batch of {a.shape[0]}) "
+                    f"is {b[idx]:.9g} but the live model gives {a[idx]:.9g}: difference "
+                    f"{diff[idx]:.3g} (relative {rel[idx]:.3g}), more than atol {atol:g} + "
+                    f"rtol {rtol:g} x |live|",
+                )
     return report
 
 
 def _differs(title: str, what: str) -> NNError:
-    return NNError(Diagnostic(
-        "E602", f"the exported {title} artifact differs from the live model: {what}",
-        help="nothing was written; this is a converter or nnlang bug"
-             + ("" if title == "StableHLO" else " — `--format stablehlo` is exact") + "; please report it",
-    ))
+    return NNError(
+        Diagnostic(
+            "E602",
+            f"the exported {title} artifact differs from the live model: {what}",
+            help="nothing was written; this is a converter or nnlang bug"
+            + ("" if title == "StableHLO" else " — `--format stablehlo` is exact")
+            + "; please report it",
+        )
+    )

@@ -30,29 +30,52 @@ def require() -> tuple[Any, Any, Any]:
         import onnx
         import onnxruntime
     except ImportError as e:
-        raise NNError(Diagnostic("E601", f"ONNX export and ONNX artifacts need jax2onnx, onnx and onnxruntime ({e})",
-                                 help=INSTALL_HELP)) from None
+        raise NNError(
+            Diagnostic(
+                "E601",
+                f"ONNX export and ONNX artifacts need jax2onnx, onnx and onnxruntime ({e})",
+                help=INSTALL_HELP,
+            )
+        ) from None
     return jax2onnx, onnx, onnxruntime
 
 
 def unsupported(graph: Graph) -> list[Diagnostic]:
     """E601 for every layer whose kind is declared not convertible."""
-    return [Diagnostic("E601", f"layer `{n.kind_name}` cannot be exported to ONNX", n.span, label="not convertible",
-                       help=STABLEHLO_HELP)
-            for n in graph.order() if n.kind is not None and not n.kind.onnx]
+    return [
+        Diagnostic(
+            "E601",
+            f"layer `{n.kind_name}` cannot be exported to ONNX",
+            n.span,
+            label="not convertible",
+            help=STABLEHLO_HELP,
+        )
+        for n in graph.order()
+        if n.kind is not None and not n.kind.onnx
+    ]
 
 
-def _to_onnx(fn: hlo.Fn, specs: list[Any], input_names: Sequence[str] | None = None,
-             output_names: Sequence[str] | None = None, name: str = "model") -> Any:
+def _to_onnx(
+    fn: hlo.Fn,
+    specs: list[Any],
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    name: str = "model",
+) -> Any:
     jax2onnx, _, _ = require()
     double = any(np.dtype(s.dtype) == np.float64 for s in specs)
     quiet = logging.getLogger("jax2onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        return jax2onnx.to_onnx(fn, specs, input_names=list(input_names) if input_names else None,
-                                output_names=list(output_names) if output_names else None,
-                                model_name=name, enable_double_precision=double)
+        return jax2onnx.to_onnx(
+            fn,
+            specs,
+            input_names=list(input_names) if input_names else None,
+            output_names=list(output_names) if output_names else None,
+            model_name=name,
+            enable_double_precision=double,
+        )
     finally:
         quiet.setLevel(level)
 
@@ -65,7 +88,9 @@ def export(graph: Graph, model: Any, meta: dict[str, Any] | None = None) -> byte
         raise NNError(bad)
     ins, outs = [p.name for p in graph.inputs], [p.name for p in graph.outputs]
     try:
-        proto = _to_onnx(hlo.inference_fn(model, outs), hlo.input_specs(graph), ins, outs, graph.name)
+        proto = _to_onnx(
+            hlo.inference_fn(model, outs), hlo.input_specs(graph), ins, outs, graph.name
+        )
     except Exception as e:  # noqa: BLE001 - converter failures of every kind
         raise _conversion_error(graph, model, e) from None
     if meta:
@@ -80,25 +105,50 @@ def export(graph: Graph, model: Any, meta: dict[str, Any] | None = None) -> byte
         proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:  # noqa: BLE001
-        raise NNError(Diagnostic("E601", f"the ONNX model of `{graph.name}` fails onnx.checker: {hlo.first_line(e)}",
-                                 graph.span, help=STABLEHLO_HELP)) from None
+        raise NNError(
+            Diagnostic(
+                "E601",
+                f"the ONNX model of `{graph.name}` fails onnx.checker: {hlo.first_line(e)}",
+                graph.span,
+                help=STABLEHLO_HELP,
+            )
+        ) from None
     got_in = [i.name for i in proto.graph.input]
     got_out = [o.name for o in proto.graph.output]
     if got_in != ins or got_out != outs:  # pragma: no cover - a converter change
-        raise NNError(Diagnostic("E601", f"jax2onnx named the inputs {got_in} and outputs {got_out}, not {ins} and {outs}",
-                                 graph.span, help=STABLEHLO_HELP))
+        raise NNError(
+            Diagnostic(
+                "E601",
+                f"jax2onnx named the inputs {got_in} and outputs {got_out}, not {ins} and {outs}",
+                graph.span,
+                help=STABLEHLO_HELP,
+            )
+        )
     return bytes(proto.SerializeToString())
 
 
 def _conversion_error(graph: Graph, model: Any, e: Exception) -> NNError:
     found = hlo.first_failing_node(graph, model, lambda fn, specs: _to_onnx(fn, specs))
     if found is None:
-        return NNError(Diagnostic("E601", f"jax2onnx cannot convert model `{graph.name}`: {hlo.first_line(e)}",
-                                  graph.span, help=STABLEHLO_HELP))
+        return NNError(
+            Diagnostic(
+                "E601",
+                f"jax2onnx cannot convert model `{graph.name}`: {hlo.first_line(e)}",
+                graph.span,
+                help=STABLEHLO_HELP,
+            )
+        )
     node, err = found
-    return NNError(Diagnostic(
-        "E601", f"layer `{node.kind_name}` cannot be exported to ONNX (jax2onnx fails on it)", node.span,
-        label="not convertible", help=STABLEHLO_HELP, notes=[hlo.first_line(err)]))
+    return NNError(
+        Diagnostic(
+            "E601",
+            f"layer `{node.kind_name}` cannot be exported to ONNX (jax2onnx fails on it)",
+            node.span,
+            label="not convertible",
+            help=STABLEHLO_HELP,
+            notes=[hlo.first_line(err)],
+        )
+    )
 
 
 def session(blob: bytes) -> Any:
@@ -109,6 +159,8 @@ def session(blob: bytes) -> Any:
     return ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def onnx_call(blob: bytes, input_names: Sequence[str], output_names: Sequence[str]) -> Callable[[list[np.ndarray]], list[Any]]:
+def onnx_call(
+    blob: bytes, input_names: Sequence[str], output_names: Sequence[str]
+) -> Callable[[list[np.ndarray]], list[Any]]:
     sess = session(blob)
     return lambda arrays: sess.run(list(output_names), dict(zip(input_names, arrays, strict=True)))

@@ -72,7 +72,9 @@ def specs_for(types: Sequence[Any], batch: str, scope: Any) -> list[jax.ShapeDty
 
 
 def input_specs(graph: Graph) -> list[jax.ShapeDtypeStruct]:
-    return specs_for([p.type for p in graph.inputs], batch_symbol(graph), jax.export.SymbolicScope())
+    return specs_for(
+        [p.type for p in graph.inputs], batch_symbol(graph), jax.export.SymbolicScope()
+    )
 
 
 def _fresh(gdef: Any, state: Any) -> Any:
@@ -131,15 +133,18 @@ def node_fn(model: nnx.Module, node: Node) -> Fn:
     return g
 
 
-def first_failing_node(graph: Graph, model: nnx.Module,
-                       convert: Callable[[Fn, list[jax.ShapeDtypeStruct]], Any]) -> tuple[Node, Exception] | None:
+def first_failing_node(
+    graph: Graph, model: nnx.Module, convert: Callable[[Fn, list[jax.ShapeDtypeStruct]], Any]
+) -> tuple[Node, Exception] | None:
     """The first layer (in topological order) that ``convert`` fails on by itself."""
     batch = batch_symbol(graph)
     for node in graph.order():
         if node.kind is None:
             continue
         try:
-            convert(node_fn(model, node), specs_for(node.in_types, batch, jax.export.SymbolicScope()))
+            convert(
+                node_fn(model, node), specs_for(node.in_types, batch, jax.export.SymbolicScope())
+            )
         except Exception as e:  # noqa: BLE001 - any converter failure blames this layer
             return node, e
     return None
@@ -174,13 +179,25 @@ def _export_error(graph: Graph, model: nnx.Module, e: Exception) -> NNError:
 
     found = first_failing_node(graph, model, convert)
     if found is None:
-        return NNError(Diagnostic("E601", f"model `{graph.name}` cannot be exported to StableHLO: {first_line(e)}",
-                                  graph.span, help="this is a bug in nnlang; please report it with the .nn file"))
+        return NNError(
+            Diagnostic(
+                "E601",
+                f"model `{graph.name}` cannot be exported to StableHLO: {first_line(e)}",
+                graph.span,
+                help="this is a bug in nnlang; please report it with the .nn file",
+            )
+        )
     node, err = found
-    return NNError(Diagnostic(
-        "E601", f"layer `{node.kind_name}` cannot be exported to StableHLO with symbolic batch and axes",
-        node.span, label="this layer", notes=[first_line(err)],
-        help="this is a bug in nnlang's lowering of the layer; please report it with the .nn file"))
+    return NNError(
+        Diagnostic(
+            "E601",
+            f"layer `{node.kind_name}` cannot be exported to StableHLO with symbolic batch and axes",
+            node.span,
+            label="this layer",
+            notes=[first_line(err)],
+            help="this is a bug in nnlang's lowering of the layer; please report it with the .nn file",
+        )
+    )
 
 
 # ------------------------------------------------------------------ loading
@@ -224,25 +241,41 @@ def fit_input(info: TensorInfo, x: Any, sizes: dict[str, int], batch: str) -> np
     x = np.asarray(x)
     want = info.shape
     expected = f"expected {info.text} per sample (a leading batch axis, then those axes)"
-    if x.ndim != len(want) + 1 and x.ndim >= 1 and all(isinstance(d, int) for d in want) \
-            and math.prod(x.shape[1:]) == math.prod(want):  # type: ignore[arg-type]
+    if (
+        x.ndim != len(want) + 1
+        and x.ndim >= 1
+        and all(isinstance(d, int) for d in want)
+        and math.prod(x.shape[1:]) == math.prod(want)
+    ):  # type: ignore[arg-type]
         x = x.reshape((x.shape[0], *want))  # like `nnlang predict --run`: [N, 64] for [8, 8, 1]
-    if x.ndim != len(want) + 1 or any(isinstance(d, int) and d != a for d, a in zip(want, x.shape[1:], strict=False)):
-        raise _bad(info.name, f"{expected}, got an array of shape {list(x.shape)}",
-                   help="the first axis is the batch; the rest must match the exported shape")
+    if x.ndim != len(want) + 1 or any(
+        isinstance(d, int) and d != a for d, a in zip(want, x.shape[1:], strict=False)
+    ):
+        raise _bad(
+            info.name,
+            f"{expected}, got an array of shape {list(x.shape)}",
+            help="the first axis is the batch; the rest must match the exported shape",
+        )
     for sym, actual in zip((batch, *want), x.shape, strict=True):
         if isinstance(sym, str):
             seen = sizes.setdefault(sym, actual)
             if seen != actual:
                 what = "the batch size" if sym == batch else f"symbolic axis `{sym}`"
-                raise _bad(info.name, f"{what} is {actual} here but {seen} in an earlier input; inputs must agree")
+                raise _bad(
+                    info.name,
+                    f"{what} is {actual} here but {seen} in an earlier input; inputs must agree",
+                )
     target = jnp.dtype(info.dtype)
     if x.dtype == target:
         return x
     src, dst = _kind(x.dtype), _kind(target)
     if (src, dst) not in {("f", "f"), ("i", "i"), ("b", "b"), ("b", "i"), ("b", "f"), ("i", "f")}:
-        raise _bad(info.name, f"{expected}; an array of {x.dtype} cannot be cast to {info.dtype} without loss",
-                   help=f"pass {info.dtype} values" + (" (whole numbers, e.g. token ids)" if dst == "i" else ""))
+        raise _bad(
+            info.name,
+            f"{expected}; an array of {x.dtype} cannot be cast to {info.dtype} without loss",
+            help=f"pass {info.dtype} values"
+            + (" (whole numbers, e.g. token ids)" if dst == "i" else ""),
+        )
     if src == "i" and dst == "i" and x.size:
         lo, hi = np.iinfo(target).min, np.iinfo(target).max
         if x.min() < lo or x.max() > hi:
@@ -253,8 +286,13 @@ def fit_input(info: TensorInfo, x: Any, sizes: dict[str, int], batch: str) -> np
 class Artifact:
     """An exported model with its sidecars: ``run({input: array}) -> {output: array}``."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], normalizers: dict[str, Any],
-                 call: Callable[[list[np.ndarray]], Sequence[Any]]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        meta: dict[str, Any],
+        normalizers: dict[str, Any],
+        call: Callable[[list[np.ndarray]], Sequence[Any]],
+    ) -> None:
         self.path = path
         self.meta = meta
         self.format = str(meta["format"])
@@ -305,8 +343,14 @@ def stablehlo_call(blob: bytes) -> Callable[[list[np.ndarray]], Sequence[Any]]:
 
 
 def _unreadable(path: Path, why: str, help: str | None = None) -> NNError:
-    return NNError(Diagnostic("E504", f"`{path}` is not a usable nnlang artifact: {why}",
-                              help=help or "export one with `nnlang export FILE --run DIR --format stablehlo --out PATH`"))
+    return NNError(
+        Diagnostic(
+            "E504",
+            f"`{path}` is not a usable nnlang artifact: {why}",
+            help=help
+            or "export one with `nnlang export FILE --run DIR --format stablehlo --out PATH`",
+        )
+    )
 
 
 def read_meta(path: Path) -> dict[str, Any]:
@@ -320,8 +364,11 @@ def read_meta(path: Path) -> dict[str, Any]:
         if not isinstance(meta, dict) or meta.get("format") not in ("stablehlo", "onnx"):
             raise ValueError("not an nnlang export description")
         if int(meta.get("version", 0)) > FORMAT_VERSION:
-            raise _unreadable(path, f"written by a newer nnlang (format version {meta['version']})",
-                              help="upgrade nnlang")
+            raise _unreadable(
+                path,
+                f"written by a newer nnlang (format version {meta['version']})",
+                help="upgrade nnlang",
+            )
         for d in (*meta["inputs"], *meta["outputs"]):
             TensorInfo.from_json(d)
     except (ValueError, KeyError, TypeError) as e:
@@ -351,8 +398,14 @@ def load_artifact(path: str | Path) -> Artifact:
     if meta["format"] == "onnx":
         from nnlang.export.onnx import onnx_call
 
-        return Artifact(path, meta, normalizers, onnx_call(blob, [i["name"] for i in meta["inputs"]],
-                                                             [o["name"] for o in meta["outputs"]]))
+        return Artifact(
+            path,
+            meta,
+            normalizers,
+            onnx_call(
+                blob, [i["name"] for i in meta["inputs"]], [o["name"] for o in meta["outputs"]]
+            ),
+        )
     try:
         call = stablehlo_call(blob)
     except Exception as e:  # noqa: BLE001 - a corrupt or foreign file

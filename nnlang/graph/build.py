@@ -201,8 +201,12 @@ class Builder:
         return POISON
 
     # ------------------------------------------------------------------ models
-    def build_model(self, decl: A.ModelDecl, overrides: dict[str, tuple[Any, Span | None]]) -> Graph | None:
-        args = self.bind_params(decl, [], {k: v for k, v in overrides.items()}, decl.name_span, what="model")
+    def build_model(
+        self, decl: A.ModelDecl, overrides: dict[str, tuple[Any, Span | None]]
+    ) -> Graph | None:
+        args = self.bind_params(
+            decl, [], {k: v for k, v in overrides.items()}, decl.name_span, what="model"
+        )
         if args is None:
             return None
         self.graph = Graph(decl.name, decl.span, dict(args))
@@ -215,11 +219,19 @@ class Builder:
         self.graph.outputs.sort(key=lambda p: (p.span.line, p.span.col))  # declaration order
         graph = self.graph
         if not self.inputs_declared and not any(d.code == "E112" for d in self.rep.errors):
-            self.err("E112", f"model `{decl.name}` declares no input", decl.name_span,
-                     help="declare one, e.g. `input x: f32[8, 8, 1]`")
+            self.err(
+                "E112",
+                f"model `{decl.name}` declares no input",
+                decl.name_span,
+                help="declare one, e.g. `input x: f32[8, 8, 1]`",
+            )
         if not graph.outputs and not self.outputs_declared and len(self.rep.errors) == n_errors:
-            self.err("E111", f"model `{decl.name}` declares no output", decl.name_span,
-                     help="name what the model computes, e.g. `output y = x -> dense(10)`")
+            self.err(
+                "E111",
+                f"model `{decl.name}` declares no output",
+                decl.name_span,
+                help="name what the model computes, e.g. `output y = x -> dense(10)`",
+            )
         self.warn_unused(scope, graph)
         return graph
 
@@ -230,8 +242,12 @@ class Builder:
         self.types_checked.add(decl.name_span)
         for p in decl.params:
             if p.type not in PARAM_TYPES:
-                self.err("E009", f"unknown parameter type `{p.type}`", p.type_span,
-                         help=did_you_mean(p.type, PARAM_TYPES) or "types are int, float, bool and str")
+                self.err(
+                    "E009",
+                    f"unknown parameter type `{p.type}`",
+                    p.type_span,
+                    help=did_you_mean(p.type, PARAM_TYPES) or "types are int, float, bool and str",
+                )
 
     def bind_params(
         self,
@@ -251,8 +267,12 @@ class Builder:
             ok = False
         if len(args) > len(decl.params):
             n = len(decl.params)
-            self.err("E107", f"{what} `{decl.name}` takes {n} parameter{'s' if n != 1 else ''} but {len(args)} {'was' if len(args) == 1 else 'were'} given",
-                     args[n][1], secondary=[Label(decl.name_span, "declared here")])
+            self.err(
+                "E107",
+                f"{what} `{decl.name}` takes {n} parameter{'s' if n != 1 else ''} but {len(args)} {'was' if len(args) == 1 else 'were'} given",
+                args[n][1],
+                secondary=[Label(decl.name_span, "declared here")],
+            )
             return None
         given: dict[str, tuple[Any, Span | None]] = {}
         for p, (v, sp) in zip(decl.params, args, strict=False):
@@ -260,8 +280,13 @@ class Builder:
         unknown: list[str] = []
         for k, (v, sp) in kwargs.items():
             if k not in params:
-                self.err("E104", f"{what} `{decl.name}` has no parameter `{k}`", sp or call_span,
-                         help=did_you_mean(k, params) or f"its parameters are: {', '.join(params) or 'none'}")
+                self.err(
+                    "E104",
+                    f"{what} `{decl.name}` has no parameter `{k}`",
+                    sp or call_span,
+                    help=did_you_mean(k, params)
+                    or f"its parameters are: {', '.join(params) or 'none'}",
+                )
                 unknown.append(k)
                 ok = False
                 continue
@@ -279,8 +304,13 @@ class Builder:
                 scope.values[p.name] = v
             else:
                 if not _misspelled(p.name, unknown):
-                    self.err("E105", f"{what} `{decl.name}` needs parameter `{p.name}`", call_span,
-                             help=f"pass it as `{p.name} = ...`", secondary=[Label(p.name_span, "declared here")])
+                    self.err(
+                        "E105",
+                        f"{what} `{decl.name}` needs parameter `{p.name}`",
+                        call_span,
+                        help=f"pass it as `{p.name} = ...`",
+                        secondary=[Label(p.name_span, "declared here")],
+                    )
                 ok = False
                 continue
             if isinstance(v, Poison):
@@ -290,8 +320,12 @@ class Builder:
             if want is float and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
             if want is not None and (type(v) is not want):
-                self.err("E201", f"parameter `{p.name}` of {what} `{decl.name}` is {p.type} but got {_type_name(v)} {_fmt(v) if not isinstance(v, Tensor) else ''}".rstrip(),
-                         sp or call_span, secondary=[Label(p.name_span, "declared here")])
+                self.err(
+                    "E201",
+                    f"parameter `{p.name}` of {what} `{decl.name}` is {p.type} but got {_type_name(v)} {_fmt(v) if not isinstance(v, Tensor) else ''}".rstrip(),
+                    sp or call_span,
+                    secondary=[Label(p.name_span, "declared here")],
+                )
                 ok = False
                 continue
             out[p.name] = v
@@ -322,13 +356,25 @@ class Builder:
                 if n in definer and not isinstance(s, A.IfStmt):
                     prev = body[definer[n]]
                     prev_span = dict(defined_names(prev)).get(n)
-                    self.err("E102", f"`{n}` is defined twice", sp, label="defined again here",
-                             secondary=[Label(prev_span, "first defined here")] if prev_span else [],
-                             help="every name is defined once; pick another name")
+                    self.err(
+                        "E102",
+                        f"`{n}` is defined twice",
+                        sp,
+                        label="defined again here",
+                        secondary=[Label(prev_span, "first defined here")] if prev_span else [],
+                        help="every name is defined once; pick another name",
+                    )
                     continue
                 if n in scope.values and n not in definer:
-                    self.err("E102", f"`{n}` is already a parameter", sp, label="defined again here",
-                             secondary=[Label(scope.spans[n], "declared here")] if n in scope.spans else [])
+                    self.err(
+                        "E102",
+                        f"`{n}` is already a parameter",
+                        sp,
+                        label="defined again here",
+                        secondary=[Label(scope.spans[n], "declared here")]
+                        if n in scope.spans
+                        else [],
+                    )
                     continue
                 definer[n] = i
         deps = nx.DiGraph()
@@ -340,8 +386,13 @@ class Builder:
                 if j is not None and j != i:
                     deps.add_edge(j, i, name=n)
                 elif j == i and not isinstance(s, (A.IfStmt, A.OutputDecl)):
-                    self.err("E307", f"`{n}` is used in its own definition", self._use_span(s, n) or s.span,
-                             label="cycle", help="a value cannot depend on itself; use a `block` and repetition for recurrence")
+                    self.err(
+                        "E307",
+                        f"`{n}` is used in its own definition",
+                        self._use_span(s, n) or s.span,
+                        label="cycle",
+                        help="a value cannot depend on itself; use a `block` and repetition for recurrence",
+                    )
                     self_ref.add(i)
         while True:
             try:
@@ -350,21 +401,34 @@ class Builder:
                 break
             names = [deps.edges[a, b]["name"] for a, b in cycle]
             first = body[cycle[0][1]]
-            self.err("E307", "the graph has a cycle: " + " -> ".join(f"`{n}`" for n in names + names[:1]),
-                     self._use_span(first, names[0]) or first.span, label=f"`{names[0]}` is needed here",
-                     secondary=[Label(self._use_span(body[b], deps.edges[a, b]["name"]) or body[b].span,
-                                      f"`{deps.edges[a, b]['name']}` is needed here") for a, b in cycle[1:]],
-                     help="a value cannot depend on itself; use a `block` and repetition for recurrence")
+            self.err(
+                "E307",
+                "the graph has a cycle: " + " -> ".join(f"`{n}`" for n in names + names[:1]),
+                self._use_span(first, names[0]) or first.span,
+                label=f"`{names[0]}` is needed here",
+                secondary=[
+                    Label(
+                        self._use_span(body[b], deps.edges[a, b]["name"]) or body[b].span,
+                        f"`{deps.edges[a, b]['name']}` is needed here",
+                    )
+                    for a, b in cycle[1:]
+                ],
+                help="a value cannot depend on itself; use a `block` and repetition for recurrence",
+            )
             self.skip_statements({a for a, _ in cycle}, body, scope, deps)
         self.skip_statements(self_ref, body, scope, deps)
         return list(nx.lexicographical_topological_sort(deps))
 
-    def skip_statements(self, stuck: set[int], body: tuple[A.Stmt, ...], scope: Scope, deps: nx.DiGraph) -> None:
+    def skip_statements(
+        self, stuck: set[int], body: tuple[A.Stmt, ...], scope: Scope, deps: nx.DiGraph
+    ) -> None:
         self._skipped |= stuck
         self.poison_statements(stuck, body, scope)
         deps.remove_nodes_from(stuck)
 
-    def poison_statements(self, stuck: Iterable[int], body: tuple[A.Stmt, ...], scope: Scope) -> None:
+    def poison_statements(
+        self, stuck: Iterable[int], body: tuple[A.Stmt, ...], scope: Scope
+    ) -> None:
         """Statements in a cycle are not run: what they define is poisoned, and what they
         read counts as used (no W301 on top of the E307)."""
         for i in stuck:
@@ -389,7 +453,14 @@ class Builder:
         walk(s)
         return found[0] if found else None
 
-    def run_body(self, body: tuple[A.Stmt, ...], scope: Scope, *, is_model: bool, block_inputs: list[Tensor] | None = None) -> list[tuple[str, Any, Span]]:
+    def run_body(
+        self,
+        body: tuple[A.Stmt, ...],
+        scope: Scope,
+        *,
+        is_model: bool,
+        block_inputs: list[Tensor] | None = None,
+    ) -> list[tuple[str, Any, Span]]:
         outputs: list[tuple[str, Any, Span]] = []
         inputs_seen = 0
         for s in self.order_statements(body, scope):
@@ -415,13 +486,28 @@ class Builder:
             for t in s.targets:
                 v = scope.values.get(t.name)
                 if v is None:
-                    v = self.err("E101", f"unknown name `{t.name}`", t.span,
-                                 help=self.suggest_value(t.name, scope) or "define it with `output name = ...`")
+                    v = self.err(
+                        "E101",
+                        f"unknown name `{t.name}`",
+                        t.span,
+                        help=self.suggest_value(t.name, scope)
+                        or "define it with `output name = ...`",
+                    )
                 scope.used.add(t.name)
                 if isinstance(v, Poison):
                     outs.append((t.name, v, t.span))
                 elif not isinstance(v, Tensor):
-                    outs.append((t.name, self.err("E206", f"output `{t.name}` must be a tensor but is {_type_name(v)}", t.span), t.span))
+                    outs.append(
+                        (
+                            t.name,
+                            self.err(
+                                "E206",
+                                f"output `{t.name}` must be a tensor but is {_type_name(v)}",
+                                t.span,
+                            ),
+                            t.span,
+                        )
+                    )
                 else:
                     outs.append((t.name, v, t.span))
             if is_model:
@@ -435,8 +521,12 @@ class Builder:
         elif isinstance(s, A.IfStmt):
             cond = self.const(s.cond, scope)
             if not isinstance(cond, Poison) and not isinstance(cond, bool):
-                cond = self.err("E204", f"an `if` condition must be true or false, not {_type_name(cond)} {_fmt(cond)}", s.cond.span,
-                                help="compare it, e.g. `if stride != 1 { ... }`")
+                cond = self.err(
+                    "E204",
+                    f"an `if` condition must be true or false, not {_type_name(cond)} {_fmt(cond)}",
+                    s.cond.span,
+                    help="compare it, e.g. `if stride != 1 { ... }`",
+                )
             if isinstance(cond, Poison):
                 for n, _ in defined_names(s):  # neither branch ran: no "unknown name" later
                     scope.values.setdefault(n, POISON)
@@ -445,7 +535,9 @@ class Builder:
             return self.run_body(s.body if cond else s.orelse, scope, is_model=is_model)
         return []
 
-    def bind_targets(self, targets: tuple[A.Target, ...], v: Any, expr: A.Expr, scope: Scope) -> None:
+    def bind_targets(
+        self, targets: tuple[A.Target, ...], v: Any, expr: A.Expr, scope: Scope
+    ) -> None:
         if isinstance(v, tuple) and any(isinstance(x, Poison) for x in v) and len(targets) == 1:
             v = POISON  # the parts of a failed call: no second error about them
         if len(targets) == 1:
@@ -456,9 +548,13 @@ class Builder:
             values = list(v)
         else:
             n = len(v) if isinstance(v, tuple) else 1
-            self.err("E208", f"{len(targets)} names but the value has {n} {'part' if n == 1 else 'parts'}",
-                     targets[0].span, secondary=[Label(expr.span, f"this gives {n}")],
-                     help="multi-output layers say how many outputs they give: see `nnlang layers`")
+            self.err(
+                "E208",
+                f"{len(targets)} names but the value has {n} {'part' if n == 1 else 'parts'}",
+                targets[0].span,
+                secondary=[Label(expr.span, f"this gives {n}")],
+                help="multi-output layers say how many outputs they give: see `nnlang layers`",
+            )
             values = [POISON] * len(targets)
         for t, x in zip(targets, values, strict=True):
             scope.values[t.name] = x
@@ -468,8 +564,12 @@ class Builder:
         assert self.graph is not None
         self.inputs_declared += 1
         if s.type is None:
-            self.err("E302", f"model input `{s.name}` needs a type", s.name_span,
-                     help=f"e.g. `input {s.name}: f32[8, 8, 1]` (the batch axis is implicit)")
+            self.err(
+                "E302",
+                f"model input `{s.name}` needs a type",
+                s.name_span,
+                help=f"e.g. `input {s.name}: f32[8, 8, 1]` (the batch axis is implicit)",
+            )
             scope.values[s.name] = POISON
             return
         ttype = self.tensor_type(s.type, scope, bind_symbols=False)
@@ -485,11 +585,17 @@ class Builder:
         scope.values[s.name] = Tensor(s.name, 0, ttype, s.name_span)
         scope.spans[s.name] = s.name_span
 
-    def tensor_type(self, t: A.TensorTypeExpr, scope: Scope, *, bind_symbols: bool) -> TensorType | None:
+    def tensor_type(
+        self, t: A.TensorTypeExpr, scope: Scope, *, bind_symbols: bool
+    ) -> TensorType | None:
         ok = True
         if t.dtype not in DTYPES:
-            self.err("E008", f"unknown dtype `{t.dtype}`", t.dtype_span,
-                     help=did_you_mean(t.dtype, DTYPES) or f"dtypes are {', '.join(DTYPES)}")
+            self.err(
+                "E008",
+                f"unknown dtype `{t.dtype}`",
+                t.dtype_span,
+                help=did_you_mean(t.dtype, DTYPES) or f"dtypes are {', '.join(DTYPES)}",
+            )
             ok = False
         dims: list[int | str] = []
         for d in t.dims:
@@ -502,7 +608,11 @@ class Builder:
             elif isinstance(v, str) and v.isidentifier():
                 dims.append(v)
             elif not isinstance(v, int) or isinstance(v, bool):
-                self.err("E201", f"a dimension must be an integer or a symbolic axis name, not {_type_name(v)}", d.span)
+                self.err(
+                    "E201",
+                    f"a dimension must be an integer or a symbolic axis name, not {_type_name(v)}",
+                    d.span,
+                )
                 ok = False
             elif v <= 0:
                 self.err("E303", f"dimension {v} is not positive", d.span)
@@ -523,12 +633,20 @@ class Builder:
         origin = [Label(actual.span, f"this is {actual.type}")] if where != actual.span else []
         problem = False
         if t.dtype in DTYPES and t.dtype != actual.type.dtype:
-            self.err("E304", f"block input `{s.name}` is {t.dtype} but got {actual.type}", where,
-                     secondary=[Label(t.span, "declared here"), *origin])
+            self.err(
+                "E304",
+                f"block input `{s.name}` is {t.dtype} but got {actual.type}",
+                where,
+                secondary=[Label(t.span, "declared here"), *origin],
+            )
             problem = True
         elif len(t.dims) != actual.type.rank:
-            self.err("E301", f"block input `{s.name}` has rank {len(t.dims)} but got {actual.type}", where,
-                     secondary=[Label(t.span, "declared here"), *origin])
+            self.err(
+                "E301",
+                f"block input `{s.name}` has rank {len(t.dims)} but got {actual.type}",
+                where,
+                secondary=[Label(t.span, "declared here"), *origin],
+            )
             problem = True
         else:
             for d, real in zip(t.dims, actual.type.shape, strict=True):
@@ -539,8 +657,12 @@ class Builder:
                     continue
                 v = self.const(d, scope)
                 if not isinstance(v, Poison) and v != real:
-                    self.err("E302", f"block input `{s.name}` expects size {_fmt(v)} here but got {actual.type}",
-                             where, secondary=[Label(d.span, "declared here"), *origin])
+                    self.err(
+                        "E302",
+                        f"block input `{s.name}` expects size {_fmt(v)} here but got {actual.type}",
+                        where,
+                        secondary=[Label(d.span, "declared here"), *origin],
+                    )
                     problem = True
                     break
         if problem:  # the body sees an input of unknown type: no errors that follow from this one
@@ -557,23 +679,35 @@ class Builder:
         elif isinstance(v, A.Call):
             callee, args, kwargs = v.func, v.args, v.kwargs
         else:
-            self.err("E113", "`shared` takes a layer or block call, e.g. `shared enc = Encoder()`", v.span)
+            self.err(
+                "E113",
+                "`shared` takes a layer or block call, e.g. `shared enc = Encoder()`",
+                v.span,
+            )
             scope.values[s.name] = POISON
             return
         if callee not in REGISTRY and callee not in self.program.decls:
             self.unknown_callee(callee, v.span if isinstance(v, A.Name) else v.func_span, scope)
             scope.values[s.name] = POISON
             return
-        scope.values[s.name] = Instance(scope.owner_prefix + s.name, callee, args, kwargs, s.name_span)
+        scope.values[s.name] = Instance(
+            scope.owner_prefix + s.name, callee, args, kwargs, s.name_span
+        )
         scope.spans[s.name] = s.name_span
 
     # -------------------------------------------------------------- expressions
     def const(self, e: A.Expr, scope: Scope) -> Any:
         """Evaluate an expression that must be a compile-time value."""
         v = self.value(e, scope)
-        if isinstance(v, Tensor) or (isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v)):
-            return self.err("E205", "a tensor is used where a compile-time value is needed", e.span,
-                            help="layer arguments and conditions are computed before the model runs")
+        if isinstance(v, Tensor) or (
+            isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v)
+        ):
+            return self.err(
+                "E205",
+                "a tensor is used where a compile-time value is needed",
+                e.span,
+                help="layer arguments and conditions are computed before the model runs",
+            )
         return v
 
     def value(self, e: A.Expr, scope: Scope) -> Any:
@@ -608,16 +742,26 @@ class Builder:
             scope.used.add(e.id)
             v = scope.values[e.id]
             if isinstance(v, Instance):
-                return self.err("E206", f"`{e.id}` is a shared instance; apply it to a tensor: `x -> {e.id}`", e.span)
+                return self.err(
+                    "E206",
+                    f"`{e.id}` is a shared instance; apply it to a tensor: `x -> {e.id}`",
+                    e.span,
+                )
             return v
         if e.id in REGISTRY or e.id in self.program.decls:
             what = "layer" if e.id in REGISTRY else self.program.decls[e.id].word
-            return self.err("E206", f"`{e.id}` is a {what}, not a value", e.span,
-                            help=f"apply it to a tensor: `x -> {e.id}`")
-        return self.err("E101", f"unknown name `{e.id}`", e.span, help=self.suggest_value(e.id, scope))
+            return self.err(
+                "E206",
+                f"`{e.id}` is a {what}, not a value",
+                e.span,
+                help=f"apply it to a tensor: `x -> {e.id}`",
+            )
+        return self.err(
+            "E101", f"unknown name `{e.id}`", e.span, help=self.suggest_value(e.id, scope)
+        )
 
     def suggest_value(self, name: str, scope: Scope) -> str | None:
-        """"did you mean" for an unknown name; the suggested value counts as used, so it
+        """ "did you mean" for an unknown name; the suggested value counts as used, so it
         is not also reported as unused (W301)."""
         close = difflib.get_close_matches(name, sorted(scope.values), n=1, cutoff=0.6)
         if not close:
@@ -631,11 +775,16 @@ class Builder:
             return v
         if e.op == "not":
             if not isinstance(v, bool):
-                return self.err("E204", f"`not` needs true or false, not {_type_name(v)}", e.operand.span)
+                return self.err(
+                    "E204", f"`not` needs true or false, not {_type_name(v)}", e.operand.span
+                )
             return not v
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return self.err("E204" if not isinstance(v, Tensor) else "E205",
-                            f"`{e.op}` needs a number, not {_type_name(v)}", e.operand.span)
+            return self.err(
+                "E204" if not isinstance(v, Tensor) else "E205",
+                f"`{e.op}` needs a number, not {_type_name(v)}",
+                e.operand.span,
+            )
         return -v if e.op == "-" else v
 
     def binop(self, e: A.BinOp, scope: Scope) -> Any:
@@ -646,12 +795,22 @@ class Builder:
         if isinstance(a, Tensor) or isinstance(b, Tensor):
             kinds = {"+": "add", "-": "sub", "*": "mul"}
             if e.op in kinds and isinstance(a, Tensor) and isinstance(b, Tensor):
-                return self.apply_layer(REGISTRY[kinds[e.op]], [a, b], [], [], e.span, e.op_span, scope)
+                return self.apply_layer(
+                    REGISTRY[kinds[e.op]], [a, b], [], [], e.span, e.op_span, scope
+                )
             if e.op in kinds:
-                return self.err("E206", f"`{e.op}` between a tensor and {_type_name(b if isinstance(a, Tensor) else a)}",
-                                e.span, help=f"tensor `{e.op}` takes two tensors of broadcastable shapes")
-            return self.err("E205", f"`{e.op}` is not defined for tensors", e.op_span,
-                            help="tensors combine with `+`, `-`, `*` and layers such as `concat`")
+                return self.err(
+                    "E206",
+                    f"`{e.op}` between a tensor and {_type_name(b if isinstance(a, Tensor) else a)}",
+                    e.span,
+                    help=f"tensor `{e.op}` takes two tensors of broadcastable shapes",
+                )
+            return self.err(
+                "E205",
+                f"`{e.op}` is not defined for tensors",
+                e.op_span,
+                help="tensors combine with `+`, `-`, `*` and layers such as `concat`",
+            )
         op = e.op
         try:
             if op in ("and", "or"):
@@ -661,16 +820,30 @@ class Builder:
             if op in ("==", "!="):
                 return (a == b) if op == "==" else (a != b)
             num = (int, float)
-            if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, num) or not isinstance(b, num):
+            if (
+                isinstance(a, bool)
+                or isinstance(b, bool)
+                or not isinstance(a, num)
+                or not isinstance(b, num)
+            ):
                 if op == "+" and isinstance(a, str) and isinstance(b, str):
                     return a + b
                 if op == "+" and isinstance(a, (tuple, list)) and type(a) is type(b):
                     return a + b  # type: ignore[operator]
-                if op == "*" and isinstance(a, (tuple, list)) and isinstance(b, int) and not isinstance(b, bool):
+                if (
+                    op == "*"
+                    and isinstance(a, (tuple, list))
+                    and isinstance(b, int)
+                    and not isinstance(b, bool)
+                ):
                     if b > 10_000:
                         return self.err("E204", "sequence repetition too large", e.span)
                     return a * b
-                return self.err("E204", f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}", e.op_span)
+                return self.err(
+                    "E204",
+                    f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}",
+                    e.op_span,
+                )
             if op == "<":
                 return a < b
             if op == "<=":
@@ -693,7 +866,9 @@ class Builder:
         except ZeroDivisionError:
             return self.err("E204", "division by zero", e.right.span)
         except (TypeError, ValueError):
-            return self.err("E204", f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}", e.op_span)
+            return self.err(
+                "E204", f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}", e.op_span
+            )
         except OverflowError:
             return self.err("E204", "number too large", e.span)
         if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
@@ -703,14 +878,18 @@ class Builder:
         return result
 
     # ------------------------------------------------------------------- calls
-    def split_args(self, args: Iterable[A.Expr], scope: Scope) -> tuple[list[Tensor], list[tuple[Any, Span]], bool]:
+    def split_args(
+        self, args: Iterable[A.Expr], scope: Scope
+    ) -> tuple[list[Tensor], list[tuple[Any, Span]], bool]:
         """Positional arguments: leading tensors are inputs, the rest attribute values."""
         tensors: list[Tensor] = []
         values: list[tuple[Any, Span]] = []
         ok = True
         for a in args:
             v = self.value(a, scope)
-            if isinstance(v, Poison) or (isinstance(v, tuple) and any(isinstance(x, Poison) for x in v)):
+            if isinstance(v, Poison) or (
+                isinstance(v, tuple) and any(isinstance(x, Poison) for x in v)
+            ):
                 ok = False
             elif isinstance(v, Tensor):
                 if values:
@@ -728,9 +907,15 @@ class Builder:
             scope.used.add(e.func)
             tensors, values, ok = self.split_args(e.args, scope)
             if values or e.kwargs:
-                return self.err("E113", f"shared instance `{e.func}` was configured where it was declared; call it with tensors only",
-                                e.span, secondary=[Label(scope.values[e.func].span, "declared here")])
-            return self.apply_instance(scope.values[e.func], tensors, e.span, scope) if ok else POISON
+                return self.err(
+                    "E113",
+                    f"shared instance `{e.func}` was configured where it was declared; call it with tensors only",
+                    e.span,
+                    secondary=[Label(scope.values[e.func].span, "declared here")],
+                )
+            return (
+                self.apply_instance(scope.values[e.func], tensors, e.span, scope) if ok else POISON
+            )
         if e.func in REGISTRY or e.func in self.program.decls:
             tensors, values, ok = self.split_args(e.args, scope)
             if not ok:
@@ -741,19 +926,27 @@ class Builder:
             if any(isinstance(a, Poison) for a in args):
                 return POISON
             if e.kwargs:
-                return self.err("E104", f"`{e.func}` takes no keyword arguments", e.kwargs[0].name_span)
+                return self.err(
+                    "E104", f"`{e.func}` takes no keyword arguments", e.kwargs[0].name_span
+                )
             try:
                 return BUILTINS[e.func](*args)
             except (TypeError, ValueError, OverflowError) as ex:
-                return self.err("E204", f"`{e.func}({', '.join(_fmt(a) for a in args)})`: {ex}", e.span)
+                return self.err(
+                    "E204", f"`{e.func}({', '.join(_fmt(a) for a in args)})`: {ex}", e.span
+                )
         return self.unknown_callee(e.func, e.func_span, scope)
 
     def unknown_callee(self, name: str, span: Span, scope: Scope) -> Poison:
         if name in scope.values:
             return self.err("E103", f"`{name}` is a value, not a layer or block", span)
         candidates = list(REGISTRY) + list(self.program.decls) + list(BUILTINS)
-        return self.err("E103", f"unknown layer or block `{name}`", span,
-                        help=did_you_mean(name, candidates) or "`nnlang layers` lists the layer kinds")
+        return self.err(
+            "E103",
+            f"unknown layer or block `{name}`",
+            span,
+            help=did_you_mean(name, candidates) or "`nnlang layers` lists the layer kinds",
+        )
 
     def pipeline(self, e: A.Pipeline, scope: Scope) -> Any:
         cur = self.value(e.source, scope)
@@ -768,8 +961,11 @@ class Builder:
             elif isinstance(cur, tuple) and cur and all(isinstance(x, Tensor) for x in cur):
                 inputs = list(cur)
             else:
-                return self.err("E206", f"a pipeline carries tensors, but this is {_type_name(cur)} {_fmt(cur)}",
-                                e.source.span if st is e.stages[0] else st.span)
+                return self.err(
+                    "E206",
+                    f"a pipeline carries tensors, but this is {_type_name(cur)} {_fmt(cur)}",
+                    e.source.span if st is e.stages[0] else st.span,
+                )
             times = 1
             if st.repeat is not None:
                 n = self.repeat_count(st.repeat, scope)
@@ -781,7 +977,9 @@ class Builder:
             for i in range(times):
                 before = len(self.graph) if self.graph is not None else 0
                 cur = self.apply_stage(st.callee, inputs, scope)
-                if isinstance(cur, Poison) or (isinstance(cur, tuple) and any(isinstance(x, Poison) for x in cur)):
+                if isinstance(cur, Poison) or (
+                    isinstance(cur, tuple) and any(isinstance(x, Poison) for x in cur)
+                ):
                     break  # a multi-output layer that failed gives a tuple of poisons
                 inputs = [cur] if isinstance(cur, Tensor) else list(cur)
                 if i == 0 and times > 1 and self.graph is not None:
@@ -789,10 +987,15 @@ class Builder:
                     # than after building MAX_NODES nodes (nested repeats multiply)
                     each = len(self.graph) - before
                     if before + each * times > MAX_NODES:
-                        raise NNError(Diagnostic(
-                            "E007", f"this repetition would make {each * times:,} nodes, more than the {MAX_NODES:,} allowed",
-                            st.repeat.span if st.repeat is not None else st.span, label=f"{times:,} × {each:,} nodes",
-                            help="lower the repeat count, or the depth of nested repeats"))
+                        raise NNError(
+                            Diagnostic(
+                                "E007",
+                                f"this repetition would make {each * times:,} nodes, more than the {MAX_NODES:,} allowed",
+                                st.repeat.span if st.repeat is not None else st.span,
+                                label=f"{times:,} × {each:,} nodes",
+                                help="lower the repeat count, or the depth of nested repeats",
+                            )
+                        )
         return cur
 
     def check_callee_names(self, st: A.Stage, scope: Scope) -> None:
@@ -817,15 +1020,22 @@ class Builder:
         if name in REGISTRY:
             self.bind_attrs(REGISTRY[name], values, kw, callee.span)
         elif self.program.decls[name].is_block:
-            self.bind_params(self.program.decls[name], values, {k.name: (v, k.value.span) for k, v in kw},
-                             callee.span, what="block")
+            self.bind_params(
+                self.program.decls[name],
+                values,
+                {k.name: (v, k.value.span) for k, v in kw},
+                callee.span,
+                what="block",
+            )
 
     def repeat_count(self, e: A.Expr, scope: Scope) -> int | Poison:
         n = self.const(e, scope)
         if isinstance(n, Poison):
             return n
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            return self.err("E203", f"a repeat count must be a positive integer, not {_fmt(n)}", e.span)
+            return self.err(
+                "E203", f"a repeat count must be a positive integer, not {_fmt(n)}", e.span
+            )
         if n > 10_000:
             return self.err("E203", f"repeat count {n} is too large (at most 10000)", e.span)
         return n
@@ -839,13 +1049,21 @@ class Builder:
             if isinstance(callee, A.Call):
                 extra, values, ok = self.split_args(callee.args, scope)
                 if values or callee.kwargs:
-                    return self.err("E113", f"shared instance `{name}` was configured where it was declared; apply it without arguments",
-                                    callee.span, secondary=[Label(inst.span, "declared here")])
+                    return self.err(
+                        "E113",
+                        f"shared instance `{name}` was configured where it was declared; apply it without arguments",
+                        callee.span,
+                        secondary=[Label(inst.span, "declared here")],
+                    )
                 inputs = inputs + extra
             return self.apply_instance(inst, inputs, callee.span, scope)
         if name in scope.values:
-            return self.err("E103", f"`{name}` is a value, not a layer or block", span,
-                            help="a pipeline stage is a layer, a block or a shared instance")
+            return self.err(
+                "E103",
+                f"`{name}` is a value, not a layer or block",
+                span,
+                help="a pipeline stage is a layer, a block or a shared instance",
+            )
         if isinstance(callee, A.Name):
             if name not in REGISTRY and name not in self.program.decls:
                 return self.unknown_callee(name, span, scope)
@@ -857,16 +1075,32 @@ class Builder:
             return self.unknown_callee(name, span, scope)
         return self.apply(name, inputs + extra, values, callee.kwargs, callee.span, span, scope)
 
-    def apply(self, name: str, tensors: list[Tensor], values: list[tuple[Any, Span]], kwargs: tuple[A.Kwarg, ...],
-              span: Span, name_span: Span, scope: Scope, *, instance: Instance | None = None) -> Any:
+    def apply(
+        self,
+        name: str,
+        tensors: list[Tensor],
+        values: list[tuple[Any, Span]],
+        kwargs: tuple[A.Kwarg, ...],
+        span: Span,
+        name_span: Span,
+        scope: Scope,
+        *,
+        instance: Instance | None = None,
+    ) -> Any:
         if name in self.program.decls:
-            return self.apply_block(self.program.decls[name], tensors, values, kwargs, span, scope, instance=instance)
+            return self.apply_block(
+                self.program.decls[name], tensors, values, kwargs, span, scope, instance=instance
+            )
         kw_values = [(k, self.const(k.value, scope)) for k in kwargs]
         if any(isinstance(v, Poison) for _, v in kw_values):
             return POISON
-        return self.apply_layer(REGISTRY[name], tensors, values, kw_values, span, name_span, scope, instance=instance)
+        return self.apply_layer(
+            REGISTRY[name], tensors, values, kw_values, span, name_span, scope, instance=instance
+        )
 
-    def apply_instance(self, inst: Instance, tensors: list[Tensor], span: Span, scope: Scope) -> Any:
+    def apply_instance(
+        self, inst: Instance, tensors: list[Tensor], span: Span, scope: Scope
+    ) -> Any:
         inst.calls += 1
         values = []
         for a in inst.args:
@@ -874,32 +1108,52 @@ class Builder:
             if isinstance(v, Poison):
                 return POISON
             values.append((v, a.span))
-        return self.apply(inst.callee, tensors, values, inst.kwargs, span, span, scope, instance=inst)
+        return self.apply(
+            inst.callee, tensors, values, inst.kwargs, span, span, scope, instance=inst
+        )
 
     # ---------------------------------------------------------------- layers
-    def bind_attrs(self, kind: LayerKind, values: list[tuple[Any, Span]], kwargs: list[tuple[A.Kwarg, Any]],
-                   span: Span) -> tuple[Args, dict[str, Span]] | None:
+    def bind_attrs(
+        self,
+        kind: LayerKind,
+        values: list[tuple[Any, Span]],
+        kwargs: list[tuple[A.Kwarg, Any]],
+        span: Span,
+    ) -> tuple[Args, dict[str, Span]] | None:
         attrs = {a.name: a for a in kind.attrs}
         positional = [a for a in kind.attrs if not a.kw_only]
         bound: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         ok = True
         if len(values) > len(positional):
-            self.err("E107", f"`{kind.name}` takes at most {len(positional)} positional "
-                     f"argument{'s' if len(positional) != 1 else ''} but got {len(values)}", values[len(positional)][1],
-                     help=f"arguments: {', '.join(a.name for a in kind.attrs) or 'none'}")
+            self.err(
+                "E107",
+                f"`{kind.name}` takes at most {len(positional)} positional "
+                f"argument{'s' if len(positional) != 1 else ''} but got {len(values)}",
+                values[len(positional)][1],
+                help=f"arguments: {', '.join(a.name for a in kind.attrs) or 'none'}",
+            )
             return None
         for a, (v, sp) in zip(positional, values, strict=False):
             bound[a.name], spans[a.name] = v, sp
         unknown: list[str] = []
         for k, v in kwargs:
             if k.name not in attrs:
-                self.err("E104", f"`{kind.name}` has no argument `{k.name}`", k.name_span,
-                         help=did_you_mean(k.name, attrs) or f"arguments: {', '.join(attrs) or 'none'}")
+                self.err(
+                    "E104",
+                    f"`{kind.name}` has no argument `{k.name}`",
+                    k.name_span,
+                    help=did_you_mean(k.name, attrs) or f"arguments: {', '.join(attrs) or 'none'}",
+                )
                 unknown.append(k.name)
                 ok = False
             elif k.name in bound:
-                self.err("E106", f"argument `{k.name}` given twice", k.name_span, secondary=[Label(spans[k.name], "first given here")])
+                self.err(
+                    "E106",
+                    f"argument `{k.name}` given twice",
+                    k.name_span,
+                    secondary=[Label(spans[k.name], "first given here")],
+                )
                 ok = False
             else:
                 bound[k.name], spans[k.name] = v, k.value.span
@@ -907,8 +1161,12 @@ class Builder:
             if a.name not in bound:
                 if a.required:
                     if not _misspelled(a.name, unknown):  # else E104 already said "did you mean"
-                        self.err("E105", f"`{kind.name}` needs argument `{a.name}`", span,
-                                 help=f"{a.name}: {a.doc}" if a.doc else None)
+                        self.err(
+                            "E105",
+                            f"`{kind.name}` needs argument `{a.name}`",
+                            span,
+                            help=f"{a.name}: {a.doc}" if a.doc else None,
+                        )
                     ok = False
                 else:
                     bound[a.name] = a.default
@@ -925,8 +1183,12 @@ class Builder:
             help = a.doc or None
             if expected.startswith("an integer") and isinstance(v, float) and v.is_integer():
                 help = "`/` always gives a float: use `//` for integer division, or `int(...)`"
-            return self.err("E201", f"`{kind.name}` argument `{a.name}` must be {expected}, not {_type_name(v)} {_fmt(v)}", span,
-                            help=help)
+            return self.err(
+                "E201",
+                f"`{kind.name}` argument `{a.name}` must be {expected}, not {_type_name(v)} {_fmt(v)}",
+                span,
+                help=help,
+            )
 
         def is_int(x: Any) -> bool:
             return isinstance(x, int) and not isinstance(x, bool)
@@ -951,15 +1213,23 @@ class Builder:
                 v = tuple(v)
             else:
                 return bad("an integer or a tuple of integers")
-            for x in (v if isinstance(v, tuple) else (v,)):
+            for x in v if isinstance(v, tuple) else (v,):
                 if a.min is not None and x < a.min:
-                    return self.err("E202", f"`{kind.name}` argument `{a.name}` must be at least {_fmt(a.min)}, not {_fmt(v)}", span)
+                    return self.err(
+                        "E202",
+                        f"`{kind.name}` argument `{a.name}` must be at least {_fmt(a.min)}, not {_fmt(v)}",
+                        span,
+                    )
             return v
         if t == "padding":
             if isinstance(v, str):
                 if v.lower() not in ("same", "valid"):
-                    return self.err("E202", f"`{kind.name}` padding must be \"same\", \"valid\", an integer or a tuple, not {_fmt(v)}", span,
-                                    help=did_you_mean(v, ["same", "valid"]))
+                    return self.err(
+                        "E202",
+                        f'`{kind.name}` padding must be "same", "valid", an integer or a tuple, not {_fmt(v)}',
+                        span,
+                        help=did_you_mean(v, ["same", "valid"]),
+                    )
                 return v.lower()
             if is_int(v) and v >= 0:
                 return v
@@ -973,25 +1243,54 @@ class Builder:
                 return bad("a tuple of integers")
             return tuple(v)
         if a.choices is not None and v not in a.choices:
-            return self.err("E202", f"`{kind.name}` argument `{a.name}` must be one of {', '.join(_fmt(c) for c in a.choices)}, not {_fmt(v)}",
-                            span, help=did_you_mean(str(v), [str(c) for c in a.choices]))
+            return self.err(
+                "E202",
+                f"`{kind.name}` argument `{a.name}` must be one of {', '.join(_fmt(c) for c in a.choices)}, not {_fmt(v)}",
+                span,
+                help=did_you_mean(str(v), [str(c) for c in a.choices]),
+            )
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if a.min is not None and v < a.min:
-                return self.err("E202", f"`{kind.name}` argument `{a.name}` must be at least {_fmt(a.min)}, not {_fmt(v)}", span)
+                return self.err(
+                    "E202",
+                    f"`{kind.name}` argument `{a.name}` must be at least {_fmt(a.min)}, not {_fmt(v)}",
+                    span,
+                )
             if a.max is not None and v > a.max:
-                return self.err("E202", f"`{kind.name}` argument `{a.name}` must be at most {_fmt(a.max)}, not {_fmt(v)}", span)
+                return self.err(
+                    "E202",
+                    f"`{kind.name}` argument `{a.name}` must be at most {_fmt(a.max)}, not {_fmt(v)}",
+                    span,
+                )
         return v
 
-    def apply_layer(self, kind: LayerKind, tensors: list[Tensor], values: list[tuple[Any, Span]],
-                    kwargs: list[tuple[A.Kwarg, Any]], span: Span, name_span: Span, scope: Scope,
-                    *, instance: Instance | None = None) -> Any:
+    def apply_layer(
+        self,
+        kind: LayerKind,
+        tensors: list[Tensor],
+        values: list[tuple[Any, Span]],
+        kwargs: list[tuple[A.Kwarg, Any]],
+        span: Span,
+        name_span: Span,
+        scope: Scope,
+        *,
+        instance: Instance | None = None,
+    ) -> Any:
         lo, hi = kind.n_inputs
         n = len(tensors)
         if n < lo or (hi is not None and n > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            return self.err("E207", f"`{kind.name}` takes {want} input{'s' if want != '1' else ''} but got {n}", name_span,
-                            secondary=[Label(t.span, f"input {i + 1}: {t.type}") for i, t in enumerate(tensors[:4]) if t.span.file == span.file],
-                            help="pipe several tensors with a tuple: `(a, b) -> concat`" if n < lo else None)
+            return self.err(
+                "E207",
+                f"`{kind.name}` takes {want} input{'s' if want != '1' else ''} but got {n}",
+                name_span,
+                secondary=[
+                    Label(t.span, f"input {i + 1}: {t.type}")
+                    for i, t in enumerate(tensors[:4])
+                    if t.span.file == span.file
+                ],
+                help="pipe several tensors with a tuple: `(a, b) -> concat`" if n < lo else None,
+            )
         bound = self.bind_attrs(kind, values, kwargs, span)
         if bound is None or any(t.type is None for t in tensors):
             return self.outputs_poisoned(kind, bound[0] if bound else None)
@@ -1001,8 +1300,11 @@ class Builder:
             out_types = kind.shape(args, in_types)
         except ArgError as ex:
             where = arg_spans.get(ex.arg, span) if ex.arg else span
-            secondary = [Label(t.span, f"{'input' if n == 1 else f'input {i + 1}'} is {t.type}")
-                         for i, t in enumerate(tensors) if t.span.file == span.file and t.span != where]
+            secondary = [
+                Label(t.span, f"{'input' if n == 1 else f'input {i + 1}'} is {t.type}")
+                for i, t in enumerate(tensors)
+                if t.span.file == span.file and t.span != where
+            ]
             self.err(ex.code, ex.message, where, help=ex.help, secondary=secondary[:3])
             return self.outputs_poisoned(kind, args)
         return self.add_layer_node(kind, args, tensors, in_types, out_types, span, scope, instance)
@@ -1011,8 +1313,17 @@ class Builder:
         n = kind.outputs_for(args) if args is not None else 1
         return POISON if n == 1 else tuple([POISON] * n)
 
-    def add_layer_node(self, kind: LayerKind, args: Args, tensors: list[Tensor], in_types: list[TensorType],
-                       out_types: list[TensorType], span: Span, scope: Scope, instance: Instance | None) -> Any:
+    def add_layer_node(
+        self,
+        kind: LayerKind,
+        args: Args,
+        tensors: list[Tensor],
+        in_types: list[TensorType],
+        out_types: list[TensorType],
+        span: Span,
+        scope: Scope,
+        instance: Instance | None,
+    ) -> Any:
         if instance is not None and instance.callee == kind.name:
             local = instance.name if instance.calls == 1 else f"{instance.name}@{instance.calls}"
             node_id, owner = scope.prefix + local, instance.name
@@ -1021,14 +1332,30 @@ class Builder:
             node_id, owner = scope.prefix + local, scope.owner_prefix + local
         params = kind.params(args, in_types)
         flops = kind.flops(args, in_types, out_types)
-        node = Node(node_id, kind, args, [(t.node, t.port) for t in tensors], in_types, list(out_types), span, owner, params, flops)
+        node = Node(
+            node_id,
+            kind,
+            args,
+            [(t.node, t.port) for t in tensors],
+            in_types,
+            list(out_types),
+            span,
+            owner,
+            params,
+            flops,
+        )
         if owner != node_id:
             sig = (kind.name, args, tuple(in_types))
             first = self.owner_sigs.get(owner)
             if first is not None and first[0] != sig:
-                self.err("E302", f"shared `{owner}` is called with {', '.join(map(str, in_types))} here, but its weights were made for "
-                         f"{', '.join(map(str, first[0][2]))}", span, secondary=[Label(first[1], "first called here")],
-                         help="every call of a shared instance must fit the same weights")
+                self.err(
+                    "E302",
+                    f"shared `{owner}` is called with {', '.join(map(str, in_types))} here, but its weights were made for "
+                    f"{', '.join(map(str, first[0][2]))}",
+                    span,
+                    secondary=[Label(first[1], "first called here")],
+                    help="every call of a shared instance must fit the same weights",
+                )
                 return self.outputs_poisoned(kind, args)
             self.owner_sigs.setdefault(owner, (sig, span))
         else:
@@ -1040,19 +1367,39 @@ class Builder:
     def add_node(self, node: Node) -> None:
         assert self.graph is not None
         if len(self.graph) >= MAX_NODES:
-            raise NNError(Diagnostic("E007", f"the model has more than {MAX_NODES} nodes", node.span))
+            raise NNError(
+                Diagnostic("E007", f"the model has more than {MAX_NODES} nodes", node.span)
+            )
         self.graph.add(node)
 
     # ---------------------------------------------------------------- blocks
-    def apply_block(self, decl: A.ModelDecl, tensors: list[Tensor], values: list[tuple[Any, Span]],
-                    kwargs: tuple[A.Kwarg, ...], span: Span, scope: Scope, *, instance: Instance | None) -> Any:
+    def apply_block(
+        self,
+        decl: A.ModelDecl,
+        tensors: list[Tensor],
+        values: list[tuple[Any, Span]],
+        kwargs: tuple[A.Kwarg, ...],
+        span: Span,
+        scope: Scope,
+        *,
+        instance: Instance | None,
+    ) -> Any:
         if not decl.is_block:
-            return self.err("E113", f"`{decl.name}` is a model; only blocks can be used inside models", span,
-                            secondary=[Label(decl.name_span, "declared as a model here")],
-                            help=f"declare it with `block {decl.name}` instead")
+            return self.err(
+                "E113",
+                f"`{decl.name}` is a model; only blocks can be used inside models",
+                span,
+                secondary=[Label(decl.name_span, "declared as a model here")],
+                help=f"declare it with `block {decl.name}` instead",
+            )
         if decl.name in scope.block_stack:
-            return self.err("E209", f"block `{decl.name}` uses itself: " + " -> ".join(scope.block_stack + (decl.name,)), span,
-                            help="use repetition (`-> Block(...) * n`) instead of recursion")
+            return self.err(
+                "E209",
+                f"block `{decl.name}` uses itself: "
+                + " -> ".join(scope.block_stack + (decl.name,)),
+                span,
+                help="use repetition (`-> Block(...) * n`) instead of recursion",
+            )
         kw = {k.name: (self.const(k.value, scope), k.value.span) for k in kwargs}
         if any(isinstance(v, Poison) for v, _ in kw.values()):
             return POISON
@@ -1061,8 +1408,12 @@ class Builder:
             return POISON
         n_inputs = sum(1 for s in decl.body if isinstance(s, A.InputDecl))
         if len(tensors) != n_inputs:
-            return self.err("E207", f"block `{decl.name}` takes {n_inputs} input{'s' if n_inputs != 1 else ''} but got {len(tensors)}", span,
-                            secondary=[Label(decl.name_span, "declared here")])
+            return self.err(
+                "E207",
+                f"block `{decl.name}` takes {n_inputs} input{'s' if n_inputs != 1 else ''} but got {len(tensors)}",
+                span,
+                secondary=[Label(decl.name_span, "declared here")],
+            )
         if any(t.type is None for t in tensors):
             return POISON
         if instance is not None and instance.callee == decl.name:
@@ -1071,18 +1422,29 @@ class Builder:
         else:
             local = scope.fresh(_snake(decl.name))
             prefix, owner_prefix = scope.prefix + local + "/", scope.owner_prefix + local + "/"
-        inner = Scope(prefix, owner_prefix, values=dict(params), block_stack=scope.block_stack + (decl.name,),
-                      call_span=span)
+        inner = Scope(
+            prefix,
+            owner_prefix,
+            values=dict(params),
+            block_stack=scope.block_stack + (decl.name,),
+            call_span=span,
+        )
         inner.used.update(params)
         # outputs in declaration order, whatever order dataflow ran them in
-        outs = sorted(self.run_body(decl.body, inner, is_model=False, block_inputs=tensors),
-                      key=lambda o: (o[2].line, o[2].col))
+        outs = sorted(
+            self.run_body(decl.body, inner, is_model=False, block_inputs=tensors),
+            key=lambda o: (o[2].line, o[2].col),
+        )
         self.warn_unused(inner, None)
         if not outs:
             return self.err("E111", f"block `{decl.name}` declares no output", decl.name_span)
         results = tuple(v for _, v, _ in outs)
         if any(isinstance(v, Poison) for v in results):
-            return POISON if len(results) == 1 else tuple(POISON if isinstance(v, Poison) else v for v in results)
+            return (
+                POISON
+                if len(results) == 1
+                else tuple(POISON if isinstance(v, Poison) else v for v in results)
+            )
         return results[0] if len(results) == 1 else results
 
     # -------------------------------------------------------------- warnings
@@ -1090,10 +1452,18 @@ class Builder:
         for name, v in scope.values.items():
             if name in scope.used or name.startswith("_"):
                 continue
-            if isinstance(v, (Tensor, Instance)) or (isinstance(v, tuple) and v and all(isinstance(x, Tensor) for x in v)):
+            if isinstance(v, (Tensor, Instance)) or (
+                isinstance(v, tuple) and v and all(isinstance(x, Tensor) for x in v)
+            ):
                 what = "input" if graph and any(p.name == name for p in graph.inputs) else "value"
-                self.rep.add(Diagnostic("W301", f"{what} `{name}` is never used", scope.spans.get(name),
-                                        help=f"use it, or name it `_{name}` to silence this warning"))
+                self.rep.add(
+                    Diagnostic(
+                        "W301",
+                        f"{what} `{name}` is never used",
+                        scope.spans.get(name),
+                        help=f"use it, or name it `_{name}` to silence this warning",
+                    )
+                )
 
 
 def _misspelled(name: str, unknown: list[str]) -> bool:
@@ -1110,26 +1480,48 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
-def build(program: Program, model: str | None = None, overrides: dict[str, tuple[Any, Span | None]] | None = None,
-          reporter: Reporter | None = None) -> Graph:
+def build(
+    program: Program,
+    model: str | None = None,
+    overrides: dict[str, tuple[Any, Span | None]] | None = None,
+    reporter: Reporter | None = None,
+) -> Graph:
     """Build and check one model's graph. Raises :class:`NNError` on any error."""
     rep = reporter or Reporter()
     decl = program.model(model)
     if decl is None:
         names = [d.name for d in program.models]
         if model is None:
-            raise NNError(Diagnostic("E108", f"`{program.main}` defines no model", Span.point(program.main, 1, 1),
-                                     help="declare one with `model Name { ... }`"))
-        raise NNError(Diagnostic("E108", f"no model named `{model}` in `{program.main}`", None,
-                                 help=did_you_mean(model, names) or f"models: {', '.join(names) or 'none'}"))
+            raise NNError(
+                Diagnostic(
+                    "E108",
+                    f"`{program.main}` defines no model",
+                    Span.point(program.main, 1, 1),
+                    help="declare one with `model Name { ... }`",
+                )
+            )
+        raise NNError(
+            Diagnostic(
+                "E108",
+                f"no model named `{model}` in `{program.main}`",
+                None,
+                help=did_you_mean(model, names) or f"models: {', '.join(names) or 'none'}",
+            )
+        )
     builder = Builder(program, rep)
     for d in program.decls.values():  # every declaration, used or not
         builder.check_param_types(d)
     try:
         graph = builder.build_model(decl, overrides or {})
     except RecursionError:
-        rep.add(Diagnostic("E007", f"model `{decl.name}` is nested too deeply to check", decl.name_span,
-                           help="split deep expressions into named values"))
+        rep.add(
+            Diagnostic(
+                "E007",
+                f"model `{decl.name}` is nested too deeply to check",
+                decl.name_span,
+                help="split deep expressions into named values",
+            )
+        )
         graph = None
     if rep.errors or graph is None:
         raise NNError(rep.diagnostics)

@@ -33,25 +33,47 @@ def check_budget(graph: Graph, budget: Budget, rep: Reporter) -> None:
         for t in n.out_types:
             big = [d for d in t.shape if isinstance(d, int) and d > MAX_DIM]
             if big:
-                rep.add(Diagnostic("E306", f"`{n.id}` makes an axis of {big[0]} elements (more than 2^31 - 1)", n.span,
-                                   label=f"gives {t}"))
+                rep.add(
+                    Diagnostic(
+                        "E306",
+                        f"`{n.id}` makes an axis of {big[0]} elements (more than 2^31 - 1)",
+                        n.span,
+                        label=f"gives {t}",
+                    )
+                )
         if n.params > budget.max_params:
-            rep.add(Diagnostic(
-                "E306",
-                f"`{n.id}`{f' ({n.kind_name})' if n.kind_name != n.id else ''} has {_human(n.params)} parameters, "
-                f"over the budget of {_human(budget.max_params)}",
-                n.span, label=f"{n.params:,} parameters",
-                help="check the sizes given to this layer; raise the limit with --max-params if it is meant",
-            ))
+            rep.add(
+                Diagnostic(
+                    "E306",
+                    f"`{n.id}`{f' ({n.kind_name})' if n.kind_name != n.id else ''} has {_human(n.params)} parameters, "
+                    f"over the budget of {_human(budget.max_params)}",
+                    n.span,
+                    label=f"{n.params:,} parameters",
+                    help="check the sizes given to this layer; raise the limit with --max-params if it is meant",
+                )
+            )
     total = graph.total_params()
     if total > budget.max_params and not rep.errors:
-        rep.add(Diagnostic("E306", f"model `{graph.name}` has {_human(total)} parameters, over the budget of {_human(budget.max_params)}",
-                           graph.span, help="raise the limit with --max-params if it is meant"))
+        rep.add(
+            Diagnostic(
+                "E306",
+                f"model `{graph.name}` has {_human(total)} parameters, over the budget of {_human(budget.max_params)}",
+                graph.span,
+                help="raise the limit with --max-params if it is meant",
+            )
+        )
     act = 0
     for n in graph.order():
         for t in n.out_types:
             act += concrete_numel(t.shape) * ITEMSIZE[t.dtype]
             if act > budget.max_activation_bytes:
-                rep.add(Diagnostic("E306", f"activations for one sample exceed {budget.max_activation_bytes / 1024**2:.0f} MiB by `{n.id}`",
-                                   n.span, label=f"gives {t}", help="raise the limit with --max-activation-mb if it is meant"))
+                rep.add(
+                    Diagnostic(
+                        "E306",
+                        f"activations for one sample exceed {budget.max_activation_bytes / 1024**2:.0f} MiB by `{n.id}`",
+                        n.span,
+                        label=f"gives {t}",
+                        help="raise the limit with --max-activation-mb if it is meant",
+                    )
+                )
                 return

@@ -113,7 +113,11 @@ class Graph:
         return total
 
     def descendants_of_inputs(self) -> set[str]:
-        return set().union(*(nx.descendants(self.dag, p.node) for p in self.inputs)) if self.inputs else set()
+        return (
+            set().union(*(nx.descendants(self.dag, p.node) for p in self.inputs))
+            if self.inputs
+            else set()
+        )
 
     def ancestors_of_outputs(self) -> set[str]:
         live: set[str] = set()
@@ -128,7 +132,11 @@ class Graph:
         def q(s: str) -> str:
             return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-        lines = [f"digraph {q(self.name)} {{", "  rankdir=TB;", '  node [shape=box, fontname="Helvetica"];']
+        lines = [
+            f"digraph {q(self.name)} {{",
+            "  rankdir=TB;",
+            '  node [shape=box, fontname="Helvetica"];',
+        ]
         out_names = {p.node: p.name for p in self.outputs}
         for n in self.order():
             shapes = ", ".join(str(t) for t in n.out_types)

@@ -108,13 +108,23 @@ def _add_module(
     for imp in module.imports:
         target = confine(prog.root, base, imp.path)
         if isinstance(target, str):
-            rep.add(Diagnostic("E109", f"cannot import `{imp.path}`: {target}", imp.span,
-                               help="imports are relative to the importing file and stay inside its project folder"))
+            rep.add(
+                Diagnostic(
+                    "E109",
+                    f"cannot import `{imp.path}`: {target}",
+                    imp.span,
+                    help="imports are relative to the importing file and stay inside its project folder",
+                )
+            )
             continue
         key = str(target.resolve())
         if key in chain:
-            cycle = [Path(c).name for c in chain[chain.index(key):]] + [Path(key).name]
-            rep.add(Diagnostic("E110", "import cycle: " + " -> ".join(cycle), imp.span, label="imported here"))
+            cycle = [Path(c).name for c in chain[chain.index(key) :]] + [Path(key).name]
+            rep.add(
+                Diagnostic(
+                    "E110", "import cycle: " + " -> ".join(cycle), imp.span, label="imported here"
+                )
+            )
             continue
         if key in seen:
             continue
@@ -123,10 +133,23 @@ def _add_module(
         try:
             text = target.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            why = "no such file" if not target.exists() else (
-                "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else (e.strerror or str(e)).lower())
-            rep.add(Diagnostic("E109", f"cannot import `{imp.path}`: {why}", imp.span,
-                               label=f"looked for {display}"))
+            why = (
+                "no such file"
+                if not target.exists()
+                else (
+                    "not UTF-8 text"
+                    if isinstance(e, UnicodeDecodeError)
+                    else (e.strerror or str(e)).lower()
+                )
+            )
+            rep.add(
+                Diagnostic(
+                    "E109",
+                    f"cannot import `{imp.path}`: {why}",
+                    imp.span,
+                    label=f"looked for {display}",
+                )
+            )
             continue
         prog.sources.add(display, text)
         try:
@@ -139,10 +162,15 @@ def _add_module(
     for decl in module.models:
         prev = prog.decls.get(decl.name)
         if prev is not None:
-            rep.add(Diagnostic(
-                "E114", f"{decl.word} `{decl.name}` is defined twice", decl.name_span,
-                label="defined again here", secondary=[Label(prev.name_span, "first defined here")],
-            ))
+            rep.add(
+                Diagnostic(
+                    "E114",
+                    f"{decl.word} `{decl.name}` is defined twice",
+                    decl.name_span,
+                    label="defined again here",
+                    secondary=[Label(prev.name_span, "first defined here")],
+                )
+            )
             continue
         prog.decls[decl.name] = decl
     if is_main:

@@ -41,7 +41,15 @@ class Network(nnx.Module):
                     modules[node.owner] = built
                 else:
                     functions[node.owner] = built
-            plan.append((node.id, node.owner, node.owner in modules, tuple(node.inputs), len(node.out_types)))
+            plan.append(
+                (
+                    node.id,
+                    node.owner,
+                    node.owner in modules,
+                    tuple(node.inputs),
+                    len(node.out_types),
+                )
+            )
         self.name = graph.name
         self.layers = nnx.Dict(modules)
         self.functions = functions  # static: plain functions of stateless kinds
@@ -55,7 +63,9 @@ class Network(nnx.Module):
             raise TypeError("pass the model's inputs either positionally or by name")
         if args:
             if len(args) != len(self.input_names):
-                raise TypeError(f"{self.name} takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), got {len(args)}")
+                raise TypeError(
+                    f"{self.name} takes {len(self.input_names)} inputs ({', '.join(self.input_names)}), got {len(args)}"
+                )
             kwargs = dict(zip(self.input_names, args, strict=True))
         missing = [n for n in self.input_names if n not in kwargs]
         if missing:

@@ -68,7 +68,9 @@ EXPECTED_TEXT: dict[str, str] = {
 }
 KEYWORDS = ("import", "model", "block", "train", "step", "input", "output", "shared", "if", "else")
 #: What the parser may expect after a name that starts a statement or setting.
-STATEMENT_FOLLOW = frozenset({"EQUAL", "COMMA", "SEMI", "RBRACE", "NAME", "INPUT", "OUTPUT", "SHARED", "IF", "STEP"})
+STATEMENT_FOLLOW = frozenset(
+    {"EQUAL", "COMMA", "SEMI", "RBRACE", "NAME", "INPUT", "OUTPUT", "SHARED", "IF", "STEP"}
+)
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
 
@@ -101,7 +103,13 @@ def build_parser_strict() -> Lark:
 
 # ------------------------------------------------------------------ spans
 def _tok_span(file: str, t: Token) -> Span:
-    return Span(file, t.line or 1, t.column or 1, t.end_line or t.line or 1, t.end_column or (t.column or 1) + 1)
+    return Span(
+        file,
+        t.line or 1,
+        t.column or 1,
+        t.end_line or t.line or 1,
+        t.end_column or (t.column or 1) + 1,
+    )
 
 
 def _span_of(file: str, meta: Any) -> Span:
@@ -143,8 +151,11 @@ def _scan_brackets(file: str, text: str) -> list[Diagnostic]:
             if j >= n or text[j] != '"':
                 return [
                     Diagnostic(
-                        "E006", "unterminated string", Span.point(file, line, col),
-                        label="string starts here", help='close the string with `"` on the same line',
+                        "E006",
+                        "unterminated string",
+                        Span.point(file, line, col),
+                        label="string starts here",
+                        help='close the string with `"` on the same line',
                     )
                 ]
             col += j + 1 - i
@@ -164,10 +175,17 @@ def _scan_brackets(file: str, text: str) -> list[Diagnostic]:
                 ]
         elif ch in CLOSERS:
             here = Span.point(file, line, col)
-            if not any(opener == CLOSERS[ch] for opener, _ in stack) and not (stack and stack[-1][1].line == line):
+            if not any(opener == CLOSERS[ch] for opener, _ in stack) and not (
+                stack and stack[-1][1].line == line
+            ):
                 out.append(
-                    Diagnostic("E005", f"unmatched closing `{ch}`", here,
-                               label=f"no `{CLOSERS[ch]}` is open here", help="remove it")
+                    Diagnostic(
+                        "E005",
+                        f"unmatched closing `{ch}`",
+                        here,
+                        label=f"no `{CLOSERS[ch]}` is open here",
+                        help="remove it",
+                    )
                 )
             elif stack[-1][0] != CLOSERS[ch]:
                 opener, where = stack.pop()
@@ -307,12 +325,18 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
         run = _malformed_number(text, e.pos_in_stream) if ch in _WORD_CHARS else None
         if run is not None:
             return Diagnostic(
-                "E006", f"malformed number `{text[run[0]:run[1]]}`", _span_at(file, text, *run),
-                label="not a number", help="numbers look like 3, 0.5, 1e-3 or .5",
+                "E006",
+                f"malformed number `{text[run[0] : run[1]]}`",
+                _span_at(file, text, *run),
+                label="not a number",
+                help="numbers look like 3, 0.5, 1e-3 or .5",
             )
         if ch == '"':
             return Diagnostic(
-                "E006", "unterminated string", span, label="string starts here",
+                "E006",
+                "unterminated string",
+                span,
+                label="string starts here",
                 help='close the string with `"` on the same line',
             )
         hint = None
@@ -329,7 +353,11 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
         elif ch == "\ufeff":
             hint = "remove the byte-order mark (save the file as plain UTF-8)"
         return Diagnostic(
-            "E001", f"unexpected character {_char_text(ch)}", span, label="not allowed here", help=hint
+            "E001",
+            f"unexpected character {_char_text(ch)}",
+            span,
+            label="not allowed here",
+            help=hint,
         )
     if isinstance(e, lark.exceptions.UnexpectedToken):
         t: Token = e.token
@@ -345,12 +373,20 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
         span = _tok_span(file, t)
         expected = set(e.expected)
         start = getattr(t, "start_pos", None)
-        if t.type in ("NAME", "INT", "FLOAT") and start is not None and start > 0 and text[start - 1] in _WORD_CHARS:
+        if (
+            t.type in ("NAME", "INT", "FLOAT")
+            and start is not None
+            and start > 0
+            and text[start - 1] in _WORD_CHARS
+        ):
             run = _malformed_number(text, start)
             if run is not None:
                 return Diagnostic(
-                    "E006", f"malformed number `{text[run[0]:run[1]]}`", _span_at(file, text, *run),
-                    label="not a number", help="numbers look like 3, 0.5, 1e-3 or .5",
+                    "E006",
+                    f"malformed number `{text[run[0] : run[1]]}`",
+                    _span_at(file, text, *run),
+                    label="not a number",
+                    help="numbers look like 3, 0.5, 1e-3 or .5",
                 )
         prev = _prev_word(text, start) if start is not None else None
         # after a name at the start of a statement or setting: only `=` (or `,`) can follow
@@ -359,8 +395,11 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
             close = did_you_mean(prev[0], KEYWORDS)
             if close:
                 return Diagnostic(
-                    "E002", f"`{prev[0]}` is not a keyword", _span_at(file, text, prev[1], prev[1] + len(prev[0])),
-                    label=f"followed by {_token_text(t)}, this reads as a name", help=close,
+                    "E002",
+                    f"`{prev[0]}` is not a keyword",
+                    _span_at(file, text, prev[1], prev[1] + len(prev[0])),
+                    label=f"followed by {_token_text(t)}, this reads as a name",
+                    help=close,
                 )
         hint = None
         if statement and prev is not None and "EQUAL" in expected:
@@ -373,7 +412,11 @@ def _syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnos
             hint = "compare with `==`"
         if hint is None and t.type == "RBRACE" and "EQUAL" in expected:
             hint = "a statement here needs `=` and a value"
-        if hint is None and {"NAME"} & expected and t.type in {"MODEL", "BLOCK", "TRAIN", "INPUT", "OUTPUT", "SHARED", "STEP"}:
+        if (
+            hint is None
+            and {"NAME"} & expected
+            and t.type in {"MODEL", "BLOCK", "TRAIN", "INPUT", "OUTPUT", "SHARED", "STEP"}
+        ):
             hint = f"`{t}` is a keyword and cannot be used as a name"
         return Diagnostic(
             "E002",
@@ -462,10 +505,15 @@ class _ToAST(Transformer[Token, Any]):
             if isinstance(a, A.Kwarg):
                 seen_keyword = True
             elif seen_keyword:
-                self.errors.append(Diagnostic(
-                    "E002", "positional argument after a keyword argument", a.span,
-                    label="give this one by name too", help="positional arguments come first: `conv(8, 3, stride = 2)`",
-                ))
+                self.errors.append(
+                    Diagnostic(
+                        "E002",
+                        "positional argument after a keyword argument",
+                        a.span,
+                        label="give this one by name too",
+                        help="positional arguments come first: `conv(8, 3, stride = 2)`",
+                    )
+                )
                 break
         return A.Call(str(c[0]), self._t(c[0]), tuple(args), tuple(kwargs), self._s(meta))
 
@@ -618,10 +666,17 @@ def _too_deep(file: str, tree: lark.Tree[Token]) -> Diagnostic | None:
         node, depth = stack.pop()
         if depth > MAX_TREE_DEPTH:
             meta = node.meta
-            span = Span.point(file, meta.line, meta.column) if not getattr(meta, "empty", True) else Span.point(file, 1, 1)
+            span = (
+                Span.point(file, meta.line, meta.column)
+                if not getattr(meta, "empty", True)
+                else Span.point(file, 1, 1)
+            )
             return Diagnostic(
-                "E007", f"code nested more than {MAX_TREE_DEPTH} levels deep", span,
-                label="too deep", help="split the expression into named values",
+                "E007",
+                f"code nested more than {MAX_TREE_DEPTH} levels deep",
+                span,
+                label="too deep",
+                help="split the expression into named values",
             )
         stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
     return None
@@ -651,7 +706,9 @@ def parse(text: str, file: str = "<input>") -> A.Module:
     if deep is not None:
         raise NNError(deep)
     too_deep = Diagnostic(
-        "E007", "expression nested too deeply", Span.point(file, 1, 1),
+        "E007",
+        "expression nested too deeply",
+        Span.point(file, 1, 1),
         help="split the expression into named values",
     )
     try:
@@ -666,8 +723,13 @@ def parse(text: str, file: str = "<input>") -> A.Module:
             raise NNError(too_deep) from None
         if isinstance(e.orig_exc, (ValueError, SyntaxError)):
             raise NNError(
-                Diagnostic("E006", f"bad string literal: {_reason(e.orig_exc)}", _span_of(file, getattr(e.obj, "meta", None)),
-                           label="cannot be read", help="in strings, write `\\\\` for a backslash (or use `/` in paths)")
+                Diagnostic(
+                    "E006",
+                    f"bad string literal: {_reason(e.orig_exc)}",
+                    _span_of(file, getattr(e.obj, "meta", None)),
+                    label="cannot be read",
+                    help="in strings, write `\\\\` for a backslash (or use `/` in paths)",
+                )
             ) from None
         raise
     module = A.Module(file)

@@ -94,24 +94,41 @@ class Checkpoints:
         self.directory = Path(directory).absolute()
         # A checkpoint's stored "score" is always higher-is-better (save() signs it), so
         # any reader agrees on the best one without knowing the run's monitor.
-        policy = policies.AnyPreservationPolicy([
-            policies.LatestN(n=keep),
-            policies.BestN(get_metric_fn=lambda m: float(m["score"]), n=1,
-                           keep_checkpoints_without_metrics=False),  # mid-epoch (interrupt) saves: LatestN only
-        ])
+        policy = policies.AnyPreservationPolicy(
+            [
+                policies.LatestN(n=keep),
+                policies.BestN(
+                    get_metric_fn=lambda m: float(m["score"]),
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                ),  # mid-epoch (interrupt) saves: LatestN only
+            ]
+        )
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(
-                create=create, enable_async_checkpointing=False, preservation_policy=policy,
+                create=create,
+                enable_async_checkpointing=False,
+                preservation_policy=policy,
                 # best_fn makes Orbax store each checkpoint's metrics, so best_step() and the
                 # BestN policy still know them after the manager is reopened (--resume, eval)
-                best_fn=lambda m: float(m["score"]), best_mode="max",
+                best_fn=lambda m: float(m["score"]),
+                best_mode="max",
             ),
-            item_handlers={"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()},
+            item_handlers={
+                "state": ocp.StandardCheckpointHandler(),
+                "progress": ocp.JsonCheckpointHandler(),
+            },
         )
 
-    def save(self, step: int, state: Any, progress: dict[str, Any], score: float | None,
-             greater_is_better: bool = True) -> None:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        progress: dict[str, Any],
+        score: float | None,
+        greater_is_better: bool = True,
+    ) -> None:
         ok = score is not None and np.isfinite(score)
         metrics = {"score": float(score if greater_is_better else -score)} if ok else None  # type: ignore[operator]
         self.manager.save(
@@ -133,7 +150,9 @@ class Checkpoints:
     def steps(self) -> list[int]:
         return list(self.manager.all_steps())
 
-    def restore(self, step: int, state: Any, *, what: str = "the model") -> tuple[Any, dict[str, Any]]:
+    def restore(
+        self, step: int, state: Any, *, what: str = "the model"
+    ) -> tuple[Any, dict[str, Any]]:
         """Restore into the structure of ``state``; a mismatch is E502 with the diff."""
         current = to_arrays(state)
         try:
@@ -144,8 +163,13 @@ class Checkpoints:
         if saved_tree is not None:
             changes = diff(saved_tree, current)
             if changes:
-                raise self._mismatch(step, what, changes, "train from scratch into a new run directory, "
-                                     "or restore the .nn file the run was made with")
+                raise self._mismatch(
+                    step,
+                    what,
+                    changes,
+                    "train from scratch into a new run directory, "
+                    "or restore the .nn file the run was made with",
+                )
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, current)
         with _quiet_asyncio():
             restored = self._restore_all(step, abstract)
@@ -155,7 +179,9 @@ class Checkpoints:
         try:
             return self.manager.restore(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()
+                ),
             )
         except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise bare Exception for bad files
             raise self._unreadable(step, e) from None
@@ -163,8 +189,14 @@ class Checkpoints:
     def _mismatch(self, step: int, what: str, changes: list[str], help: str) -> NNError:
         """E502: the checkpoint's arrays differ from the model's (the first 20 listed)."""
         notes = changes[:20] + ([f"... and {len(changes) - 20} more"] if len(changes) > 20 else [])
-        return NNError(Diagnostic("E502", f"checkpoint {step} in `{self.directory}` does not match {what}",
-                                  help=help, notes=notes))
+        return NNError(
+            Diagnostic(
+                "E502",
+                f"checkpoint {step} in `{self.directory}` does not match {what}",
+                help=help,
+                notes=notes,
+            )
+        )
 
     def _unreadable(self, step: int, e: BaseException) -> NNError:
         """E503 for a corrupt or truncated checkpoint, offering the one before it."""
@@ -174,23 +206,41 @@ class Checkpoints:
         reason = reason if len(reason) < 200 else reason[:200] + "..."
         earlier = sorted(s for s in self.steps() if s < step)
         where = self.directory / str(step)
-        help = (f"move `{where}` aside and resume again: the previous checkpoint is {earlier[-1]}"
-                if earlier else "no earlier checkpoint exists; train again into a new run directory")
-        return NNError(Diagnostic("E503", f"checkpoint {step} in `{self.directory}` cannot be read (corrupt or truncated)",
-                                  help=help, notes=[reason]))
+        help = (
+            f"move `{where}` aside and resume again: the previous checkpoint is {earlier[-1]}"
+            if earlier
+            else "no earlier checkpoint exists; train again into a new run directory"
+        )
+        return NNError(
+            Diagnostic(
+                "E503",
+                f"checkpoint {step} in `{self.directory}` cannot be read (corrupt or truncated)",
+                help=help,
+                notes=[reason],
+            )
+        )
 
     def restore_model(self, step: int, model_state: Any, *, what: str = "the model") -> Any:
         """Only the model part of a checkpoint (for fine-tuning: the optimizer may differ)."""
         try:
             with _quiet_asyncio():
-                raw = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(None)))["state"]
+                raw = self.manager.restore(
+                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(None))
+                )["state"]
         except Exception as e:  # noqa: BLE001 - see restore()
             raise self._unreadable(step, e) from None
         saved = raw.get("0", raw.get(0)) if isinstance(raw, dict) else None
         current = to_arrays(model_state)
-        changes = diff(saved, current) if saved is not None else ["the checkpoint holds no model state"]
+        changes = (
+            diff(saved, current) if saved is not None else ["the checkpoint holds no model state"]
+        )
         if changes:
-            raise self._mismatch(step, what, changes, "fine-tune from a run of the same model (optimizer and settings may differ)")
+            raise self._mismatch(
+                step,
+                what,
+                changes,
+                "fine-tune from a run of the same model (optimizer and settings may differ)",
+            )
         return from_arrays(model_state, saved)
 
     def close(self) -> None:

@@ -451,8 +451,13 @@ def _as_labels(a: np.ndarray) -> np.ndarray:
     "`x_train`, `y_train` (and `x_test`, `y_test`) as given splits, from which only `val` "
     "is carved. Feature arrays keep their per-sample shape.",
     Param("path", "str", doc=".npz file, relative to the .nn file"),
-    Param("x", "any", "x", "name of the feature array, or a list of names for a model with "
-          "several inputs (each array feeds the model input of the same name)"),
+    Param(
+        "x",
+        "any",
+        "x",
+        "name of the feature array, or a list of names for a model with "
+        "several inputs (each array feeds the model input of the same name)",
+    ),
     Param("label", "str", "label", "name of the label array"),
     _TEST_AUTO,
     _VAL,
@@ -510,7 +515,9 @@ def _npz_source(
     )
 
 
-def _npz_multi(root: Path, path: str, xs: list[str], label: str, test: float | None, val: float, seed: int) -> Dataset:
+def _npz_multi(
+    root: Path, path: str, xs: list[str], label: str, test: float | None, val: float, seed: int
+) -> Dataset:
     """Several named feature arrays (one per model input) and one label array."""
     file = _existing(root, path, "path")
     try:
@@ -518,8 +525,15 @@ def _npz_multi(root: Path, path: str, xs: list[str], label: str, test: float | N
             keys = list(z.files)
             for k in [*xs, label]:
                 if k not in keys:
-                    hint = did_you_mean(k, keys) or f"the file holds {', '.join(keys) or 'no arrays'}"
-                    raise ArgError("E407", f"`{path}` has no array `{k}`", arg="x" if k in xs else "label", help=hint)
+                    hint = (
+                        did_you_mean(k, keys) or f"the file holds {', '.join(keys) or 'no arrays'}"
+                    )
+                    raise ArgError(
+                        "E407",
+                        f"`{path}` has no array `{k}`",
+                        arg="x" if k in xs else "label",
+                        help=hint,
+                    )
             arrays = {k: _as_features(z[k]) for k in xs}
             arrays["label"] = _as_labels(z[label])
     except ArgError:
@@ -530,7 +544,9 @@ def _npz_multi(root: Path, path: str, xs: list[str], label: str, test: float | N
     if len(set(n.values())) > 1:
         raise ArgError("E407", f"`{path}`: arrays have different numbers of rows: {n}", arg="path")
     meta = {"source": "npz", "path": path, **_class_meta(arrays["label"])}
-    return _make(arrays, "label", _test_fraction(test, False), val, seed, meta, feature_keys=tuple(xs))
+    return _make(
+        arrays, "label", _test_fraction(test, False), val, seed, meta, feature_keys=tuple(xs)
+    )
 
 
 # ---------------------------------------------------------------------------- idx

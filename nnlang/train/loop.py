@@ -80,9 +80,13 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         mapping = data_lib.bind_inputs(ds, model_inputs)
         norms: dict[str, data_lib.Normalizer] = {}
         if spec.normalize is not None:
-            norms = data_lib.normalize(ds, spec.normalize.name, (), spec.normalize.args, keys=list(mapping.values()))
+            norms = data_lib.normalize(
+                ds, spec.normalize.name, (), spec.normalize.args, keys=list(mapping.values())
+            )
     except ArgError as e:
-        raise arg_error(e, spec.spans.get("normalize") if e.code == "E403" else spec.data.span) from None
+        raise arg_error(
+            e, spec.spans.get("normalize") if e.code == "E403" else spec.data.span
+        ) from None
     # integer class labels must index the logits of the output they are compared with
     outputs = {p.name: p.type for p in graph.outputs}
     for term in spec.loss_terms():
@@ -100,7 +104,12 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         named = {inp: arrays[key] for inp, key in mapping.items()}
         named.update({k: arrays[k] for k in ds.label_keys if k in arrays})
         splits[split] = named
-    return Data(splits, mapping, {inp: norms[key] for inp, key in mapping.items() if key in norms}, dict(ds.meta))
+    return Data(
+        splits,
+        mapping,
+        {inp: norms[key] for inp, key in mapping.items() if key in norms},
+        dict(ds.meta),
+    )
 
 
 # ------------------------------------------------------------------ loss
@@ -153,7 +162,9 @@ class Engine:
         self.eval_batch = jax.jit(self._eval_batch)
 
     # one step -------------------------------------------------------------------
-    def _step(self, state: Any, batch: dict[str, jax.Array], key: jax.Array) -> tuple[Any, jax.Array]:
+    def _step(
+        self, state: Any, batch: dict[str, jax.Array], key: jax.Array
+    ) -> tuple[Any, jax.Array]:
         model, opt = nnx.merge(self.train_def, state)
         if self.augment is not None:  # every floating input, each with its own key
             for i, name in enumerate(self.input_names):
@@ -170,8 +181,14 @@ class Engine:
         opt.update(model, grads)
         return nnx.state((model, opt)), loss
 
-    def _indexed_step(self, state: Any, arrays: dict[str, jax.Array], perm: jax.Array, epoch: jax.Array,
-                      i: jax.Array) -> tuple[Any, jax.Array]:
+    def _indexed_step(
+        self,
+        state: Any,
+        arrays: dict[str, jax.Array],
+        perm: jax.Array,
+        epoch: jax.Array,
+        i: jax.Array,
+    ) -> tuple[Any, jax.Array]:
         """Step ``i`` of an epoch whose data order is ``perm`` (the stepwise strategy)."""
         b = self.spec.batch
         idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
@@ -182,11 +199,15 @@ class Engine:
     def permutation(self, epoch: Any) -> jax.Array:
         return jax.random.permutation(jax.random.fold_in(self.data_key, epoch), self.n_train)
 
-    def run(self, state: Any, arrays: dict[str, jax.Array], epoch: int, start: int, end: int) -> tuple[Any, int, float, float]:
+    def run(
+        self, state: Any, arrays: dict[str, jax.Array], epoch: int, start: int, end: int
+    ) -> tuple[Any, int, float, float]:
         """Steps [start, end) of ``epoch`` with the strategy chosen for this graph;
         stops at the first non-finite loss. Returns (state, steps done, loss sum, last loss)."""
         if self.fused:
-            state, done, total, last = self.run_chunk(state, arrays, np.int32(epoch), np.int32(start), np.int32(end))
+            state, done, total, last = self.run_chunk(
+                state, arrays, np.int32(epoch), np.int32(start), np.int32(end)
+            )
             return state, int(done), float(total), float(last)
         perm = self.epoch_order(np.int32(epoch))
         losses = []
@@ -200,8 +221,14 @@ class Engine:
         n = int(bad[0]) + 1 if bad.size else len(values)
         return state, n, float(values[:n].sum()), float(values[n - 1]) if n else 0.0
 
-    def _run_chunk(self, state: Any, arrays: dict[str, jax.Array], epoch: jax.Array, start: jax.Array,
-                   end: jax.Array) -> tuple[Any, jax.Array, jax.Array, jax.Array]:
+    def _run_chunk(
+        self,
+        state: Any,
+        arrays: dict[str, jax.Array],
+        epoch: jax.Array,
+        start: jax.Array,
+        end: jax.Array,
+    ) -> tuple[Any, jax.Array, jax.Array, jax.Array]:
         """Steps [start, end) of ``epoch``; stops early at a non-finite loss.
         Returns (state, steps done, loss sum, last loss)."""
         perm = self.permutation(epoch)
@@ -220,7 +247,9 @@ class Engine:
         return state, i - start, total, last
 
     # evaluation ----------------------------------------------------------------
-    def _eval_batch(self, state: Any, batch: dict[str, jax.Array], mask: jax.Array) -> dict[str, Any]:
+    def _eval_batch(
+        self, state: Any, batch: dict[str, jax.Array], mask: jax.Array
+    ) -> dict[str, Any]:
         model, _ = nnx.merge(self.eval_def, state)
         outs = model(**{n: batch[n] for n in self.input_names})
         params = nnx.state(model, nnx.Param)
@@ -236,11 +265,17 @@ class Engine:
         """Trace one training step abstractly (nothing runs): a loss or augmentation
         that does not fit the model's outputs is reported now, at its setting, before
         the run directory is made."""
-        batch = {k: jax.ShapeDtypeStruct((spec.batch, *v.shape[1:]), v.dtype) for k, v in shapes.items()}
+        batch = {
+            k: jax.ShapeDtypeStruct((spec.batch, *v.shape[1:]), v.dtype) for k, v in shapes.items()
+        }
         try:
             jax.eval_shape(self._step, self.state, batch, jax.random.key(0))
         except ArgError as e:
-            setting = "augment" if e.code == "E403" and spec.augment and "augment" in e.message else "loss"
+            setting = (
+                "augment"
+                if e.code == "E403" and spec.augment and "augment" in e.message
+                else "loss"
+            )
             raise arg_error(e, spec.spans.get(setting)) from None
 
     def evaluate(self, state: Any, arrays: dict[str, np.ndarray]) -> dict[str, float]:
@@ -253,7 +288,10 @@ class Engine:
             mask = np.zeros(size, np.float32)
             mask[:m] = 1.0
             if m < size:  # pad to one batch shape: one compiled program for every batch
-                chunk = {k: np.concatenate([v, np.repeat(v[-1:], size - m, axis=0)]) for k, v in chunk.items()}
+                chunk = {
+                    k: np.concatenate([v, np.repeat(v[-1:], size - m, axis=0)])
+                    for k, v in chunk.items()
+                }
             stats = self.eval_batch(state, chunk, jnp.asarray(mask))
             totals = stats if totals is None else jax.tree.map(jnp.add, totals, stats)
         assert totals is not None
@@ -299,15 +337,33 @@ def label(m: BoundMetric) -> str:
     return getattr(m, "_label", m.label)
 
 
-def make_engine(graph: Graph, spec: TrainSpec, model: Network, n_train: int, sample_shapes: dict[str, tuple[int, ...]]) -> Engine:
+def make_engine(
+    graph: Graph,
+    spec: TrainSpec,
+    model: Network,
+    n_train: int,
+    sample_shapes: dict[str, tuple[int, ...]],
+) -> Engine:
     if n_train < spec.batch:
-        raise NNError(Diagnostic("E407", f"the training split has {n_train} examples, fewer than one batch of {spec.batch}",
-                                 spec.spans.get("batch", spec.data.span), help="lower `batch` or use more data"))
+        raise NNError(
+            Diagnostic(
+                "E407",
+                f"the training split has {n_train} examples, fewer than one batch of {spec.batch}",
+                spec.spans.get("batch", spec.data.span),
+                help="lower `batch` or use more data",
+            )
+        )
     steps_per_epoch = n_train // spec.batch
     total = steps_per_epoch * spec.epochs
     opt_call: CallSpec = spec.optimizer
     try:
-        schedule = optim.make_schedule(spec.schedule.name, spec.schedule.args, opt_call.args.get("lr", 1e-3), total, steps_per_epoch)
+        schedule = optim.make_schedule(
+            spec.schedule.name,
+            spec.schedule.args,
+            opt_call.args.get("lr", 1e-3),
+            total,
+            steps_per_epoch,
+        )
         tx = optim.make_optimizer(opt_call.name, opt_call.args, schedule, spec.clip)
     except ArgError as e:
         raise arg_error(e, spec.optimizer.span) from None
@@ -315,13 +371,26 @@ def make_engine(graph: Graph, spec: TrainSpec, model: Network, n_train: int, sam
     if spec.augment:
         image_inputs = [n for n, s in sample_shapes.items() if len(s) == 3]
         try:
-            aug = augment_lib.make_augment([(c.name, (), c.args) for c in spec.augment],
-                                           sample_shape=next(iter(sample_shapes.values())) if not image_inputs else sample_shapes[image_inputs[0]])
+            aug = augment_lib.make_augment(
+                [(c.name, (), c.args) for c in spec.augment],
+                sample_shape=next(iter(sample_shapes.values()))
+                if not image_inputs
+                else sample_shapes[image_inputs[0]],
+            )
         except ArgError as e:
             raise arg_error(e, spec.spans.get("augment")) from None
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    return Engine(graph, spec, model, optimizer, bind_metrics(spec), steps_per_epoch, n_train,
-                  tuple(p.name for p in graph.inputs), aug)
+    return Engine(
+        graph,
+        spec,
+        model,
+        optimizer,
+        bind_metrics(spec),
+        steps_per_epoch,
+        n_train,
+        tuple(p.name for p in graph.inputs),
+        aug,
+    )
 
 
 def current_lr(engine: Engine, state: Any) -> float | None:

@@ -62,23 +62,41 @@ class Setup:
     model_args: dict[str, Any]
 
 
-def setup(file: str | Path, model: str | None = None, sets: list[str] | None = None,
-          budget: Budget | None = None) -> Setup:
+def setup(
+    file: str | Path,
+    model: str | None = None,
+    sets: list[str] | None = None,
+    budget: Budget | None = None,
+) -> Setup:
     """Parse, check and resolve everything a run needs; raises NNError on any mistake."""
     program = load(file)
     decl = program.model(model)
     if decl is None:
         names = [m.name for m in program.models]
-        raise NNError(Diagnostic("E108", f"no model named `{model}`" if model else f"`{file}` defines no model", None,
-                                 help=did_you_mean(model or "", names) or f"models: {', '.join(names) or 'none'}"))
+        raise NNError(
+            Diagnostic(
+                "E108",
+                f"no model named `{model}`" if model else f"`{file}` defines no model",
+                None,
+                help=did_you_mean(model or "", names) or f"models: {', '.join(names) or 'none'}",
+            )
+        )
     train = program.train_for(decl.name)
     if train is None:
-        raise NNError(Diagnostic("E402", f"`{file}` has no `train {decl.name} {{ ... }}` section", decl.name_span,
-                                 help="add one with at least `data` and `loss`; see docs/train.md"))
+        raise NNError(
+            Diagnostic(
+                "E402",
+                f"`{file}` has no `train {decl.name} {{ ... }}` section",
+                decl.name_span,
+                help="add one with at least `data` and `loss`; see docs/train.md",
+            )
+        )
     try:
         extra_args, setting_overrides = apply_overrides(program, train, sets or [])
         rep = Reporter()
-        graph = build_graph(program, decl.name, model_overrides(program, decl.name, extra_args), rep)
+        graph = build_graph(
+            program, decl.name, model_overrides(program, decl.name, extra_args), rep
+        )
         check_budget(graph, budget or Budget(), rep)
         spec = build_spec(program, train, graph, rep, setting_overrides)
         if rep.errors or spec is None:
@@ -100,7 +118,9 @@ def next_run_dir(base: Path) -> Path:
 
 
 def latest_run_dir(base: Path) -> Path | None:
-    candidates = [p for p in [base, *base.parent.glob(base.name + "-*")] if (p / "checkpoints").is_dir()]
+    candidates = [
+        p for p in [base, *base.parent.glob(base.name + "-*")] if (p / "checkpoints").is_dir()
+    ]
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
@@ -128,14 +148,27 @@ def write_settings(run: Path, s: Setup, data: Data, sets: list[str]) -> None:
             "loss": spec.loss_text,
             "optimizer": {"name": spec.optimizer.name, "args": spec.optimizer.args},
             "schedule": {"name": spec.schedule.name, "args": spec.schedule.args},
-            "normalize": {"name": spec.normalize.name, "args": spec.normalize.args} if spec.normalize else None,
+            "normalize": {"name": spec.normalize.name, "args": spec.normalize.args}
+            if spec.normalize
+            else None,
             "augment": [{"name": c.name, "args": c.args} for c in spec.augment],
-            "metrics": [{"name": c.name, "args": c.args, "tensors": list(c.tensors)} for c in spec.metrics],
-            "batch": spec.batch, "epochs": spec.epochs, "seed": spec.seed, "clip": spec.clip,
-            "keep": spec.keep, "checkpoint_every": spec.checkpoint_every, "monitor": spec.monitor,
-            "patience": spec.patience, "init_from": spec.init_from,
+            "metrics": [
+                {"name": c.name, "args": c.args, "tensors": list(c.tensors)} for c in spec.metrics
+            ],
+            "batch": spec.batch,
+            "epochs": spec.epochs,
+            "seed": spec.seed,
+            "clip": spec.clip,
+            "keep": spec.keep,
+            "checkpoint_every": spec.checkpoint_every,
+            "monitor": spec.monitor,
+            "patience": spec.patience,
+            "init_from": spec.init_from,
         },
-        "inputs": [{"name": p.name, "type": str(p.type), "data": data.mapping.get(p.name)} for p in s.graph.inputs],
+        "inputs": [
+            {"name": p.name, "type": str(p.type), "data": data.mapping.get(p.name)}
+            for p in s.graph.inputs
+        ],
         "outputs": [{"name": p.name, "type": str(p.type)} for p in s.graph.outputs],
         "data": {"sizes": {k: data.size(k) for k in data.splits}, "meta": _jsonable(data.meta)},
         "versions": _versions(),
@@ -191,15 +224,24 @@ class Progress:
             )
             from rich.progress import Progress as RP
 
-            self.bar = RP(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                          transient=False)
+            self.bar = RP(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                transient=False,
+            )
             self.bar.start()
             self.task = self.bar.add_task("train", total=total_steps, completed=done, info="")
 
     def update(self, steps: int, info: str, epoch: int, epochs: int) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, advance=steps, info=info, description=f"epoch {epoch}/{epochs}")
+            self.bar.update(
+                self.task, advance=steps, info=info, description=f"epoch {epoch}/{epochs}"
+            )
 
     def epoch_line(self, line: str) -> None:
         if not self.enabled:
@@ -253,9 +295,18 @@ def train(file: str | Path, **kwargs: Any) -> RunResult:
         raise
 
 
-def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None = None, out: str | Path | None = None,
-          resume: bool = False, progress: bool = True, cache: bool = True, chunk_steps: int = CHUNK_STEPS,
-          max_epochs: int | None = None) -> RunResult:
+def _train(
+    file: str | Path,
+    *,
+    model: str | None = None,
+    sets: list[str] | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    cache: bool = True,
+    chunk_steps: int = CHUNK_STEPS,
+    max_epochs: int | None = None,
+) -> RunResult:
     """Train a model from a .nn file, like `nnlang train`. ``max_epochs`` stops after
     that many epochs in this call (the run can be resumed), for tests and tools."""
     enable_compilation_cache(cache)
@@ -266,27 +317,49 @@ def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None
     if resume:
         run = base if (base / "checkpoints").is_dir() else latest_run_dir(base)
         if run is None:
-            raise NNError(Diagnostic("E503", f"nothing to resume: no checkpoints under `{base}`",
-                                     help="start the run without --resume"))
+            raise NNError(
+                Diagnostic(
+                    "E503",
+                    f"nothing to resume: no checkpoints under `{base}`",
+                    help="start the run without --resume",
+                )
+            )
     else:
         run = base if out and not (base / "checkpoints").exists() else next_run_dir(base)
     data = load_data(graph, spec, s.program.root)
     if "train" not in data.splits:  # pragma: no cover - validated by the data layer
         raise NNError(Diagnostic("E407", "the data has no training split", spec.data.span))
     net = lower(graph, spec.seed)
-    shapes = {k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names}
+    shapes = {
+        k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
+    }
     engine = make_engine(graph, spec, net, data.size("train"), shapes)
     has_val = "val" in data.splits
     monitor = spec.monitor or ("val_loss" if has_val else "loss")
-    reported = {"loss"} | ({f"val_{k}" for k in ("loss", *(label(m) for m in engine.metrics))} if has_val else set())
+    reported = {"loss"} | (
+        {f"val_{k}" for k in ("loss", *(label(m) for m in engine.metrics))} if has_val else set()
+    )
     if monitor not in reported:
-        hint = did_you_mean(monitor, reported) or f"values reported per epoch: {', '.join(sorted(reported))}"
+        hint = (
+            did_you_mean(monitor, reported)
+            or f"values reported per epoch: {', '.join(sorted(reported))}"
+        )
         if not has_val and monitor != "loss":
-            hint += "; metrics are measured on a validation split: add `val = 0.1` to the data source"
-        raise NNError(Diagnostic("E403", f"`monitor = {monitor}` names no value reported per epoch", spec.spans.get("monitor"),
-                                 help=hint))
+            hint += (
+                "; metrics are measured on a validation split: add `val = 0.1` to the data source"
+            )
+        raise NNError(
+            Diagnostic(
+                "E403",
+                f"`monitor = {monitor}` names no value reported per epoch",
+                spec.spans.get("monitor"),
+                help=hint,
+            )
+        )
     bare = monitor.removeprefix("val_")
-    greater = bare != "loss" and next(m.greater_is_better for m in engine.metrics if label(m) == bare)
+    greater = bare != "loss" and next(
+        m.greater_is_better for m in engine.metrics if label(m) == bare
+    )
     engine.check_traces(train_arrays_shapes(data), spec)
     run.mkdir(parents=True, exist_ok=True)
     # Without a validation split and without an explicit `monitor`, there is nothing to
@@ -294,8 +367,16 @@ def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None
     latest_is_best = spec.monitor is None and not has_val
     ckpts = Checkpoints(run / "checkpoints", keep=spec.keep)
     state = engine.state
-    progress_rec: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "loss_sum": 0.0, "loss_steps": 0,
-                                    "history": [], "best": None, "bad_epochs": 0, "train_seconds": 0.0}
+    progress_rec: dict[str, Any] = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "loss_sum": 0.0,
+        "loss_steps": 0,
+        "history": [],
+        "best": None,
+        "bad_epochs": 0,
+        "train_seconds": 0.0,
+    }
     if resume:
         step = ckpts.latest()
         assert step is not None
@@ -321,58 +402,110 @@ def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None
                 state, done, loss_sum, last = engine.run(state, train_arrays, epoch, start, end)
                 t_train += time.perf_counter() - t0
                 if not np.isfinite(last):
-                    bad_step = epoch * spe + start + done  # 1-based: checkpoints count completed steps
-                    raise NNError(Diagnostic(
-                        "E501", f"the loss `{spec.loss_text}` became {last} at step {bad_step} (epoch {epoch + 1})",
-                        spec.spans.get("loss"),
-                        help="lower the learning rate, add `clip = 1.0`, or normalise the data (`normalize = standardize`)",
-                        notes=[f"training stopped there; the last good checkpoint in `{run / 'checkpoints'}` was left untouched"
-                               if ckpts.latest() is not None else "training stopped there, before its first checkpoint"],
-                    ))
+                    bad_step = (
+                        epoch * spe + start + done
+                    )  # 1-based: checkpoints count completed steps
+                    raise NNError(
+                        Diagnostic(
+                            "E501",
+                            f"the loss `{spec.loss_text}` became {last} at step {bad_step} (epoch {epoch + 1})",
+                            spec.spans.get("loss"),
+                            help="lower the learning rate, add `clip = 1.0`, or normalise the data (`normalize = standardize`)",
+                            notes=[
+                                f"training stopped there; the last good checkpoint in `{run / 'checkpoints'}` was left untouched"
+                                if ckpts.latest() is not None
+                                else "training stopped there, before its first checkpoint"
+                            ],
+                        )
+                    )
                 progress_rec["loss_sum"] += float(loss_sum)
                 progress_rec["loss_steps"] += done
                 pos = end
                 bar.update(done, f"loss {float(loss_sum) / max(done, 1):.4f}", epoch + 1, epochs)
                 if pos >= spe:
-                    record = {"epoch": epoch + 1, "step": (epoch + 1) * spe,
-                              "loss": progress_rec["loss_sum"] / max(progress_rec["loss_steps"], 1)}
+                    record = {
+                        "epoch": epoch + 1,
+                        "step": (epoch + 1) * spe,
+                        "loss": progress_rec["loss_sum"] / max(progress_rec["loss_steps"], 1),
+                    }
                     lr = current_lr(engine, state)
                     if lr is not None:
                         record["lr"] = lr
                     if has_val:
-                        record.update({f"val_{k}": v for k, v in engine.evaluate(state, data.splits["val"]).items()})
+                        record.update(
+                            {
+                                f"val_{k}": v
+                                for k, v in engine.evaluate(state, data.splits["val"]).items()
+                            }
+                        )
                     record["seconds"] = round(t_train, 3)
                     history.append(record)
                     with open(metrics_file, "a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
-                    bar.epoch_line(f"epoch {epoch + 1}/{epochs}  " + _fmt_metrics({k: v for k, v in record.items() if k not in ("epoch", "step", "seconds")}))
+                    bar.epoch_line(
+                        f"epoch {epoch + 1}/{epochs}  "
+                        + _fmt_metrics(
+                            {
+                                k: v
+                                for k, v in record.items()
+                                if k not in ("epoch", "step", "seconds")
+                            }
+                        )
+                    )
                     epoch, pos = epoch + 1, 0
                     epochs_this_call += 1
                     progress_rec.update(loss_sum=0.0, loss_steps=0)
                     score = _score(record, monitor)
-                    improved = score is not None and (progress_rec["best"] is None or
-                                                      (score > progress_rec["best"] if greater else score < progress_rec["best"]))
+                    improved = score is not None and (
+                        progress_rec["best"] is None
+                        or (
+                            score > progress_rec["best"]
+                            if greater
+                            else score < progress_rec["best"]
+                        )
+                    )
                     if improved:
                         progress_rec["best"], progress_rec["bad_epochs"] = score, 0
                     else:
                         progress_rec["bad_epochs"] += 1
-                    progress_rec.update(epoch=epoch, step_in_epoch=0, history=history, train_seconds=t_train)
-                    early = spec.patience is not None and progress_rec["bad_epochs"] >= spec.patience
-                    if epoch % spec.checkpoint_every == 0 or epoch == epochs or early or flag.signal is not None:
+                    progress_rec.update(
+                        epoch=epoch, step_in_epoch=0, history=history, train_seconds=t_train
+                    )
+                    early = (
+                        spec.patience is not None and progress_rec["bad_epochs"] >= spec.patience
+                    )
+                    if (
+                        epoch % spec.checkpoint_every == 0
+                        or epoch == epochs
+                        or early
+                        or flag.signal is not None
+                    ):
                         if latest_is_best:
-                            ckpts.save(epoch * spe, state, progress_rec, float(epoch), greater_is_better=True)
+                            ckpts.save(
+                                epoch * spe,
+                                state,
+                                progress_rec,
+                                float(epoch),
+                                greater_is_better=True,
+                            )
                         else:
-                            ckpts.save(epoch * spe, state, progress_rec, score, greater_is_better=greater)
+                            ckpts.save(
+                                epoch * spe, state, progress_rec, score, greater_is_better=greater
+                            )
                     if early:
                         stopped = "early_stop"
-                        bar.epoch_line(f"early stop: `{monitor}` did not improve for {spec.patience} epochs")
+                        bar.epoch_line(
+                            f"early stop: `{monitor}` did not improve for {spec.patience} epochs"
+                        )
                         break
                     if max_epochs is not None and epochs_this_call >= max_epochs:
                         stopped = "paused"
                         break
                 if flag.signal is not None:
                     if pos != 0:
-                        progress_rec.update(epoch=epoch, step_in_epoch=pos, history=history, train_seconds=t_train)
+                        progress_rec.update(
+                            epoch=epoch, step_in_epoch=pos, history=history, train_seconds=t_train
+                        )
                         ckpts.save(epoch * spe + pos, state, progress_rec, None)
                     stopped = "interrupted"
                     break
@@ -387,12 +520,23 @@ def _train(file: str | Path, *, model: str | None = None, sets: list[str] | None
         split = "test" if "test" in data.splits else ("val" if has_val else "train")
         test = engine.evaluate(result_state, data.splits[split])
         test = {"split": split, **test}  # type: ignore[dict-item]
-        atomic_write_text(run / "result.json", json.dumps({"test": test, "stopped": stopped, "epochs": epoch}, indent=2) + "\n")
+        atomic_write_text(
+            run / "result.json",
+            json.dumps({"test": test, "stopped": stopped, "epochs": epoch}, indent=2) + "\n",
+        )
         _plot(history, run / "curves.png")
     ckpts.close()
     nnx_model = _merge_model(engine, result_state)
-    return RunResult(run, history, test, stopped, nnx_model, epoch * spe + pos, t_train,
-                     {"signal": getattr(flag, "signal", None), "monitor": monitor})
+    return RunResult(
+        run,
+        history,
+        test,
+        stopped,
+        nnx_model,
+        epoch * spe + pos,
+        t_train,
+        {"signal": getattr(flag, "signal", None), "monitor": monitor},
+    )
 
 
 def train_arrays_shapes(data: Data) -> dict[str, Any]:
@@ -414,13 +558,27 @@ def _init_from(spec: TrainSpec, s: Setup, state: Any, engine: Engine) -> Any:
     given = Path(spec.init_from or "")
     # like --out, a relative path is relative to the working directory; failing that,
     # to the .nn file's folder
-    src = given if given.is_absolute() or (given / "checkpoints").is_dir() else s.program.root / given
+    src = (
+        given if given.is_absolute() or (given / "checkpoints").is_dir() else s.program.root / given
+    )
     if not (src / "checkpoints").is_dir():
-        raise NNError(Diagnostic("E503", f"`init_from`: no checkpoints in `{spec.init_from}`", spec.spans.get("init_from")))
+        raise NNError(
+            Diagnostic(
+                "E503",
+                f"`init_from`: no checkpoints in `{spec.init_from}`",
+                spec.spans.get("init_from"),
+            )
+        )
     ck = Checkpoints(src / "checkpoints", create=False)
     step = ck.best() or ck.latest()
     if step is None:
-        raise NNError(Diagnostic("E503", f"`init_from`: no checkpoints in `{spec.init_from}`", spec.spans.get("init_from")))
+        raise NNError(
+            Diagnostic(
+                "E503",
+                f"`init_from`: no checkpoints in `{spec.init_from}`",
+                spec.spans.get("init_from"),
+            )
+        )
     model, opt = nnx.merge(engine.train_def, state)
     restored = ck.restore_model(step, nnx.state(model), what=f"model `{s.graph.name}` (init_from)")
     ck.close()
@@ -447,7 +605,11 @@ def _plot(history: list[dict[str, Any]], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
     for ax, (name, ks) in zip(axes[0], groups.items(), strict=True):
         for k in ks:
-            ax.plot(epochs, [h.get(k, np.nan) for h in history], label="validation" if k.startswith("val_") else "train")
+            ax.plot(
+                epochs,
+                [h.get(k, np.nan) for h in history],
+                label="validation" if k.startswith("val_") else "train",
+            )
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.legend()
@@ -460,11 +622,18 @@ def _plot(history: list[dict[str, Any]], path: Path) -> None:
 
 
 # ------------------------------------------------------------------ eval / predict
-def open_run(file: str | Path, run: str | Path, model: str | None = None) -> tuple[Setup, Engine, Any, Path]:
+def open_run(
+    file: str | Path, run: str | Path, model: str | None = None
+) -> tuple[Setup, Engine, Any, Path]:
     run = Path(run)
     if not (run / "settings.json").is_file() or not (run / "checkpoints").is_dir():
-        raise NNError(Diagnostic("E503", f"`{run}` is not a run directory (no settings.json or checkpoints/)",
-                                 help="pass the folder `nnlang train` printed, e.g. --run runs/digits_mlp"))
+        raise NNError(
+            Diagnostic(
+                "E503",
+                f"`{run}` is not a run directory (no settings.json or checkpoints/)",
+                help="pass the folder `nnlang train` printed, e.g. --run runs/digits_mlp",
+            )
+        )
     settings = json.loads((run / "settings.json").read_text("utf-8"))
     s = setup(file, model or settings.get("model"), settings.get("overrides", []))
     net = lower(s.graph, s.spec.seed)
@@ -479,13 +648,21 @@ def open_run(file: str | Path, run: str | Path, model: str | None = None) -> tup
     return s, engine, state, run
 
 
-def evaluate_run(file: str | Path, run: str | Path, model: str | None = None) -> dict[str, dict[str, float]]:
+def evaluate_run(
+    file: str | Path, run: str | Path, model: str | None = None
+) -> dict[str, dict[str, float]]:
     s, engine, state, run = open_run(file, run, model)
     data = load_data(s.graph, s.spec, s.program.root)
-    return {split: engine.evaluate(state, data.splits[split]) for split in ("val", "test") if split in data.splits}
+    return {
+        split: engine.evaluate(state, data.splits[split])
+        for split in ("val", "test")
+        if split in data.splits
+    }
 
 
-def predict_run(file: str | Path, run: str | Path, inputs: dict[str, np.ndarray], model: str | None = None) -> dict[str, np.ndarray]:
+def predict_run(
+    file: str | Path, run: str | Path, inputs: dict[str, np.ndarray], model: str | None = None
+) -> dict[str, np.ndarray]:
     s, engine, state, run = open_run(file, run, model)
     norms = load_normalizers(Path(run))
     fixed = {}
@@ -494,11 +671,22 @@ def predict_run(file: str | Path, run: str | Path, inputs: dict[str, np.ndarray]
             raise NNError(Diagnostic("E504", f"no data for model input `{p.name}` ({p.type})"))
         x = np.asarray(inputs[p.name])
         want = tuple(p.type.shape)
-        if x.shape[1:] != want and all(isinstance(d, int) for d in want) and int(np.prod(x.shape[1:])) == int(np.prod(want)):
+        if (
+            x.shape[1:] != want
+            and all(isinstance(d, int) for d in want)
+            and int(np.prod(x.shape[1:])) == int(np.prod(want))
+        ):
             x = x.reshape((x.shape[0], *want))
-        if len(x.shape) - 1 != len(want) or any(isinstance(d, int) and d != a for d, a in zip(want, x.shape[1:], strict=False)):
-            raise NNError(Diagnostic("E504", f"input `{p.name}` has shape {list(x.shape[1:])} per sample but the model declares {p.type}",
-                                     help="the first axis is the batch; the rest must match the declared shape"))
+        if len(x.shape) - 1 != len(want) or any(
+            isinstance(d, int) and d != a for d, a in zip(want, x.shape[1:], strict=False)
+        ):
+            raise NNError(
+                Diagnostic(
+                    "E504",
+                    f"input `{p.name}` has shape {list(x.shape[1:])} per sample but the model declares {p.type}",
+                    help="the first axis is the batch; the rest must match the declared shape",
+                )
+            )
         if p.name in norms:
             x = norms[p.name].apply(x)
         fixed[p.name] = x

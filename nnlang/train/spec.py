@@ -106,22 +106,65 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
-        Setting("data", "call", "the data source and its splits, e.g. `digits(test = 0.2, val = 0.1)`", required=True),
-        Setting("loss", "loss", "the loss: loss calls over outputs and labels, penalties (`l1`, `l2`), numbers, `+ - * /`", required=True),
+        Setting(
+            "data",
+            "call",
+            "the data source and its splits, e.g. `digits(test = 0.2, val = 0.1)`",
+            required=True,
+        ),
+        Setting(
+            "loss",
+            "loss",
+            "the loss: loss calls over outputs and labels, penalties (`l1`, `l2`), numbers, `+ - * /`",
+            required=True,
+        ),
         Setting("optimizer", "call", "the Optax optimizer, e.g. `adam(lr = 1e-3)`", "adam"),
-        Setting("schedule", "call", "the learning-rate schedule over the optimizer's `lr`", "constant"),
-        Setting("normalize", "call", "feature normalisation fitted on the training split: `standardize`, `minmax`, `scale(f)`"),
-        Setting("augment", "calls", "data augmentation applied to training batches on the device, e.g. `[flip, shift(1)]`"),
-        Setting("metrics", "calls", "metrics reported per epoch on the validation and test splits", []),
+        Setting(
+            "schedule", "call", "the learning-rate schedule over the optimizer's `lr`", "constant"
+        ),
+        Setting(
+            "normalize",
+            "call",
+            "feature normalisation fitted on the training split: `standardize`, `minmax`, `scale(f)`",
+        ),
+        Setting(
+            "augment",
+            "calls",
+            "data augmentation applied to training batches on the device, e.g. `[flip, shift(1)]`",
+        ),
+        Setting(
+            "metrics", "calls", "metrics reported per epoch on the validation and test splits", []
+        ),
         Setting("batch", "int", "samples per training step", 32, min=1),
         Setting("epochs", "int", "passes over the training split", 10, min=1),
-        Setting("seed", "int", "seeds initialisation, data order, dropout and augmentation", 0, min=0),
+        Setting(
+            "seed", "int", "seeds initialisation, data order, dropout and augmentation", 0, min=0
+        ),
         Setting("clip", "float", "clip gradients to this global norm", None, min=0),
-        Setting("keep", "int", "how many recent checkpoints to keep (the best one is kept too)", 3, min=1),
+        Setting(
+            "keep",
+            "int",
+            "how many recent checkpoints to keep (the best one is kept too)",
+            3,
+            min=1,
+        ),
         Setting("checkpoint_every", "int", "write a checkpoint every N epochs", 1, min=1),
-        Setting("monitor", "str", "the metric that chooses the best checkpoint and early stopping, e.g. `val_accuracy`", None),
-        Setting("patience", "int", "stop after this many epochs without improvement of `monitor`", None, min=1),
-        Setting("init_from", "str", "fine-tune: start from the parameters of this run directory", None),
+        Setting(
+            "monitor",
+            "str",
+            "the metric that chooses the best checkpoint and early stopping, e.g. `val_accuracy`",
+            None,
+        ),
+        Setting(
+            "patience",
+            "int",
+            "stop after this many epochs without improvement of `monitor`",
+            None,
+            min=1,
+        ),
+        Setting(
+            "init_from", "str", "fine-tune: start from the parameters of this run directory", None
+        ),
     ]
 }
 
@@ -137,7 +180,9 @@ CATALOGS: dict[str, tuple[Catalog, str]] = {
 
 # ---------------------------------------------------------------- building
 class _SpecBuilder:
-    def __init__(self, rep: Reporter, tensor_names: set[str], consts: Callable[[A.Expr], Any]) -> None:
+    def __init__(
+        self, rep: Reporter, tensor_names: set[str], consts: Callable[[A.Expr], Any]
+    ) -> None:
         self.rep = rep
         self.tensor_names = tensor_names
         self.consts = consts
@@ -145,7 +190,9 @@ class _SpecBuilder:
     def err(self, code: str, msg: str, span: Span | None, **kw: Any) -> None:
         self.rep.add(Diagnostic(code, msg, span, **kw))
 
-    def call(self, setting: str, e: A.Expr, *, catalog: Catalog, word: str, tensors: int = 0) -> CallSpec | None:
+    def call(
+        self, setting: str, e: A.Expr, *, catalog: Catalog, word: str, tensors: int = 0
+    ) -> CallSpec | None:
         if isinstance(e, A.Name):
             name, args, kwargs, name_span = e.id, (), (), e.span
         elif isinstance(e, A.Call):
@@ -153,7 +200,11 @@ class _SpecBuilder:
         elif isinstance(e, A.Str):
             name, args, kwargs, name_span = e.value, (), (), e.span
         else:
-            self.err("E403", f"`{setting}` must name a {word}, e.g. `{next(iter(catalog), 'name')}(...)`", e.span)
+            self.err(
+                "E403",
+                f"`{setting}` must name a {word}, e.g. `{next(iter(catalog), 'name')}(...)`",
+                e.span,
+            )
             return None
         try:
             entry = lookup(catalog, name, word)
@@ -163,12 +214,22 @@ class _SpecBuilder:
         tensor_names: list[str] = []
         rest = list(args)
         if tensors:
-            while rest and len(tensor_names) < tensors and isinstance(rest[0], A.Name) and rest[0].id not in ("true", "false"):
+            while (
+                rest
+                and len(tensor_names) < tensors
+                and isinstance(rest[0], A.Name)
+                and rest[0].id not in ("true", "false")
+            ):
                 n = rest.pop(0)
                 assert isinstance(n, A.Name)
                 if n.id not in self.tensor_names:
-                    self.err("E404", f"`{n.id}` is not a model output, model input or label", n.span,
-                             help=did_you_mean(n.id, self.tensor_names) or f"known: {', '.join(sorted(self.tensor_names))}")
+                    self.err(
+                        "E404",
+                        f"`{n.id}` is not a model output, model input or label",
+                        n.span,
+                        help=did_you_mean(n.id, self.tensor_names)
+                        or f"known: {', '.join(sorted(self.tensor_names))}",
+                    )
                     return None
                 tensor_names.append(n.id)
         values, spans = [], []
@@ -185,7 +246,9 @@ class _SpecBuilder:
             if v is _BAD:
                 return None
             kw_values[k.name] = v
-            kw_spans[k.name] = k.name_span if k.name not in [p.name for p in entry.params] else k.value.span
+            kw_spans[k.name] = (
+                k.name_span if k.name not in [p.name for p in entry.params] else k.value.span
+            )
         try:
             bound = bind(entry, values, kw_values)
         except ArgError as ex:
@@ -197,7 +260,9 @@ class _SpecBuilder:
             return None
         return CallSpec(entry, bound, e.span, tuple(tensor_names))
 
-    def calls(self, setting: str, e: A.Expr, *, catalog: Catalog, word: str, tensors: int = 0) -> list[CallSpec] | None:
+    def calls(
+        self, setting: str, e: A.Expr, *, catalog: Catalog, word: str, tensors: int = 0
+    ) -> list[CallSpec] | None:
         items = e.items if isinstance(e, (A.ListExpr, A.TupleExpr)) else (e,)
         out = []
         for it in items:
@@ -219,17 +284,29 @@ class _SpecBuilder:
         if isinstance(e, A.Name) and e.id in losses.PENALTIES:
             return Penalty(e.id, losses.PENALTIES[e.id].fn, e.span)
         if isinstance(e, A.Call) and e.func in losses.PENALTIES:
-            self.err("E403", f"`{e.func}` takes no arguments; scale it instead: `1e-4 * {e.func}`", e.span)
+            self.err(
+                "E403",
+                f"`{e.func}` takes no arguments; scale it instead: `1e-4 * {e.func}`",
+                e.span,
+            )
             return _BAD
         if isinstance(e, (A.Call, A.Name)):
             c = self.call("loss", e, catalog=losses.LOSSES, word="loss", tensors=2)
             if c is None:
                 return _BAD
             if len(c.tensors) != 2:
-                self.err("E404", f"`{c.name}` needs a prediction and a target, e.g. `{c.name}(logits, label)`", e.span)
+                self.err(
+                    "E404",
+                    f"`{c.name}` needs a prediction and a target, e.g. `{c.name}(logits, label)`",
+                    e.span,
+                )
                 return _BAD
             return LossTerm(c)
-        self.err("E403", "a loss is loss calls, `l1`/`l2` penalties and numbers joined by `+ - * /`", e.span)
+        self.err(
+            "E403",
+            "a loss is loss calls, `l1`/`l2` penalties and numbers joined by `+ - * /`",
+            e.span,
+        )
         return _BAD
 
 
@@ -243,7 +320,9 @@ def _const_evaluator(program: Program, rep: Reporter) -> Callable[[A.Expr], Any]
 
     def ev(e: A.Expr) -> Any:
         if isinstance(e, A.Name) and e.id not in ("true", "false"):
-            return e.id  # bare words are strings here: `normalize = standardize`, `monitor = val_loss`
+            return (
+                e.id
+            )  # bare words are strings here: `normalize = standardize`, `monitor = val_loss`
         if isinstance(e, A.ListExpr):
             items = [ev(i) for i in e.items]
             return _BAD if _BAD in items else items
@@ -276,16 +355,29 @@ def build_spec(
     n_errors = len(rep.errors)
     for s in decl.settings:
         if isinstance(s, A.StepDecl):
-            sb.err("E401", f"`step {s.name}` blocks (multi-step training) are not supported yet", s.name_span,
-                   help="train one model with one loss per train section")
+            sb.err(
+                "E401",
+                f"`step {s.name}` blocks (multi-step training) are not supported yet",
+                s.name_span,
+                help="train one model with one loss per train section",
+            )
             continue
         if s.key not in SETTINGS:
-            sb.err("E401", f"unknown train setting `{s.key}`", s.key_span,
-                   help=did_you_mean(s.key, SETTINGS) or f"settings: {', '.join(SETTINGS)}")
+            sb.err(
+                "E401",
+                f"unknown train setting `{s.key}`",
+                s.key_span,
+                help=did_you_mean(s.key, SETTINGS) or f"settings: {', '.join(SETTINGS)}",
+            )
             continue
         if s.key in settings:
-            sb.err("E102", f"train setting `{s.key}` is given twice", s.key_span, label="given again here",
-                   secondary=[Label(key_spans[s.key], "first given here")])
+            sb.err(
+                "E102",
+                f"train setting `{s.key}` is given twice",
+                s.key_span,
+                label="given again here",
+                secondary=[Label(key_spans[s.key], "first given here")],
+            )
             continue
         settings[s.key] = s.value
         spans[s.key] = s.value.span
@@ -295,8 +387,12 @@ def build_spec(
         spans[k] = v.span
     for s in SETTINGS.values():
         if s.required and s.name not in settings:
-            sb.err("E402", f"train section for `{decl.model}` needs `{s.name}`", decl.model_span,
-                   help=f"add `{s.name} = ...`: {s.doc}")
+            sb.err(
+                "E402",
+                f"train section for `{decl.model}` needs `{s.name}`",
+                decl.model_span,
+                help=f"add `{s.name} = ...`: {s.doc}",
+            )
     values: dict[str, Any] = {}
     for key, e in settings.items():
         s = SETTINGS[key]
@@ -318,6 +414,7 @@ def build_spec(
             values[key] = v
     if len(rep.errors) > n_errors:
         return None
+
     def default(key: str) -> CallSpec:  # the call SETTINGS declares as the default
         entry = CATALOGS[key][0][SETTINGS[key].default]
         return CallSpec(entry, bind(entry), decl.span)
@@ -334,8 +431,20 @@ def build_spec(
         schedule=schedule,
         spans=spans,
     )
-    for key in ("normalize", "augment", "metrics", "batch", "epochs", "seed", "clip", "keep",
-                "checkpoint_every", "monitor", "patience", "init_from"):
+    for key in (
+        "normalize",
+        "augment",
+        "metrics",
+        "batch",
+        "epochs",
+        "seed",
+        "clip",
+        "keep",
+        "checkpoint_every",
+        "monitor",
+        "patience",
+        "init_from",
+    ):
         if key in values:
             setattr(spec, key, values[key])
     terms = spec.loss_terms()
@@ -394,15 +503,32 @@ def check_trains(program: Program, graphs: dict[str, Graph]) -> list[Diagnostic]
         decl = program.decls.get(t.model)
         if decl is None or decl.is_block:
             models = [m.name for m in program.models]
-            what = f"`{t.model}` is a block, not a model" if decl is not None else f"no model named `{t.model}`"
-            rep.add(Diagnostic("E108", f"`train {t.model}`: {what}", t.model_span,
-                               help=did_you_mean(t.model, models) or f"models in this file: {', '.join(models) or 'none'}"))
+            what = (
+                f"`{t.model}` is a block, not a model"
+                if decl is not None
+                else f"no model named `{t.model}`"
+            )
+            rep.add(
+                Diagnostic(
+                    "E108",
+                    f"`train {t.model}`: {what}",
+                    t.model_span,
+                    help=did_you_mean(t.model, models)
+                    or f"models in this file: {', '.join(models) or 'none'}",
+                )
+            )
             continue
         if len(t.args) > len(decl.params):
             n = len(decl.params)
-            rep.add(Diagnostic("E107", f"model `{t.model}` takes {n} parameter{'s' if n != 1 else ''} but {len(t.args)} "
-                               f"{'was' if len(t.args) == 1 else 'were'} given",
-                               t.args[n].span, secondary=[Label(decl.name_span, "declared here")]))
+            rep.add(
+                Diagnostic(
+                    "E107",
+                    f"model `{t.model}` takes {n} parameter{'s' if n != 1 else ''} but {len(t.args)} "
+                    f"{'was' if len(t.args) == 1 else 'were'} given",
+                    t.args[n].span,
+                    secondary=[Label(decl.name_span, "declared here")],
+                )
+            )
         build_spec(program, t, graphs.get(t.model), rep)
     return rep.diagnostics
 
@@ -419,8 +545,14 @@ def parse_override(key: str, value: str, sources: Any = None) -> A.Expr:
     try:
         module = parse(text, name)
     except NNError as e:
-        raise NNError(Diagnostic("E406", f"cannot read `--set {key}={value}`: {e.diagnostics[0].message}", None,
-                                 help="values use .nn syntax: 0.01, \"text\", adam(lr = 0.01), [accuracy]")) from None
+        raise NNError(
+            Diagnostic(
+                "E406",
+                f"cannot read `--set {key}={value}`: {e.diagnostics[0].message}",
+                None,
+                help='values use .nn syntax: 0.01, "text", adam(lr = 0.01), [accuracy]',
+            )
+        ) from None
     setting = module.trains[0].settings[0]
     assert isinstance(setting, A.Setting)
     return setting.value
@@ -436,7 +568,9 @@ def literal(e: A.Expr) -> Any:
         return -e.operand.value
     if isinstance(e, (A.TupleExpr, A.ListExpr)):
         return [literal(i) for i in e.items]
-    raise NNError(Diagnostic("E406", "a model parameter given with --set must be a literal value", None))
+    raise NNError(
+        Diagnostic("E406", "a model parameter given with --set must be a literal value", None)
+    )
 
 
 def _keywords_only(call: A.Call, catalog: Catalog) -> A.Call:
@@ -446,11 +580,13 @@ def _keywords_only(call: A.Call, catalog: Catalog) -> A.Call:
         return call
     positional = [p.name for p in entry.params if not p.kw_only]
     named = tuple(A.Kwarg(n, a.span, a) for n, a in zip(positional, call.args, strict=False))
-    rest = call.args[len(positional):]  # too many: left for bind() to report
+    rest = call.args[len(positional) :]  # too many: left for bind() to report
     return replace(call, args=rest, kwargs=named + call.kwargs)
 
 
-def apply_overrides(program: Program, decl: A.TrainDecl, sets: list[str]) -> tuple[dict[str, Any], dict[str, A.Expr]]:
+def apply_overrides(
+    program: Program, decl: A.TrainDecl, sets: list[str]
+) -> tuple[dict[str, Any], dict[str, A.Expr]]:
     """Split `--set` items into model arguments and train settings (with `optimizer.lr=...`
     editing one argument of a call)."""
     model_decl = program.decls.get(decl.model)
@@ -469,13 +605,27 @@ def apply_overrides(program: Program, decl: A.TrainDecl, sets: list[str]) -> tup
             head, arg = key.split(".", 1)
             base = settings.get(head) or current.get(head)
             if head not in SETTINGS or SETTINGS[head].kind != "call":
-                raise NNError(Diagnostic("E406", f"`--set {key}`: `{head}` is not a setting with arguments", None,
-                                         help="e.g. --set optimizer.lr=0.01"))
+                raise NNError(
+                    Diagnostic(
+                        "E406",
+                        f"`--set {key}`: `{head}` is not a setting with arguments",
+                        None,
+                        help="e.g. --set optimizer.lr=0.01",
+                    )
+                )
             if base is None:
                 base = A.Name(str(SETTINGS[head].default), expr.span)
-            call = base if isinstance(base, A.Call) else A.Call(base.id if isinstance(base, A.Name) else str(head), base.span, (), (), base.span)
+            call = (
+                base
+                if isinstance(base, A.Call)
+                else A.Call(
+                    base.id if isinstance(base, A.Name) else str(head), base.span, (), (), base.span
+                )
+            )
             call = _keywords_only(call, CATALOGS[head][0])
-            kwargs = tuple(k for k in call.kwargs if k.name != arg) + (A.Kwarg(arg, expr.span, expr),)
+            kwargs = tuple(k for k in call.kwargs if k.name != arg) + (
+                A.Kwarg(arg, expr.span, expr),
+            )
             settings[head] = replace(call, kwargs=kwargs)
         elif key in params:
             v = ev(expr)
@@ -485,7 +635,13 @@ def apply_overrides(program: Program, decl: A.TrainDecl, sets: list[str]) -> tup
         elif key in SETTINGS:
             settings[key] = expr
         else:
-            raise NNError(Diagnostic("E406", f"`--set {key}`: no train setting or model parameter `{key}`", None,
-                                     help=did_you_mean(key, list(SETTINGS) + list(params)) or
-                                     f"settings: {', '.join(SETTINGS)}; model parameters: {', '.join(sorted(params)) or 'none'}"))
+            raise NNError(
+                Diagnostic(
+                    "E406",
+                    f"`--set {key}`: no train setting or model parameter `{key}`",
+                    None,
+                    help=did_you_mean(key, list(SETTINGS) + list(params))
+                    or f"settings: {', '.join(SETTINGS)}; model parameters: {', '.join(sorted(params)) or 'none'}",
+                )
+            )
     return model_args, settings
