@@ -294,7 +294,14 @@ class ArgError(Exception):
     into a :class:`Diagnostic` pointing at that argument (or the whole call)."""
 
     def __init__(
-        self, code: str, message: str, *, arg: str | None = None, help: str | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        arg: str | None = None,
+        help: str | None = None,
+        at: str = "value",
+        index: int | None = None,
     ) -> None:
         if code not in CODES:  # pragma: no cover - a bug in nnlang
             raise ValueError(f"undeclared diagnostic code {code}")
@@ -303,3 +310,7 @@ class ArgError(Exception):
         self.message = message
         self.arg = arg
         self.help = help
+        #: where the caller should point: the argument's "name", its "value", or the "call"
+        self.at = at
+        #: the positional argument at fault, where one is
+        self.index = index

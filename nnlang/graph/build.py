@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 
+from nnlang import signature
 from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, Span, did_you_mean
 from nnlang.graph.graph import Graph, Node, Port
 from nnlang.graph.program import Program
 from nnlang.layers import REGISTRY
-from nnlang.layers.base import Args, Attr, LayerKind
+from nnlang.layers.base import Args, LayerKind
 from nnlang.shapes import DTYPES, TensorType
+from nnlang.signature import REQUIRED, Param, signature_text
 from nnlang.syntax import ast as A
 
 MAX_NODES = 200_000
@@ -99,6 +101,15 @@ def _type_name(v: Any) -> str:
     if isinstance(v, tuple) and v and all(isinstance(x, Tensor) for x in v):
         return f"{len(v)} tensors"
     return type(v).__name__.replace("list", "list").replace("tuple", "tuple")
+
+
+def describe(v: Any) -> str:
+    """A wrong value as a binding message names it (tensors by their node)."""
+    if isinstance(v, Tensor):
+        return f"tensor `{v.node}`" + (f" {v.type}" if v.type else "")
+    if isinstance(v, tuple) and v and all(isinstance(x, Tensor) for x in v):
+        return f"{len(v)} tensors"
+    return signature.describe(v)
 
 
 def _builtin_int(x: Any) -> int:
@@ -257,80 +268,72 @@ class Builder:
         call_span: Span,
         *,
         what: str,
+        name_spans: dict[str, Span] | None = None,
     ) -> dict[str, Any] | None:
         """Bind a model's or block's parameters (positional, keyword, defaults)."""
-        out: dict[str, Any] = {}
-        ok = True
-        params = {p.name: p for p in decl.params}
-        if any(p.type not in PARAM_TYPES for p in decl.params):
-            self.check_param_types(decl)
-            ok = False
-        if len(args) > len(decl.params):
-            n = len(decl.params)
-            self.err(
-                "E107",
-                f"{what} `{decl.name}` takes {n} parameter{'s' if n != 1 else ''} but {len(args)} {'was' if len(args) == 1 else 'were'} given",
-                args[n][1],
-                secondary=[Label(decl.name_span, "declared here")],
+        unknown_type = any(p.type not in PARAM_TYPES for p in decl.params)
+        if unknown_type:
+            self.check_param_types(decl)  # E009; the others are still checked
+        params = [
+            Param(
+                p.name,
+                p.type if p.type in PARAM_TYPES else "any",
+                REQUIRED if p.default is None else p.default,
+                span=p.name_span,
             )
-            return None
-        given: dict[str, tuple[Any, Span | None]] = {}
-        for p, (v, sp) in zip(decl.params, args, strict=False):
-            given[p.name] = (v, sp)
-        unknown: list[str] = []
-        for k, (v, sp) in kwargs.items():
-            if k not in params:
-                self.err(
-                    "E104",
-                    f"{what} `{decl.name}` has no parameter `{k}`",
-                    sp or call_span,
-                    help=did_you_mean(k, params)
-                    or f"its parameters are: {', '.join(params) or 'none'}",
-                )
-                unknown.append(k)
-                ok = False
-                continue
-            if k in given:
-                self.err("E106", f"parameter `{k}` given twice", sp or call_span)
-                ok = False
-                continue
-            given[k] = (v, sp)
-        scope = Scope("", "", values={})
-        for p in decl.params:
-            if p.name in given:
-                v, sp = given[p.name]
-            elif p.default is not None:
-                v, sp = self.const(p.default, scope), p.default.span
-                scope.values[p.name] = v
-            else:
-                if not _misspelled(p.name, unknown):
-                    self.err(
-                        "E105",
-                        f"{what} `{decl.name}` needs parameter `{p.name}`",
-                        call_span,
-                        help=f"pass it as `{p.name} = ...`",
-                        secondary=[Label(p.name_span, "declared here")],
-                    )
-                ok = False
-                continue
-            if isinstance(v, Poison):
-                ok = False
-                continue
-            want = PARAM_TYPES.get(p.type)
-            if want is float and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            if want is not None and (type(v) is not want):
-                self.err(
-                    "E201",
-                    f"parameter `{p.name}` of {what} `{decl.name}` is {p.type} but got {_type_name(v)} {_fmt(v) if not isinstance(v, Tensor) else ''}".rstrip(),
-                    sp or call_span,
-                    secondary=[Label(p.name_span, "declared here")],
-                )
-                ok = False
-                continue
-            out[p.name] = v
-            scope.values[p.name] = v
-        return out if ok else None
+            for p in decl.params
+        ]
+        defaults = {p.name: p.default for p in decl.params if p.default is not None}
+
+        def fill(p: Param, so_far: Mapping[str, Any]) -> Any:
+            return self.const(defaults[p.name], Scope("", "", values=dict(so_far)))
+
+        owner = f"{what} `{decl.name}`"
+        bound = signature.bind(
+            owner,
+            params,
+            [v for v, _ in args],
+            [(k, v) for k, (v, _) in kwargs.items()],
+            noun="parameter",
+            fill=fill,
+            unusable=lambda v: isinstance(v, Poison),
+            describe=describe,
+        )
+        values = {k: sp for k, (_, sp) in kwargs.items()}
+        for name, e in defaults.items():
+            values.setdefault(name, e.span)
+        self.report_binding(
+            bound.errors,
+            params,
+            call=call_span,
+            positional=[sp for _, sp in args],
+            names={**{k: sp for k, sp in values.items() if sp is not None}, **(name_spans or {})},
+            values=values,
+        )
+        return bound.values if bound.ok and not unknown_type else None
+
+    def report_binding(
+        self,
+        errors: list[ArgError],
+        params: Iterable[Param],
+        *,
+        call: Span,
+        positional: list[Span],
+        names: dict[str, Span],
+        values: dict[str, Span | None],
+    ) -> None:
+        """Each binding problem as a diagnostic at its argument (one rule for all)."""
+        declared = {p.name: p.span for p in params if p.span is not None}
+        for e in errors:
+            secondary = []
+            if e.code == "E106" and e.index is not None and e.index < len(positional):
+                secondary.append(Label(positional[e.index], "first given here"))
+            if e.arg in declared and e.code != "E104":
+                secondary.append(Label(declared[e.arg], "declared here"))
+            where = signature.locate(
+                e, call=call, positional=positional, names=names, values=values
+            )
+            self.err(e.code, e.message, where, help=e.help, secondary=secondary)
 
     # -------------------------------------------------------------- statements
     def order_statements(self, body: tuple[A.Stmt, ...], scope: Scope) -> list[A.Stmt]:
@@ -1120,149 +1123,30 @@ class Builder:
         kwargs: list[tuple[A.Kwarg, Any]],
         span: Span,
     ) -> tuple[Args, dict[str, Span]] | None:
-        attrs = {a.name: a for a in kind.attrs}
-        positional = [a for a in kind.attrs if not a.kw_only]
-        bound: dict[str, Any] = {}
-        spans: dict[str, Span] = {}
-        ok = True
-        if len(values) > len(positional):
-            self.err(
-                "E107",
-                f"`{kind.name}` takes at most {len(positional)} positional "
-                f"argument{'s' if len(positional) != 1 else ''} but got {len(values)}",
-                values[len(positional)][1],
-                help=f"arguments: {', '.join(a.name for a in kind.attrs) or 'none'}",
-            )
-            return None
-        for a, (v, sp) in zip(positional, values, strict=False):
-            bound[a.name], spans[a.name] = v, sp
-        unknown: list[str] = []
-        for k, v in kwargs:
-            if k.name not in attrs:
-                self.err(
-                    "E104",
-                    f"`{kind.name}` has no argument `{k.name}`",
-                    k.name_span,
-                    help=did_you_mean(k.name, attrs) or f"arguments: {', '.join(attrs) or 'none'}",
-                )
-                unknown.append(k.name)
-                ok = False
-            elif k.name in bound:
-                self.err(
-                    "E106",
-                    f"argument `{k.name}` given twice",
-                    k.name_span,
-                    secondary=[Label(spans[k.name], "first given here")],
-                )
-                ok = False
-            else:
-                bound[k.name], spans[k.name] = v, k.value.span
-        for a in kind.attrs:
-            if a.name not in bound:
-                if a.required:
-                    if not _misspelled(a.name, unknown):  # else E104 already said "did you mean"
-                        self.err(
-                            "E105",
-                            f"`{kind.name}` needs argument `{a.name}`",
-                            span,
-                            help=f"{a.name}: {a.doc}" if a.doc else None,
-                        )
-                    ok = False
-                else:
-                    bound[a.name] = a.default
-                continue
-            checked = self.check_attr(kind, a, bound[a.name], spans[a.name])
-            if isinstance(checked, Poison):
-                ok = False
-            else:
-                bound[a.name] = checked
-        return (Args(bound), spans) if ok else None
-
-    def check_attr(self, kind: LayerKind, a: Attr, v: Any, span: Span) -> Any:
-        def bad(expected: str) -> Poison:
-            help = a.doc or None
-            if expected.startswith("an integer") and isinstance(v, float) and v.is_integer():
-                help = "`/` always gives a float: use `//` for integer division, or `int(...)`"
-            return self.err(
-                "E201",
-                f"`{kind.name}` argument `{a.name}` must be {expected}, not {_type_name(v)} {_fmt(v)}",
-                span,
-                help=help,
-            )
-
-        def is_int(x: Any) -> bool:
-            return isinstance(x, int) and not isinstance(x, bool)
-
-        t = a.type
-        if v is None and a.default is None:
-            return v
-        if t == "int" and not is_int(v):
-            return bad("an integer")
-        if t == "float":
-            if not (is_int(v) or isinstance(v, float)):
-                return bad("a number")
-            v = float(v)
-        if t == "bool" and not isinstance(v, bool):
-            return bad("true or false")
-        if t == "str" and not isinstance(v, str):
-            return bad("a string")
-        if t == "ints":
-            if is_int(v):
-                pass
-            elif isinstance(v, (tuple, list)) and v and all(is_int(x) for x in v):
-                v = tuple(v)
-            else:
-                return bad("an integer or a tuple of integers")
-            for x in v if isinstance(v, tuple) else (v,):
-                if a.min is not None and x < a.min:
-                    return self.err(
-                        "E202",
-                        f"`{kind.name}` argument `{a.name}` must be at least {_fmt(a.min)}, not {_fmt(v)}",
-                        span,
-                    )
-            return v
-        if t == "padding":
-            if isinstance(v, str):
-                if v.lower() not in ("same", "valid"):
-                    return self.err(
-                        "E202",
-                        f'`{kind.name}` padding must be "same", "valid", an integer or a tuple, not {_fmt(v)}',
-                        span,
-                        help=did_you_mean(v, ["same", "valid"]),
-                    )
-                return v.lower()
-            if is_int(v) and v >= 0:
-                return v
-            if isinstance(v, (tuple, list)) and v and all(is_int(x) and x >= 0 for x in v):
-                return tuple(v)
-            return bad('"same", "valid", a non-negative integer or a tuple of them')
-        if t == "shape":
-            if is_int(v):
-                v = (v,)
-            if not (isinstance(v, (tuple, list)) and all(is_int(x) for x in v)):
-                return bad("a tuple of integers")
-            return tuple(v)
-        if a.choices is not None and v not in a.choices:
-            return self.err(
-                "E202",
-                f"`{kind.name}` argument `{a.name}` must be one of {', '.join(_fmt(c) for c in a.choices)}, not {_fmt(v)}",
-                span,
-                help=did_you_mean(str(v), [str(c) for c in a.choices]),
-            )
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if a.min is not None and v < a.min:
-                return self.err(
-                    "E202",
-                    f"`{kind.name}` argument `{a.name}` must be at least {_fmt(a.min)}, not {_fmt(v)}",
-                    span,
-                )
-            if a.max is not None and v > a.max:
-                return self.err(
-                    "E202",
-                    f"`{kind.name}` argument `{a.name}` must be at most {_fmt(a.max)}, not {_fmt(v)}",
-                    span,
-                )
-        return v
+        bound = signature.bind(
+            f"`{kind.name}`",
+            kind.attrs,
+            [v for v, _ in values],
+            [(k.name, v) for k, v in kwargs],
+            usage=signature_text(kind.name, kind.attrs),
+            unusable=lambda v: isinstance(v, Poison),
+            describe=describe,
+        )
+        positional = [a.name for a in kind.attrs if not a.kw_only]
+        spans = {name: sp for name, (_, sp) in zip(positional, values, strict=False)}
+        names: dict[str, Span] = {}
+        for k, _ in kwargs:
+            names.setdefault(k.name, k.name_span)
+            spans.setdefault(k.name, k.value.span)
+        self.report_binding(
+            bound.errors,
+            kind.attrs,
+            call=span,
+            positional=[sp for _, sp in values],
+            names=names,
+            values=dict(spans),
+        )
+        return (Args(bound.values), spans) if bound.ok else None
 
     def apply_layer(
         self,
@@ -1464,11 +1348,6 @@ class Builder:
                         help=f"use it, or name it `_{name}` to silence this warning",
                     )
                 )
-
-
-def _misspelled(name: str, unknown: list[str]) -> bool:
-    """Whether one of the unknown keywords given is a near miss of ``name``."""
-    return any(difflib.get_close_matches(u, [name], n=1, cutoff=0.6) for u in unknown)
 
 
 def _snake(name: str) -> str:

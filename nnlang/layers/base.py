@@ -28,35 +28,10 @@ from typing import Any
 
 from nnlang.diagnostics import ArgError
 from nnlang.shapes import TensorType
+from nnlang.signature import REQUIRED, Param  # noqa: F401 - REQUIRED re-exported for layers
 
-
-class _Required:
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-REQUIRED: Any = _Required()
-
-#: Attribute value types the language knows. ``ints`` is an int or a tuple of ints
-#: (kernel sizes, strides); ``padding`` is "same", "valid", an int or a tuple of ints;
-#: ``shape`` is a tuple of ints (``reshape``); ``any`` is not checked.
-ATTR_TYPES = ("int", "float", "bool", "str", "ints", "padding", "shape", "any")
-
-
-@dataclass(frozen=True)
-class Attr:
-    name: str
-    type: str
-    default: Any = REQUIRED
-    doc: str = ""
-    choices: tuple[Any, ...] | None = None
-    min: float | None = None  # inclusive
-    max: float | None = None  # inclusive
-    kw_only: bool = False  # may not be given positionally
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
+#: A layer's attributes are declared like every other parameter list (one binder).
+Attr = Param
 
 
 class Args(Mapping[str, Any]):

@@ -14,6 +14,7 @@ from typing import Any
 from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, Span, did_you_mean
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
+from nnlang.signature import Param, check_value
 from nnlang.syntax import ast as A
 from nnlang.train import augment, data, losses, metrics, optim
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
@@ -455,23 +456,13 @@ def build_spec(
 
 
 def _scalar(sb: _SpecBuilder, s: Setting, v: Any, span: Span) -> Any:
-    from nnlang.graph.build import _fmt
-
-    if s.kind == "int" and (not isinstance(v, int) or isinstance(v, bool)):
-        sb.err("E403", f"`{s.name}` must be an integer, not {_fmt(v)}", span, help=s.doc)
+    """A scalar setting checked by the one binder's value rule."""
+    param = Param(s.name, "name" if s.kind == "str" else s.kind, s.default, s.doc, min=s.min)
+    try:
+        return check_value(None, param, v)
+    except ArgError as e:
+        sb.err(e.code, e.message, span, help=e.help or s.doc)
         return _BAD
-    if s.kind == "float":
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            sb.err("E403", f"`{s.name}` must be a number, not {_fmt(v)}", span, help=s.doc)
-            return _BAD
-        v = float(v)
-    if s.kind == "str" and not isinstance(v, str):
-        sb.err("E403", f"`{s.name}` must be a name or a string, not {_fmt(v)}", span, help=s.doc)
-        return _BAD
-    if s.min is not None and isinstance(v, (int, float)) and v < s.min:
-        sb.err("E202", f"`{s.name}` must be at least {s.min:g}, not {v}", span, help=s.doc)
-        return _BAD
-    return v
 
 
 def _declared_ports(body: tuple[A.Stmt, ...]) -> set[str]:
