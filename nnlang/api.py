@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnlang.diagnostics import Diagnostic, NNError, Reporter, Sources, Span
+from nnlang.diagnostics import Diagnostic, NNError, Reporter, Sources
 from nnlang.graph.build import build as build_graph
 from nnlang.graph.checks import Budget, check_budget
 from nnlang.graph.graph import Graph
+from nnlang.graph.overrides import model_overrides, model_sets
 from nnlang.graph.program import Program, load, load_text
 
 
@@ -53,32 +54,6 @@ def _load(source: str | Path, *, text: str | None = None) -> Program:
     if text is not None:
         return load_text(text, str(source))
     return load(source)
-
-
-def model_overrides(
-    program: Program, model: str, extra: dict[str, Any] | None = None
-) -> dict[str, tuple[Any, Span | None]]:
-    """Model arguments: those of the file's `train Model(...)` header, then ``extra``."""
-    from nnlang.graph.build import Builder
-
-    out: dict[str, tuple[Any, Span | None]] = {}
-    train = program.train_for(model)
-    if train is not None:
-        rep = Reporter()
-        b = Builder(program, rep)
-        from nnlang.graph.build import Scope
-
-        decl = program.decls.get(model)
-        for i, a in enumerate(train.args):
-            if decl is not None and i < len(decl.params):
-                out[decl.params[i].name] = (b.const(a, Scope("", "")), a.span)
-        for k in train.kwargs:
-            out[k.name] = (b.const(k.value, Scope("", "")), k.name_span)
-        if rep.errors:
-            raise NNError(rep.diagnostics)
-    for k, v in (extra or {}).items():
-        out[k] = (v, None)
-    return out
 
 
 def check(source: str | Path, **kwargs: Any) -> Checked:
@@ -149,6 +124,7 @@ def _build(
     *,
     text: str | None = None,
     args: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
     budget: Budget | None = None,
 ) -> Graph:
     program = _load(source, text=text)
@@ -156,6 +132,8 @@ def _build(
     name = decl.name if decl else model
     rep = Reporter()
     try:
+        if sets:  # `--set PARAM=VALUE`, evaluated like the file's own expressions
+            args = {**(args or {}), **model_sets(program, sets)}
         g = build_graph(program, name, model_overrides(program, name, args) if name else {}, rep)
     except NNError as e:
         e.sources = program.sources  # type: ignore[attr-defined]

@@ -81,20 +81,7 @@ def cmd_check(a: argparse.Namespace) -> int:
 def _graph(a: argparse.Namespace) -> Any:
     from nnlang.api import build
 
-    return build(a.file, a.model, args=_model_sets(getattr(a, "set", None)))
-
-
-def _model_sets(items: list[str] | None) -> dict[str, Any]:
-    """`--set PARAM=VALUE` for model parameters; values in .nn syntax."""
-    from nnlang.train.spec import literal, parse_override
-
-    out: dict[str, Any] = {}
-    for it in items or []:
-        k, sep, v = it.partition("=")
-        if not sep:
-            raise NNError(Diagnostic("E406", f"`--set {it}` needs the form key=value", None))
-        out[k.strip()] = literal(parse_override(k.strip(), v))
-    return out
+    return build(a.file, a.model, sets=getattr(a, "set", None))
 
 
 def summary_rows(g: Any) -> list[dict[str, Any]]:
@@ -339,7 +326,7 @@ def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.Argumen
         "--set",
         action="append",
         metavar="PARAM=VALUE",
-        help="a model parameter, e.g. --set hidden=128",
+        help="a model parameter, its value a .nn expression, e.g. --set hidden=2*64; repeatable",
     )
     s.add_argument("--json", action="store_true")
 
@@ -355,7 +342,12 @@ def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.Argumen
     gr.add_argument("file", metavar="FILE")
     gr.add_argument("-o", "--output", required=True, help="out.dot or out.svg")
     gr.add_argument("--model")
-    gr.add_argument("--set", action="append", metavar="PARAM=VALUE")
+    gr.add_argument(
+        "--set",
+        action="append",
+        metavar="PARAM=VALUE",
+        help="a model parameter, its value a .nn expression, e.g. --set hidden=2*64; repeatable",
+    )
 
     if extra is not None:
         extra(verb)

@@ -86,7 +86,7 @@ FALLBACK_HELP: dict[tuple[str, str] | str, str] = {
     ("export", "model"): "the model (default: the one the run trained)",
     "run": "a run directory written by `nnlang train`",
     "json": "print JSON on standard output instead of a table",
-    "set": "a model parameter, e.g. `--set hidden=128`",
+    "set": "a model parameter, its value a .nn expression, e.g. `--set hidden=2*64`; repeatable",
     ("export", "format"): "the artifact format (see [export.md](export.md))",
     ("export", "out"): "the artifact file to write; sidecar files are written beside it",
 }

@@ -73,6 +73,17 @@ def test_summary_table_and_json(capsys) -> None:
     assert data["args"]["width"] == 8 and data["nodes"][1]["output"] == "f32[8, 8, 8]"
 
 
+def test_summary_set_takes_what_train_set_takes(capsys) -> None:
+    """One `--set` parser: a value is a compile-time expression for every verb."""
+    f = str(ROOT / "examples" / "digits_cnn.nn")
+    assert main(["summary", f, "--json", "--set", "width=2*4"]) == 0
+    assert json.loads(capsys.readouterr().out)["args"]["width"] == 8
+    assert main(["summary", f, "--set", "width=2.5"]) == 1
+    assert "E201" in capsys.readouterr().err
+    assert main(["summary", f, "--set", "width"]) == 1
+    assert "E406" in capsys.readouterr().err
+
+
 def test_layers_listing(capsys) -> None:
     assert main(["layers"]) == 0
     out = capsys.readouterr().out

@@ -9,193 +9,34 @@ poisoned value, so one run reports many errors without cascades.
 
 from __future__ import annotations
 
-import difflib
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
-import networkx as nx
-
-from nnlang import signature
 from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, Span, did_you_mean
+from nnlang.graph.bind import Binder
+from nnlang.graph.evaluate import (
+    POISON,
+    Evaluator,
+    Instance,
+    Poison,
+    Scope,
+    Tensor,
+    format_value,
+    type_name,
+)
 from nnlang.graph.graph import Graph, Node, Port
+from nnlang.graph.order import Ordering, defined_names, free_names
 from nnlang.graph.program import Program
 from nnlang.layers import REGISTRY
 from nnlang.layers.base import Args, LayerKind
 from nnlang.shapes import DTYPES, TensorType
-from nnlang.signature import REQUIRED, Param, signature_text
 from nnlang.syntax import ast as A
 
 MAX_NODES = 200_000
-MAX_INT_BITS = 128
-PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-class Poison:
-    """The value of an expression that already produced a diagnostic."""
-
-    def __repr__(self) -> str:
-        return "<error>"
-
-
-POISON = Poison()
-
-
-@dataclass(frozen=True)
-class Tensor:
-    node: str
-    port: int
-    type: TensorType | None  # None when an earlier error left it unknown
-    span: Span  # where it was produced, for secondary labels
-
-
-@dataclass
-class Instance:
-    """A `shared` instance: one parameter owner, called from several places."""
-
-    name: str
-    callee: str
-    args: tuple[A.Expr, ...]
-    kwargs: tuple[A.Kwarg, ...]
-    span: Span
-    calls: int = 0
-
-
-@dataclass
-class Scope:
-    prefix: str  # node ids
-    owner_prefix: str  # parameter owners (differs inside calls of shared block instances)
-    values: dict[str, Any] = field(default_factory=dict)
-    spans: dict[str, Span] = field(default_factory=dict)
-    used: set[str] = field(default_factory=set)
-    counters: dict[str, int] = field(default_factory=dict)
-    block_stack: tuple[str, ...] = ()
-    call_span: Span | None = None  # inside a block: the call being expanded
-
-    def fresh(self, base: str) -> str:
-        n = self.counters.get(base, 0)
-        self.counters[base] = n + 1
-        return base if n == 0 else f"{base}_{n}"
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, Tensor):
-        return f"`{v.node}`"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_fmt(x) for x in v) + ")"
-    if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    return str(v)
-
-
-def _type_name(v: Any) -> str:
-    if isinstance(v, Tensor):
-        return f"tensor {v.type}" if v.type else "tensor"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, tuple) and v and all(isinstance(x, Tensor) for x in v):
-        return f"{len(v)} tensors"
-    return type(v).__name__.replace("list", "list").replace("tuple", "tuple")
-
-
-def describe(v: Any) -> str:
-    """A wrong value as a binding message names it (tensors by their node)."""
-    if isinstance(v, Tensor):
-        return f"tensor `{v.node}`" + (f" {v.type}" if v.type else "")
-    if isinstance(v, tuple) and v and all(isinstance(x, Tensor) for x in v):
-        return f"{len(v)} tensors"
-    return signature.describe(v)
-
-
-def _builtin_int(x: Any) -> int:
-    return int(x)
-
-
-BUILTINS: dict[str, Callable[..., Any]] = {
-    "min": min,
-    "max": max,
-    "abs": abs,
-    "int": _builtin_int,
-    "float": float,
-    "round": round,
-    "ceil": math.ceil,
-    "floor": math.floor,
-    "sqrt": math.sqrt,
-    "log2": math.log2,
-}
-
-
-def free_names(e: Any) -> set[str]:
-    """Names an expression or statement reads (for ordering statements)."""
-    out: set[str] = set()
-
-    def walk(x: Any) -> None:
-        if isinstance(x, A.Name):
-            out.add(x.id)
-        elif isinstance(x, A.Call):
-            out.add(x.func)
-            for a in x.args:
-                walk(a)
-            for k in x.kwargs:
-                walk(k.value)
-        elif isinstance(x, A.Stage):
-            walk(x.callee)
-            if x.repeat is not None:
-                walk(x.repeat)
-        elif isinstance(x, A.Pipeline):
-            walk(x.source)
-            for s in x.stages:
-                walk(s)
-        elif isinstance(x, (A.TupleExpr, A.ListExpr)):
-            for i in x.items:
-                walk(i)
-        elif isinstance(x, A.BinOp):
-            walk(x.left)
-            walk(x.right)
-        elif isinstance(x, A.UnaryOp):
-            walk(x.operand)
-        elif isinstance(x, (A.Binding, A.SharedDecl)):
-            walk(x.value)
-        elif isinstance(x, A.OutputDecl):
-            if x.value is None:
-                out.update(t.name for t in x.targets)
-            else:
-                walk(x.value)
-        elif isinstance(x, A.InputDecl):
-            pass
-        elif isinstance(x, A.IfStmt):
-            walk(x.cond)
-            for s in x.body + x.orelse:
-                walk(s)
-
-    walk(e)
-    return out
-
-
-def defined_names(s: A.Stmt) -> list[tuple[str, Span]]:
-    if isinstance(s, A.InputDecl):
-        return [(s.name, s.name_span)]
-    if isinstance(s, A.Binding):
-        return [(t.name, t.span) for t in s.targets]
-    if isinstance(s, A.OutputDecl):
-        return [(t.name, t.span) for t in s.targets] if s.value is not None else []
-    if isinstance(s, A.SharedDecl):
-        return [(s.name, s.name_span)]
-    if isinstance(s, A.IfStmt):
-        seen: dict[str, Span] = {}
-        for x in s.body + s.orelse:
-            for n, sp in defined_names(x):
-                seen.setdefault(n, sp)
-        return list(seen.items())
-    return []
-
-
-class Builder:
+class Builder(Binder, Ordering, Evaluator):
     def __init__(self, program: Program, reporter: Reporter) -> None:
         self.program = program
         self.rep = reporter
@@ -205,11 +46,6 @@ class Builder:
         self.types_checked: set[Span] = set()
         self.inputs_declared = 0
         self.outputs_declared = 0
-
-    # ------------------------------------------------------------- diagnostics
-    def err(self, code: str, message: str, span: Span | None, **kw: Any) -> Poison:
-        self.rep.add(Diagnostic(code, message, span, **kw))
-        return POISON
 
     # ------------------------------------------------------------------ models
     def build_model(
@@ -246,216 +82,7 @@ class Builder:
         self.warn_unused(scope, graph)
         return graph
 
-    def check_param_types(self, decl: A.ModelDecl) -> None:
-        """E009 for each parameter whose type is unknown (reported once per declaration)."""
-        if decl.name_span in self.types_checked:
-            return
-        self.types_checked.add(decl.name_span)
-        for p in decl.params:
-            if p.type not in PARAM_TYPES:
-                self.err(
-                    "E009",
-                    f"unknown parameter type `{p.type}`",
-                    p.type_span,
-                    help=did_you_mean(p.type, PARAM_TYPES) or "types are int, float, bool and str",
-                )
-
-    def bind_params(
-        self,
-        decl: A.ModelDecl,
-        args: list[tuple[Any, Span]],
-        kwargs: dict[str, tuple[Any, Span | None]],
-        call_span: Span,
-        *,
-        what: str,
-        name_spans: dict[str, Span] | None = None,
-    ) -> dict[str, Any] | None:
-        """Bind a model's or block's parameters (positional, keyword, defaults)."""
-        unknown_type = any(p.type not in PARAM_TYPES for p in decl.params)
-        if unknown_type:
-            self.check_param_types(decl)  # E009; the others are still checked
-        params = [
-            Param(
-                p.name,
-                p.type if p.type in PARAM_TYPES else "any",
-                REQUIRED if p.default is None else p.default,
-                span=p.name_span,
-            )
-            for p in decl.params
-        ]
-        defaults = {p.name: p.default for p in decl.params if p.default is not None}
-
-        def fill(p: Param, so_far: Mapping[str, Any]) -> Any:
-            return self.const(defaults[p.name], Scope("", "", values=dict(so_far)))
-
-        owner = f"{what} `{decl.name}`"
-        bound = signature.bind(
-            owner,
-            params,
-            [v for v, _ in args],
-            [(k, v) for k, (v, _) in kwargs.items()],
-            noun="parameter",
-            fill=fill,
-            unusable=lambda v: isinstance(v, Poison),
-            describe=describe,
-        )
-        values = {k: sp for k, (_, sp) in kwargs.items()}
-        for name, e in defaults.items():
-            values.setdefault(name, e.span)
-        self.report_binding(
-            bound.errors,
-            params,
-            call=call_span,
-            positional=[sp for _, sp in args],
-            names={**{k: sp for k, sp in values.items() if sp is not None}, **(name_spans or {})},
-            values=values,
-        )
-        return bound.values if bound.ok and not unknown_type else None
-
-    def report_binding(
-        self,
-        errors: list[ArgError],
-        params: Iterable[Param],
-        *,
-        call: Span,
-        positional: list[Span],
-        names: dict[str, Span],
-        values: dict[str, Span | None],
-    ) -> None:
-        """Each binding problem as a diagnostic at its argument (one rule for all)."""
-        declared = {p.name: p.span for p in params if p.span is not None}
-        for e in errors:
-            secondary = []
-            if e.code == "E106" and e.index is not None and e.index < len(positional):
-                secondary.append(Label(positional[e.index], "first given here"))
-            if e.arg in declared and e.code != "E104":
-                secondary.append(Label(declared[e.arg], "declared here"))
-            where = signature.locate(
-                e, call=call, positional=positional, names=names, values=values
-            )
-            self.err(e.code, e.message, where, help=e.help, secondary=secondary)
-
     # -------------------------------------------------------------- statements
-    def order_statements(self, body: tuple[A.Stmt, ...], scope: Scope) -> list[A.Stmt]:
-        """Dataflow order: a statement runs after the ones defining what it reads.
-        A cycle (a value that needs itself) is E307 with the whole path.
-
-        The order depends on the body alone, so it is worked out once per body (a block
-        repeated 5000 times is sorted once); later instantiations replay it."""
-        cached = self._orders.get(id(body))
-        if cached is not None and cached[0] is body:
-            _, order, skipped = cached
-            self.poison_statements(skipped, body, scope)
-            return [body[i] for i in order]
-        self._skipped: set[int] = set()
-        order = self._order_statements(body, scope)
-        self._orders[id(body)] = (body, order, frozenset(self._skipped))
-        return [body[i] for i in order]
-
-    def _order_statements(self, body: tuple[A.Stmt, ...], scope: Scope) -> list[int]:
-        definer: dict[str, int] = {}
-        for i, s in enumerate(body):
-            for n, sp in defined_names(s):
-                if n in definer and not isinstance(s, A.IfStmt):
-                    prev = body[definer[n]]
-                    prev_span = dict(defined_names(prev)).get(n)
-                    self.err(
-                        "E102",
-                        f"`{n}` is defined twice",
-                        sp,
-                        label="defined again here",
-                        secondary=[Label(prev_span, "first defined here")] if prev_span else [],
-                        help="every name is defined once; pick another name",
-                    )
-                    continue
-                if n in scope.values and n not in definer:
-                    self.err(
-                        "E102",
-                        f"`{n}` is already a parameter",
-                        sp,
-                        label="defined again here",
-                        secondary=[Label(scope.spans[n], "declared here")]
-                        if n in scope.spans
-                        else [],
-                    )
-                    continue
-                definer[n] = i
-        deps = nx.DiGraph()
-        deps.add_nodes_from(range(len(body)))
-        self_ref: set[int] = set()
-        for i, s in enumerate(body):
-            for n in free_names(s):
-                j = definer.get(n)
-                if j is not None and j != i:
-                    deps.add_edge(j, i, name=n)
-                elif j == i and not isinstance(s, (A.IfStmt, A.OutputDecl)):
-                    self.err(
-                        "E307",
-                        f"`{n}` is used in its own definition",
-                        self._use_span(s, n) or s.span,
-                        label="cycle",
-                        help="a value cannot depend on itself; use a `block` and repetition for recurrence",
-                    )
-                    self_ref.add(i)
-        while True:
-            try:
-                cycle = nx.find_cycle(deps)
-            except nx.NetworkXNoCycle:
-                break
-            names = [deps.edges[a, b]["name"] for a, b in cycle]
-            first = body[cycle[0][1]]
-            self.err(
-                "E307",
-                "the graph has a cycle: " + " -> ".join(f"`{n}`" for n in names + names[:1]),
-                self._use_span(first, names[0]) or first.span,
-                label=f"`{names[0]}` is needed here",
-                secondary=[
-                    Label(
-                        self._use_span(body[b], deps.edges[a, b]["name"]) or body[b].span,
-                        f"`{deps.edges[a, b]['name']}` is needed here",
-                    )
-                    for a, b in cycle[1:]
-                ],
-                help="a value cannot depend on itself; use a `block` and repetition for recurrence",
-            )
-            self.skip_statements({a for a, _ in cycle}, body, scope, deps)
-        self.skip_statements(self_ref, body, scope, deps)
-        return list(nx.lexicographical_topological_sort(deps))
-
-    def skip_statements(
-        self, stuck: set[int], body: tuple[A.Stmt, ...], scope: Scope, deps: nx.DiGraph
-    ) -> None:
-        self._skipped |= stuck
-        self.poison_statements(stuck, body, scope)
-        deps.remove_nodes_from(stuck)
-
-    def poison_statements(
-        self, stuck: Iterable[int], body: tuple[A.Stmt, ...], scope: Scope
-    ) -> None:
-        """Statements in a cycle are not run: what they define is poisoned, and what they
-        read counts as used (no W301 on top of the E307)."""
-        for i in stuck:
-            for n, _ in defined_names(body[i]):
-                scope.values[n] = POISON
-                scope.used.add(n)
-            scope.used.update(free_names(body[i]))
-
-    def _use_span(self, s: Any, name: str) -> Span | None:
-        found: list[Span] = []
-
-        def walk(x: Any) -> None:
-            if isinstance(x, A.Name) and x.id == name:
-                found.append(x.span)
-            elif hasattr(x, "__dataclass_fields__"):
-                for f in x.__dataclass_fields__:
-                    walk(getattr(x, f))
-            elif isinstance(x, tuple):
-                for i in x:
-                    walk(i)
-
-        walk(s)
-        return found[0] if found else None
-
     def run_body(
         self,
         body: tuple[A.Stmt, ...],
@@ -505,7 +132,7 @@ class Builder:
                             t.name,
                             self.err(
                                 "E206",
-                                f"output `{t.name}` must be a tensor but is {_type_name(v)}",
+                                f"output `{t.name}` must be a tensor but is {type_name(v)}",
                                 t.span,
                             ),
                             t.span,
@@ -526,7 +153,7 @@ class Builder:
             if not isinstance(cond, Poison) and not isinstance(cond, bool):
                 cond = self.err(
                     "E204",
-                    f"an `if` condition must be true or false, not {_type_name(cond)} {_fmt(cond)}",
+                    f"an `if` condition must be true or false, not {type_name(cond)} {format_value(cond)}",
                     s.cond.span,
                     help="compare it, e.g. `if stride != 1 { ... }`",
                 )
@@ -613,7 +240,7 @@ class Builder:
             elif not isinstance(v, int) or isinstance(v, bool):
                 self.err(
                     "E201",
-                    f"a dimension must be an integer or a symbolic axis name, not {_type_name(v)}",
+                    f"a dimension must be an integer or a symbolic axis name, not {type_name(v)}",
                     d.span,
                 )
                 ok = False
@@ -662,7 +289,7 @@ class Builder:
                 if not isinstance(v, Poison) and v != real:
                     self.err(
                         "E302",
-                        f"block input `{s.name}` expects size {_fmt(v)} here but got {actual.type}",
+                        f"block input `{s.name}` expects size {format_value(v)} here but got {actual.type}",
                         where,
                         secondary=[Label(d.span, "declared here"), *origin],
                     )
@@ -697,188 +324,6 @@ class Builder:
             scope.owner_prefix + s.name, callee, args, kwargs, s.name_span
         )
         scope.spans[s.name] = s.name_span
-
-    # -------------------------------------------------------------- expressions
-    def const(self, e: A.Expr, scope: Scope) -> Any:
-        """Evaluate an expression that must be a compile-time value."""
-        v = self.value(e, scope)
-        if isinstance(v, Tensor) or (
-            isinstance(v, tuple) and any(isinstance(x, Tensor) for x in v)
-        ):
-            return self.err(
-                "E205",
-                "a tensor is used where a compile-time value is needed",
-                e.span,
-                help="layer arguments and conditions are computed before the model runs",
-            )
-        return v
-
-    def value(self, e: A.Expr, scope: Scope) -> Any:
-        try:
-            return self._value(e, scope)
-        except RecursionError:
-            return self.err("E007", "expression nested too deeply", e.span)
-
-    def _value(self, e: A.Expr, scope: Scope) -> Any:
-        if isinstance(e, (A.Num, A.Str, A.Bool)):
-            return e.value
-        if isinstance(e, A.Name):
-            return self.lookup(e, scope)
-        if isinstance(e, A.TupleExpr):
-            items = tuple(self.value(i, scope) for i in e.items)
-            return POISON if any(isinstance(i, Poison) for i in items) else items
-        if isinstance(e, A.ListExpr):
-            items_l = [self.value(i, scope) for i in e.items]
-            return POISON if any(isinstance(i, Poison) for i in items_l) else items_l
-        if isinstance(e, A.UnaryOp):
-            return self.unary(e, scope)
-        if isinstance(e, A.BinOp):
-            return self.binop(e, scope)
-        if isinstance(e, A.Call):
-            return self.call_expr(e, scope)
-        if isinstance(e, A.Pipeline):
-            return self.pipeline(e, scope)
-        raise AssertionError(f"unknown expression {e!r}")  # pragma: no cover
-
-    def lookup(self, e: A.Name, scope: Scope) -> Any:
-        if e.id in scope.values:
-            scope.used.add(e.id)
-            v = scope.values[e.id]
-            if isinstance(v, Instance):
-                return self.err(
-                    "E206",
-                    f"`{e.id}` is a shared instance; apply it to a tensor: `x -> {e.id}`",
-                    e.span,
-                )
-            return v
-        if e.id in REGISTRY or e.id in self.program.decls:
-            what = "layer" if e.id in REGISTRY else self.program.decls[e.id].word
-            return self.err(
-                "E206",
-                f"`{e.id}` is a {what}, not a value",
-                e.span,
-                help=f"apply it to a tensor: `x -> {e.id}`",
-            )
-        return self.err(
-            "E101", f"unknown name `{e.id}`", e.span, help=self.suggest_value(e.id, scope)
-        )
-
-    def suggest_value(self, name: str, scope: Scope) -> str | None:
-        """ "did you mean" for an unknown name; the suggested value counts as used, so it
-        is not also reported as unused (W301)."""
-        close = difflib.get_close_matches(name, sorted(scope.values), n=1, cutoff=0.6)
-        if not close:
-            return None
-        scope.used.add(close[0])
-        return f"did you mean `{close[0]}`?"
-
-    def unary(self, e: A.UnaryOp, scope: Scope) -> Any:
-        v = self.value(e.operand, scope)
-        if isinstance(v, Poison):
-            return v
-        if e.op == "not":
-            if not isinstance(v, bool):
-                return self.err(
-                    "E204", f"`not` needs true or false, not {_type_name(v)}", e.operand.span
-                )
-            return not v
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return self.err(
-                "E204" if not isinstance(v, Tensor) else "E205",
-                f"`{e.op}` needs a number, not {_type_name(v)}",
-                e.operand.span,
-            )
-        return -v if e.op == "-" else v
-
-    def binop(self, e: A.BinOp, scope: Scope) -> Any:
-        a = self.value(e.left, scope)
-        b = self.value(e.right, scope)
-        if isinstance(a, Poison) or isinstance(b, Poison):
-            return POISON
-        if isinstance(a, Tensor) or isinstance(b, Tensor):
-            kinds = {"+": "add", "-": "sub", "*": "mul"}
-            if e.op in kinds and isinstance(a, Tensor) and isinstance(b, Tensor):
-                return self.apply_layer(
-                    REGISTRY[kinds[e.op]], [a, b], [], [], e.span, e.op_span, scope
-                )
-            if e.op in kinds:
-                return self.err(
-                    "E206",
-                    f"`{e.op}` between a tensor and {_type_name(b if isinstance(a, Tensor) else a)}",
-                    e.span,
-                    help=f"tensor `{e.op}` takes two tensors of broadcastable shapes",
-                )
-            return self.err(
-                "E205",
-                f"`{e.op}` is not defined for tensors",
-                e.op_span,
-                help="tensors combine with `+`, `-`, `*` and layers such as `concat`",
-            )
-        op = e.op
-        try:
-            if op in ("and", "or"):
-                if not isinstance(a, bool) or not isinstance(b, bool):
-                    return self.err("E204", f"`{op}` needs true or false on both sides", e.span)
-                return (a and b) if op == "and" else (a or b)
-            if op in ("==", "!="):
-                return (a == b) if op == "==" else (a != b)
-            num = (int, float)
-            if (
-                isinstance(a, bool)
-                or isinstance(b, bool)
-                or not isinstance(a, num)
-                or not isinstance(b, num)
-            ):
-                if op == "+" and isinstance(a, str) and isinstance(b, str):
-                    return a + b
-                if op == "+" and isinstance(a, (tuple, list)) and type(a) is type(b):
-                    return a + b  # type: ignore[operator]
-                if (
-                    op == "*"
-                    and isinstance(a, (tuple, list))
-                    and isinstance(b, int)
-                    and not isinstance(b, bool)
-                ):
-                    if b > 10_000:
-                        return self.err("E204", "sequence repetition too large", e.span)
-                    return a * b
-                return self.err(
-                    "E204",
-                    f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}",
-                    e.op_span,
-                )
-            if op == "<":
-                return a < b
-            if op == "<=":
-                return a <= b
-            if op == ">":
-                return a > b
-            if op == ">=":
-                return a >= b
-            if op == "**" and isinstance(b, int) and abs(b) > 256:
-                return self.err("E204", f"exponent {b} is too large", e.right.span)
-            result = {
-                "+": lambda: a + b,
-                "-": lambda: a - b,
-                "*": lambda: a * b,
-                "/": lambda: a / b,
-                "//": lambda: a // b,
-                "%": lambda: a % b,
-                "**": lambda: a**b,
-            }[op]()
-        except ZeroDivisionError:
-            return self.err("E204", "division by zero", e.right.span)
-        except (TypeError, ValueError):
-            return self.err(
-                "E204", f"`{op}` is not defined for {_type_name(a)} and {_type_name(b)}", e.op_span
-            )
-        except OverflowError:
-            return self.err("E204", "number too large", e.span)
-        if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
-            return self.err("E204", "integer too large", e.span)
-        if isinstance(result, complex):
-            return self.err("E204", "result is not a real number", e.span)
-        return result
 
     # ------------------------------------------------------------------- calls
     def split_args(
@@ -924,32 +369,13 @@ class Builder:
             if not ok:
                 return POISON
             return self.apply(e.func, tensors, values, e.kwargs, e.span, e.func_span, scope)
-        if e.func in BUILTINS:
-            args = [self.const(a, scope) for a in e.args]
-            if any(isinstance(a, Poison) for a in args):
-                return POISON
-            if e.kwargs:
-                return self.err(
-                    "E104", f"`{e.func}` takes no keyword arguments", e.kwargs[0].name_span
-                )
-            try:
-                return BUILTINS[e.func](*args)
-            except (TypeError, ValueError, OverflowError) as ex:
-                return self.err(
-                    "E204", f"`{e.func}({', '.join(_fmt(a) for a in args)})`: {ex}", e.span
-                )
-        return self.unknown_callee(e.func, e.func_span, scope)
+        return super().call_expr(e, scope)
 
-    def unknown_callee(self, name: str, span: Span, scope: Scope) -> Poison:
-        if name in scope.values:
-            return self.err("E103", f"`{name}` is a value, not a layer or block", span)
-        candidates = list(REGISTRY) + list(self.program.decls) + list(BUILTINS)
-        return self.err(
-            "E103",
-            f"unknown layer or block `{name}`",
-            span,
-            help=did_you_mean(name, candidates) or "`nnlang layers` lists the layer kinds",
-        )
+    def tensor_binop(self, e: A.BinOp, a: Any, b: Any, scope: Scope) -> Any:
+        kinds = {"+": "add", "-": "sub", "*": "mul"}
+        if e.op in kinds and isinstance(a, Tensor) and isinstance(b, Tensor):
+            return self.apply_layer(REGISTRY[kinds[e.op]], [a, b], [], [], e.span, e.op_span, scope)
+        return super().tensor_binop(e, a, b, scope)
 
     def pipeline(self, e: A.Pipeline, scope: Scope) -> Any:
         cur = self.value(e.source, scope)
@@ -966,7 +392,7 @@ class Builder:
             else:
                 return self.err(
                     "E206",
-                    f"a pipeline carries tensors, but this is {_type_name(cur)} {_fmt(cur)}",
+                    f"a pipeline carries tensors, but this is {type_name(cur)} {format_value(cur)}",
                     e.source.span if st is e.stages[0] else st.span,
                 )
             times = 1
@@ -1037,7 +463,7 @@ class Builder:
             return n
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             return self.err(
-                "E203", f"a repeat count must be a positive integer, not {_fmt(n)}", e.span
+                "E203", f"a repeat count must be a positive integer, not {format_value(n)}", e.span
             )
         if n > 10_000:
             return self.err("E203", f"repeat count {n} is too large (at most 10000)", e.span)
@@ -1116,38 +542,6 @@ class Builder:
         )
 
     # ---------------------------------------------------------------- layers
-    def bind_attrs(
-        self,
-        kind: LayerKind,
-        values: list[tuple[Any, Span]],
-        kwargs: list[tuple[A.Kwarg, Any]],
-        span: Span,
-    ) -> tuple[Args, dict[str, Span]] | None:
-        bound = signature.bind(
-            f"`{kind.name}`",
-            kind.attrs,
-            [v for v, _ in values],
-            [(k.name, v) for k, v in kwargs],
-            usage=signature_text(kind.name, kind.attrs),
-            unusable=lambda v: isinstance(v, Poison),
-            describe=describe,
-        )
-        positional = [a.name for a in kind.attrs if not a.kw_only]
-        spans = {name: sp for name, (_, sp) in zip(positional, values, strict=False)}
-        names: dict[str, Span] = {}
-        for k, _ in kwargs:
-            names.setdefault(k.name, k.name_span)
-            spans.setdefault(k.name, k.value.span)
-        self.report_binding(
-            bound.errors,
-            kind.attrs,
-            call=span,
-            positional=[sp for _, sp in values],
-            names=names,
-            values=dict(spans),
-        )
-        return (Args(bound.values), spans) if bound.ok else None
-
     def apply_layer(
         self,
         kind: LayerKind,

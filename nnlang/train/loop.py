@@ -31,7 +31,7 @@ from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
 from nnlang.train import data as data_lib
 from nnlang.train import optim
-from nnlang.train.metrics import BoundMetric, bind_metric
+from nnlang.train.metrics import BoundMetric, bind_metric, metric_labels
 from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
 
 EVAL_BATCH = 1024
@@ -321,15 +321,13 @@ def bind_metrics(spec: TrainSpec) -> list[BoundMetric]:
     """Bound metrics with the tensors they compare. Two metrics that would share a
     column name (`accuracy` of two outputs) are named after their prediction too."""
     out = []
-    labels: dict[str, int] = {}
-    for c in spec.metrics:
+    names = metric_labels([(c.name, c.args, c.tensors) for c in spec.metrics])
+    for c, name in zip(spec.metrics, names, strict=True):
         m = bind_metric(c.name, (), c.args)
         object.__setattr__(m, "_tensors", c.tensors)
+        if name != m.label:
+            object.__setattr__(m, "_label", name)
         out.append(m)
-        labels[m.label] = labels.get(m.label, 0) + 1
-    for m in out:
-        if labels[m.label] > 1:
-            object.__setattr__(m, "_label", f"{m.label}_{m._tensors[0]}")  # type: ignore[attr-defined]
     return out
 
 

@@ -277,7 +277,7 @@ class BoundMetric:
     @property
     def label(self) -> str:
         """Column name for logs: ``accuracy``, ``top_3``, ``ece``."""
-        return f"top_{self.args['k']}" if self.name == "top_k" else self.name
+        return metric_label(self.name, self.args)
 
     def init(self) -> dict[str, np.ndarray]:
         return self.impl.zeros(**self.args)
@@ -317,3 +317,18 @@ def compute(
     """The metric over whole arrays (a name binds ``kwargs`` as its arguments)."""
     m = metric if isinstance(metric, BoundMetric) else bind_metric(metric, (), kwargs)
     return m.finalize(m.stats(jnp.asarray(preds), jnp.asarray(targets), mask))
+
+
+def metric_label(name: str, args: Mapping[str, Any]) -> str:
+    """A metric's column name in logs and for `monitor`: ``accuracy``, ``top_3``."""
+    return f"top_{args['k']}" if name == "top_k" else name
+
+
+def metric_labels(calls: Sequence[tuple[str, Mapping[str, Any], Sequence[str]]]) -> list[str]:
+    """Column names of a train section's metrics ``(name, args, tensors)``. Two that
+    would share a name (`accuracy` of two outputs) are named after their prediction."""
+    plain = [metric_label(name, args) for name, args, _ in calls]
+    return [
+        f"{lab}_{tensors[0]}" if plain.count(lab) > 1 and tensors else lab
+        for lab, (_, _, tensors) in zip(plain, calls, strict=True)
+    ]

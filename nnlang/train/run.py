@@ -23,11 +23,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from nnlang.api import model_overrides
 from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean
 from nnlang.graph.build import build as build_graph
 from nnlang.graph.checks import Budget, check_budget
 from nnlang.graph.graph import Graph
+from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
 from nnlang.train.checkpoint import Checkpoints

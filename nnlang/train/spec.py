@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, Span, did_you_mean
+from nnlang.graph.evaluate import POISON, evaluate
 from nnlang.graph.graph import Graph
+from nnlang.graph.overrides import parse_override, setting_value, split_set
 from nnlang.graph.program import Program
 from nnlang.signature import Param, check_value
 from nnlang.syntax import ast as A
@@ -315,19 +317,16 @@ _BAD = object()
 
 
 def _const_evaluator(program: Program, rep: Reporter) -> Callable[[A.Expr], Any]:
-    from nnlang.graph.build import POISON, Builder, Scope
-
-    b = Builder(program, rep)
+    """Setting values: bare words are strings here (`normalize = standardize`,
+    `monitor = val_loss`); the rest is the compile-time evaluator's."""
 
     def ev(e: A.Expr) -> Any:
         if isinstance(e, A.Name) and e.id not in ("true", "false"):
-            return (
-                e.id
-            )  # bare words are strings here: `normalize = standardize`, `monitor = val_loss`
+            return e.id
         if isinstance(e, A.ListExpr):
             items = [ev(i) for i in e.items]
             return _BAD if _BAD in items else items
-        v = b.const(e, Scope("", ""))
+        v = evaluate(e, rep, program)
         return _BAD if v is POISON else v
 
     return ev
@@ -452,7 +451,32 @@ def build_spec(
     if terms:
         pair = terms[0].call.tensors
         spec.metrics = [m if m.tensors else replace(m, tensors=pair) for m in spec.metrics]
+    if spec.monitor is not None and not _check_monitor(spec, rep):
+        return None
     return spec
+
+
+def _check_monitor(spec: TrainSpec, rep: Reporter) -> bool:
+    """`monitor` must name a value reported per epoch: `loss`, `val_loss` or a
+    validation metric (whether the data has a validation split is known at run time)."""
+    labels = metrics.metric_labels([(m.name, m.args, m.tensors) for m in spec.metrics])
+    known = {"loss", "val_loss", *(f"val_{x}" for x in labels)}
+    if spec.monitor in known:
+        return True
+    hint = did_you_mean(spec.monitor or "", known)
+    if spec.monitor in labels:
+        hint = f"metrics are measured on a validation split: `monitor = val_{spec.monitor}`"
+        if not spec.data.args.get("val"):
+            hint += ", with `val = 0.1` added to the data source"
+    rep.add(
+        Diagnostic(
+            "E403",
+            f"`monitor = {spec.monitor}` names no value reported per epoch",
+            spec.spans.get("monitor"),
+            help=hint or f"values reported per epoch: {', '.join(sorted(known))}",
+        )
+    )
+    return False
 
 
 def _scalar(sb: _SpecBuilder, s: Setting, v: Any, span: Span) -> Any:
@@ -524,46 +548,6 @@ def check_trains(program: Program, graphs: dict[str, Graph]) -> list[Diagnostic]
     return rep.diagnostics
 
 
-def parse_override(key: str, value: str, sources: Any = None) -> A.Expr:
-    """`--set key=value`: the value is nnlang syntax (`0.01`, `adam(lr = 0.01)`, `[accuracy]`).
-    With ``sources``, diagnostics about the value show it with a caret."""
-    from nnlang.syntax.parser import parse
-
-    text = f"train _ {{ {key} = {value} }}"
-    name = f"--set {key}"
-    if sources is not None:
-        sources.add(name, text)
-    try:
-        module = parse(text, name)
-    except NNError as e:
-        raise NNError(
-            Diagnostic(
-                "E406",
-                f"cannot read `--set {key}={value}`: {e.diagnostics[0].message}",
-                None,
-                help='values use .nn syntax: 0.01, "text", adam(lr = 0.01), [accuracy]',
-            )
-        ) from None
-    setting = module.trains[0].settings[0]
-    assert isinstance(setting, A.Setting)
-    return setting.value
-
-
-def literal(e: A.Expr) -> Any:
-    """The value of a literal expression (`3`, `-0.5`, `"s"`, `true`, a bare word)."""
-    if isinstance(e, (A.Num, A.Str, A.Bool)):
-        return e.value
-    if isinstance(e, A.Name):
-        return e.id
-    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, A.Num):
-        return -e.operand.value
-    if isinstance(e, (A.TupleExpr, A.ListExpr)):
-        return [literal(i) for i in e.items]
-    raise NNError(
-        Diagnostic("E406", "a model parameter given with --set must be a literal value", None)
-    )
-
-
 def _keywords_only(call: A.Call, catalog: Catalog) -> A.Call:
     """`adam(1e-3)` as `adam(lr = 1e-3)`, so `--set optimizer.lr=...` can replace it."""
     entry = catalog.get(call.func)
@@ -585,12 +569,8 @@ def apply_overrides(
     model_args: dict[str, Any] = {}
     settings: dict[str, A.Expr] = {}
     current = {s.key: s.value for s in decl.settings if isinstance(s, A.Setting)}
-    rep = Reporter()
-    ev = _const_evaluator(program, rep)
     for item in sets:
-        if "=" not in item:
-            raise NNError(Diagnostic("E406", f"`--set {item}` needs the form key=value", None))
-        key, value = (x.strip() for x in item.split("=", 1))
+        key, value = split_set(item)
         expr = parse_override(key.split(".")[-1], value, program.sources)
         if "." in key:
             head, arg = key.split(".", 1)
@@ -619,10 +599,7 @@ def apply_overrides(
             )
             settings[head] = replace(call, kwargs=kwargs)
         elif key in params:
-            v = ev(expr)
-            if rep.errors:
-                raise NNError(rep.diagnostics)
-            model_args[key] = v
+            model_args[key] = setting_value(program, expr)
         elif key in SETTINGS:
             settings[key] = expr
         else:
