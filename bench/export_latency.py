@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from flax import nnx
 
     from nnlang.export import export, gate
-    from nnlang.export.stablehlo import load_artifact
+    from nnlang.export.artifact import load_artifact
     from nnlang.train.run import open_run, train
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -133,7 +133,7 @@ def write_output(path: str, outputs: dict[str, np.ndarray], force: bool = True) 
 
 def cmd_predict(a: argparse.Namespace) -> int:
     if a.artifact:
-        from nnlang.export.stablehlo import load_artifact
+        from nnlang.export.artifact import load_artifact
 
         art = load_artifact(a.artifact)
         outputs = art.run(read_input(a.input, art.input_names))

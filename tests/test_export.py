@@ -18,7 +18,7 @@ from nnlang.cli import main as cli
 from nnlang.diagnostics import NNError
 from nnlang.export import ExportResult, export, gate
 from nnlang.export import onnx as onnx_export
-from nnlang.export.stablehlo import load_artifact, sidecar_json, sidecar_npz
+from nnlang.export.artifact import load_artifact, sidecar_json, sidecar_npz
 from nnlang.train.run import predict_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,6 +25,14 @@ import numpy as np
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.export import gate
 from nnlang.export import stablehlo as hlo
+from nnlang.export.artifact import (
+    FORMAT_VERSION,
+    onnx_call,
+    sidecar_json,
+    sidecar_npz,
+    stablehlo_call,
+)
+from nnlang.export.trace import batch_symbol, jax_dtype
 from nnlang.graph.graph import Graph
 from nnlang.train.data import Normalizer, normalizers_npz
 
@@ -86,7 +94,7 @@ def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dic
     def tensor(p: Any) -> dict[str, Any]:
         return {
             "name": p.name,
-            "dtype": str(np.dtype(hlo.jax_dtype(p.type.dtype))),
+            "dtype": str(np.dtype(jax_dtype(p.type.dtype))),
             "shape": list(p.type.shape),
             "type": str(p.type),
         }
@@ -101,17 +109,17 @@ def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dic
             pass
     return {
         "format": fmt,
-        "version": hlo.FORMAT_VERSION,
+        "version": FORMAT_VERSION,
         "model": graph.name,
         "artifact": out.name,
-        "batch_axis": hlo.batch_symbol(graph),
+        "batch_axis": batch_symbol(graph),
         "symbolic_axes": list(graph.symbols),
         "inputs": [{**tensor(p), "normalized": p.name in norms} for p in graph.inputs],
         "outputs": [tensor(p) for p in graph.outputs],
         "normalization": {
             "required": bool(norms),
             "inputs": sorted(norms),
-            "file": hlo.sidecar_npz(out).name if norms else None,
+            "file": sidecar_npz(out).name if norms else None,
             "formula": "x = (x.astype(float32) - npz['<input>/shift']) * npz['<input>/mul']",
         },
         "versions": versions,
@@ -146,7 +154,7 @@ def export(
             Diagnostic("E601", f"unknown export format `{fmt}`", help="choose stablehlo or onnx")
         )
     out = Path(out)
-    side_json, side_npz = hlo.sidecar_json(out), hlo.sidecar_npz(out)
+    side_json, side_npz = sidecar_json(out), sidecar_npz(out)
     _refuse_existing([out, side_json, side_npz], force)
     if fmt == "onnx":
         onnx_export.require()
@@ -160,13 +168,13 @@ def export(
         if fmt == "stablehlo":
             blob, platforms = hlo.export(graph, live)
             meta["platforms"] = platforms
-            call = hlo.stablehlo_call(blob)
+            call = stablehlo_call(blob)
         else:
             blob = onnx_export.export(
                 graph, live, {k: meta[k] for k in ("model", "inputs", "outputs", "normalization")}
             )
             meta["opset"] = _opset(blob)
-            call = onnx_export.onnx_call(blob, ins, outs)
+            call = onnx_call(blob, ins, outs)
     except NNError as e:  # E601 points into the .nn file: let the CLI show the line
         e.sources = setup.program.sources  # type: ignore[attr-defined]
         raise

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError
-from nnlang.export.stablehlo import jax_dtype
+from nnlang.export.trace import jax_dtype
 from nnlang.graph.graph import Graph
 
 #: format -> (rtol, atol)

@@ -1,22 +1,23 @@
 """ONNX export with jax2onnx (the optional extra ``nnlang[onnx]``).
 
-The same inference function as the StableHLO export is traced by ``jax2onnx.to_onnx``:
-weights become initializers, inputs and outputs carry the model's names, and the batch
-axis (and any named symbolic axis) is a ``dim_param``. A layer kind declared
+The same inference function as the StableHLO export (:mod:`nnlang.export.trace`) is
+traced by ``jax2onnx.to_onnx``: weights become initializers, inputs and outputs carry
+the model's names, and the batch axis (and any named symbolic axis) is a ``dim_param``. A layer kind declared
 ``onnx=False``, or one the converter fails on, is E601 at that layer's span.
+Running an ONNX artifact (onnxruntime) is :mod:`nnlang.export.artifact`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError
-from nnlang.export import stablehlo as hlo
+from nnlang.export.trace import Fn, first_failing_node, first_line, inference_fn, input_specs
 from nnlang.graph.graph import Graph
 
 INSTALL_HELP = "install the ONNX extra: pip install 'nnlang[onnx]'"
@@ -56,7 +57,7 @@ def unsupported(graph: Graph) -> list[Diagnostic]:
 
 
 def _to_onnx(
-    fn: hlo.Fn,
+    fn: Fn,
     specs: list[Any],
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
@@ -88,9 +89,7 @@ def export(graph: Graph, model: Any, meta: dict[str, Any] | None = None) -> byte
         raise NNError(bad)
     ins, outs = [p.name for p in graph.inputs], [p.name for p in graph.outputs]
     try:
-        proto = _to_onnx(
-            hlo.inference_fn(model, outs), hlo.input_specs(graph), ins, outs, graph.name
-        )
+        proto = _to_onnx(inference_fn(model, outs), input_specs(graph), ins, outs, graph.name)
     except Exception as e:  # noqa: BLE001 - converter failures of every kind
         raise _conversion_error(graph, model, e) from None
     if meta:
@@ -108,7 +107,7 @@ def export(graph: Graph, model: Any, meta: dict[str, Any] | None = None) -> byte
         raise NNError(
             Diagnostic(
                 "E601",
-                f"the ONNX model of `{graph.name}` fails onnx.checker: {hlo.first_line(e)}",
+                f"the ONNX model of `{graph.name}` fails onnx.checker: {first_line(e)}",
                 graph.span,
                 help=STABLEHLO_HELP,
             )
@@ -128,12 +127,12 @@ def export(graph: Graph, model: Any, meta: dict[str, Any] | None = None) -> byte
 
 
 def _conversion_error(graph: Graph, model: Any, e: Exception) -> NNError:
-    found = hlo.first_failing_node(graph, model, lambda fn, specs: _to_onnx(fn, specs))
+    found = first_failing_node(graph, model, lambda fn, specs: _to_onnx(fn, specs))
     if found is None:
         return NNError(
             Diagnostic(
                 "E601",
-                f"jax2onnx cannot convert model `{graph.name}`: {hlo.first_line(e)}",
+                f"jax2onnx cannot convert model `{graph.name}`: {first_line(e)}",
                 graph.span,
                 help=STABLEHLO_HELP,
             )
@@ -146,21 +145,6 @@ def _conversion_error(graph: Graph, model: Any, e: Exception) -> NNError:
             node.span,
             label="not convertible",
             help=STABLEHLO_HELP,
-            notes=[hlo.first_line(err)],
+            notes=[first_line(err)],
         )
     )
-
-
-def session(blob: bytes) -> Any:
-    """An onnxruntime CPU session, quiet about its graph optimisations."""
-    _, _, ort = require()
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(blob, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def onnx_call(
-    blob: bytes, input_names: Sequence[str], output_names: Sequence[str]
-) -> Callable[[list[np.ndarray]], list[Any]]:
-    sess = session(blob)
-    return lambda arrays: sess.run(list(output_names), dict(zip(input_names, arrays, strict=True)))

@@ -59,7 +59,7 @@ def _attention_flops(a: Args, ins: list[TensorType], outs: list[TensorType]) -> 
 def _attention_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     from flax import nnx
 
-    from nnlang.layers.lowering import Attention, dtype_of
+    from nnlang.layers.modules import Attention, dtype_of
 
     c = _attention_config(a, ins)
     mha = nnx.MultiHeadAttention(
@@ -120,7 +120,7 @@ def _attention(a: Args, ins: list[TensorType]) -> list[TensorType]:
 
 
 def _positional_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
-    from nnlang.layers.lowering import PositionalEmbedding, dtype_of
+    from nnlang.layers.modules import PositionalEmbedding, dtype_of
 
     x = ins[0]
     return PositionalEmbedding(a.max_len, int(x.shape[-1]), dtype=dtype_of(x), rngs=rngs)

@@ -186,7 +186,7 @@ def _conv_kind(name: str, n: int | None) -> None:
     def build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         from flax import nnx
 
-        from nnlang.layers.lowering import dtype_of
+        from nnlang.layers.modules import dtype_of
 
         c = _conv_config(name, a, ins[0], n)
         return nnx.Conv(
@@ -249,7 +249,7 @@ def _convt_config(a: Args, x: TensorType) -> tuple[int, tuple[int, ...], tuple[i
 def _convt_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     from flax import nnx
 
-    from nnlang.layers.lowering import dtype_of
+    from nnlang.layers.modules import dtype_of
 
     cin, kernel, stride = _convt_config(a, ins[0])
     return nnx.ConvTranspose(

@@ -57,7 +57,7 @@ def _dense_flops(a: Args, ins: list[TensorType], outs: list[TensorType]) -> int:
 def _dense_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     from flax import nnx
 
-    from nnlang.layers.lowering import dtype_of
+    from nnlang.layers.modules import dtype_of
 
     x = ins[0]
     return nnx.Linear(int(x.shape[-1]), a.units, use_bias=a.use_bias, dtype=dtype_of(x), rngs=rngs)
@@ -239,7 +239,7 @@ def _identity_fn(x: Any) -> Any:
 
 
 def _cast_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
-    from nnlang.layers.lowering import dtype_of
+    from nnlang.layers.modules import dtype_of
 
     dtype = dtype_of(ins[0].with_dtype(a.dtype))
 

@@ -63,7 +63,7 @@ def _arith_kind(name: str, op: str, what: str, n_inputs: tuple[int, int | None])
     def build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         import jax.numpy as jnp
 
-        from nnlang.layers.lowering import unsqueeze_to
+        from nnlang.layers.modules import unsqueeze_to
 
         rank = max(x.rank for x in ins)
         fn = getattr(jnp, op)

@@ -41,7 +41,7 @@ def _norm_kind(
     def build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         from flax import nnx
 
-        from nnlang.layers.lowering import dtype_of
+        from nnlang.layers.modules import dtype_of
 
         return make(nnx, a, int(ins[0].shape[-1]), dtype_of(ins[0]), rngs)
 

@@ -56,7 +56,7 @@ def _recurrent_kind(
     def build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         from flax import nnx
 
-        from nnlang.layers.lowering import Recurrent, dtype_of
+        from nnlang.layers.modules import Recurrent, dtype_of
 
         x = ins[0]
         c = getattr(nnx, cell)(int(x.shape[-1]), a.units, dtype=dtype_of(x), rngs=rngs)
