@@ -374,11 +374,11 @@ def bind(
             v = given[p.name]
         elif p.required:
             if not _misspelled(p.name, unknown):  # else E104 already said "did you mean"
-                hint = f"usage: {usage}" if usage else (f"{p.name}: {p.doc}" if p.doc else None)
+                needs = f"usage: {usage}" if usage else (f"{p.name}: {p.doc}" if p.doc else None)
                 errors.append(
                     _where(
                         ArgError(
-                            "E105", f"{owner} needs the {noun} `{p.name}`", arg=p.name, help=hint
+                            "E105", f"{owner} needs the {noun} `{p.name}`", arg=p.name, help=needs
                         ),
                         "call",
                     )
@@ -430,7 +430,7 @@ def locate(
     positional argument (``positional[i]``), of a keyword's name (``names``) or of a
     value (``values``, by parameter name), falling back to the whole ``call``."""
     names, values = names or {}, values or {}
-    if err.at == "name" and err.arg in names:
+    if err.at == "name" and err.arg is not None and err.arg in names:
         return names[err.arg]
     if err.at == "call":
         return call

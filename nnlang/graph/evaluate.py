@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,15 @@ from nnlang.shapes import TensorType
 from nnlang.syntax import ast as A
 
 MAX_INT_BITS = 128
+ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+}
 
 
 class Poison:
@@ -278,15 +288,7 @@ class Evaluator:
                 return a >= b
             if op == "**" and isinstance(b, int) and abs(b) > 256:
                 return self.err("E204", f"exponent {b} is too large", e.right.span)
-            result = {
-                "+": lambda: a + b,
-                "-": lambda: a - b,
-                "*": lambda: a * b,
-                "/": lambda: a / b,
-                "//": lambda: a // b,
-                "%": lambda: a % b,
-                "**": lambda: a**b,
-            }[op]()
+            result: Any = ARITHMETIC[op](a, b)
         except ZeroDivisionError:
             return self.err("E204", "division by zero", e.right.span)
         except (TypeError, ValueError):

@@ -91,6 +91,6 @@ def model_overrides(
             out[k.name] = (evaluate(k.value, rep, program), k.name_span)
         if rep.errors:
             raise NNError(rep.diagnostics)
-    for k, v in (extra or {}).items():
-        out[k] = (v, None)
+    for key, v in (extra or {}).items():
+        out[key] = (v, None)
     return out
