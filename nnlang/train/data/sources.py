@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nnlang.diagnostics import ArgError, did_you_mean
+from nnlang.fsio import Escape, confined
 from nnlang.train.catalog import Param, declare, resolve
 from nnlang.train.data.dataset import SOURCES, Dataset, validate
 from nnlang.train.data.splits import _SPLIT_PARAMS, _class_meta, _make
@@ -29,22 +30,22 @@ from nnlang.train.data.splits import _SPLIT_PARAMS, _class_meta, _make
 def confine(root: Path, path: str | Path, *, arg: str | None = "path") -> Path:
     """``path`` resolved against ``root``; E408 unless it stays inside ``root``.
 
-    Resolving follows symlinks and ``..``, so ``../x``, an absolute path elsewhere
-    and a link pointing out of ``root`` are all refused.
+    The rule is :func:`nnlang.fsio.confined`'s (symlinks and ``..`` followed, so ``../x``,
+    an absolute path elsewhere and a link pointing out of ``root`` are all refused);
+    ``~`` is expanded first.
     """
     if not isinstance(path, (str, Path)) or not str(path):
         raise ArgError("E403", "a data path must be a non-empty string", arg=arg)
-    base = Path(root).resolve()
     p = Path(path).expanduser() if str(path).startswith("~") else Path(path)
-    target = (p if p.is_absolute() else base / p).resolve()
-    if not target.is_relative_to(base):
+    try:
+        return confined(root, p)
+    except Escape as e:
         raise ArgError(
             "E408",
-            f"data path `{path}` leads outside the directory of the .nn file ({base})",
+            f"data path `{path}` leads outside the directory of the .nn file ({e.root})",
             arg=arg,
             help="data files must be inside the directory of the .nn file or below it",
-        )
-    return target
+        ) from None
 
 
 def _existing(root: Path, path: str, arg: str) -> Path:
