@@ -238,7 +238,7 @@ def _fmt_default(v: Any) -> str:
 
 
 def cmd_graph(a: argparse.Namespace) -> int:
-    from nnlang.train.fsio import atomic_write_bytes
+    from nnlang.fsio import atomic_write_bytes
 
     g = _graph(a)
     dot = g.to_dot()

@@ -113,7 +113,7 @@ def _too_many(names: list[str]) -> dict[str, np.ndarray]:
 def write_output(path: str, outputs: dict[str, np.ndarray], force: bool = True) -> None:
     import io
 
-    from nnlang.train.fsio import atomic_write_bytes
+    from nnlang.fsio import atomic_write_bytes
 
     if len(outputs) > 1 and not path.endswith(".npz"):
         raise NNError(

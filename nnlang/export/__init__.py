@@ -146,7 +146,7 @@ def export(
     from flax import nnx
 
     from nnlang.export import onnx as onnx_export
-    from nnlang.train.fsio import atomic_write_bytes, atomic_write_text
+    from nnlang.fsio import atomic_write_bytes, atomic_write_text
     from nnlang.train.run import open_run
 
     if fmt not in FORMATS:

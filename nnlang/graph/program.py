@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, Sources
+from nnlang.fsio import Escape, confined
 from nnlang.syntax import ast as A
 from nnlang.syntax.parser import parse
 
@@ -48,16 +49,18 @@ def _display(path: Path) -> str:
 
 
 def confine(root: Path, base: Path, rel: str) -> Path | str:
-    """Resolve ``rel`` against ``base``; return the path, or why it is refused."""
-    if os.path.isabs(rel):
-        return "absolute paths are not allowed"
-    candidate = base / rel
+    """Resolve ``rel`` against ``base``; return the path, or why it is refused.
+
+    The rule is :func:`nnlang.fsio.confined`'s, with absolute paths refused outright. The
+    path returned is ``base / rel`` as written (symlinks not resolved), for display.
+    """
     try:
-        real = candidate.resolve(strict=False)
-        real.relative_to(root.resolve())
-    except ValueError:
+        confined(root, rel, base=base, absolute=False)
+    except ValueError as e:  # Escape, or a path the OS cannot take (a NUL byte)
+        if isinstance(e, Escape) and e.absolute:
+            return "absolute paths are not allowed"
         return f"`{rel}` leaves the project folder `{_display(root)}`"
-    return candidate
+    return base / rel
 
 
 def load_text(text: str, file: str = "<input>", root: Path | None = None) -> Program:

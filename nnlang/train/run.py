@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean
+from nnlang.fsio import atomic_write_bytes, atomic_write_text
 from nnlang.graph.build import build as build_graph
 from nnlang.graph.checks import Budget, check_budget
 from nnlang.graph.graph import Graph
@@ -32,7 +33,6 @@ from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
 from nnlang.train.checkpoint import Checkpoints
 from nnlang.train.data import normalizers_npz, read_normalizers_npz
-from nnlang.train.fsio import atomic_write_bytes, atomic_write_text
 from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label, make_engine
 from nnlang.train.loop import load as load_data
 from nnlang.train.spec import TrainSpec, apply_overrides, build_spec

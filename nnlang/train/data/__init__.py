@@ -1,0 +1,58 @@
+"""Data sources, splits, validation, normalisation and input binding.
+
+A data source returns a :class:`Dataset`: named numpy arrays per split (``train`` and,
+when asked for, ``val`` and ``test``), with one row per example in each. Sources:
+
+- ``digits``, ``iris``, ``wine``, ``breast_cancer``: bundled with scikit-learn (no
+  download). ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
+  the others ``[N, F]`` float32. Labels are int32 under ``label``.
+- ``csv``, ``npz``, ``idx``: files, resolved against the .nn file's directory and
+  confined to it (:func:`confine`).
+
+Splits are carved with numpy's ``Generator`` seeded by ``seed``: deterministic, and
+stratified by class for integer labels (each split keeps the class proportions, up to
+rounding). Feature arrays are ``x`` (or the file's names); labels ``label``.
+
+Nothing is unpickled: ``np.load(..., allow_pickle=False)``.
+"""
+
+# Importing sources, arrays and normalizers (as below) is what fills the SOURCES and
+# NORMALIZERS catalogues: their entries register themselves with `@declare`.
+from nnlang.train.data.arrays import read_idx
+from nnlang.train.data.binding import bind_inputs
+from nnlang.train.data.dataset import (
+    NORMALIZERS,
+    SOURCES,
+    SPLITS,
+    Dataset,
+    check_class_labels,
+    validate,
+)
+from nnlang.train.data.normalizers import (
+    Normalizer,
+    fit_normalizer,
+    normalize,
+    normalizers_npz,
+    read_normalizers_npz,
+)
+from nnlang.train.data.sources import confine, load_data
+from nnlang.train.data.splits import split_indices
+
+__all__ = [
+    "NORMALIZERS",
+    "SOURCES",
+    "SPLITS",
+    "Dataset",
+    "Normalizer",
+    "bind_inputs",
+    "check_class_labels",
+    "confine",
+    "fit_normalizer",
+    "load_data",
+    "normalize",
+    "normalizers_npz",
+    "read_idx",
+    "read_normalizers_npz",
+    "split_indices",
+    "validate",
+]
