@@ -381,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(a.fn(a))
     except NNError as e:
+        if getattr(a, "json", False):  # `--json` verbs: stdout stays machine-readable
+            print(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]}))
         return _fail(e, fmt if fmt in ("full", "concise", "json") else "full")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

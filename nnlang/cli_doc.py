@@ -59,6 +59,11 @@ Mistakes are reported as diagnostics with a stable code (`E101`, `W301`, ...; se
   `severity`, `message`, `span` (`file`, `line`, `col`, `end_line`, `end_col`; 1-based,
   end exclusive), `label`, `secondary`, `help` and `notes`.
 
+Verbs with `--json` (`summary`, `layers`, `train`, ...) keep standard output
+machine-readable when the file has a mistake: they print
+`{"ok": false, "diagnostics": [...]}` (the objects above) on standard output, the
+rendered diagnostics on standard error, and exit with 1.
+
 A Python traceback is never shown for a mistake in a `.nn` file. If nnlang itself
 fails, it prints `error[E999]: internal error` with a one-line summary and exits
 with 2; run the command again with `NNLANG_DEBUG=1` in the environment to see the full

@@ -84,6 +84,15 @@ def test_summary_set_takes_what_train_set_takes(capsys) -> None:
     assert "E406" in capsys.readouterr().err
 
 
+def test_json_verbs_print_json_on_a_mistake(tmp_path, capsys) -> None:
+    bad = write(tmp_path, "bad.nn", "model N {\n input x: f32[4]\n output y = x -> dens(3)\n}\n")
+    assert main(["summary", str(bad), "--json"]) == 1
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert data["ok"] is False and data["diagnostics"][0]["code"] == "E103"
+    assert "did you mean `dense`?" in out.err
+
+
 def test_layers_listing(capsys) -> None:
     assert main(["layers"]) == 0
     out = capsys.readouterr().out
