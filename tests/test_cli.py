@@ -110,6 +110,8 @@ def test_graph_dot_and_svg(tmp_path, capsys) -> None:
     assert main(["graph", f, "-o", str(tmp_path / "g.dot")]) == 0
     dot = (tmp_path / "g.dot").read_text()
     assert dot.startswith('digraph "Siamese"') and "shares enc/dense" in dot
+    # label lines break with Graphviz's `\n`, not a literal backslash-n (`\\n`)
+    assert "\\\\n" not in dot and "\\nshares enc/dense" in dot
     code = main(["graph", f, "-o", str(tmp_path / "g.svg")])
     if shutil.which("dot"):
         assert code == 0 and (tmp_path / "g.svg").read_text().lstrip().startswith("<")

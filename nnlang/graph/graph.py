@@ -129,8 +129,11 @@ class Graph:
     def to_dot(self) -> str:
         """Graphviz source: one box per node with kind and output shape."""
 
+        def esc(s: str) -> str:
+            return s.replace("\\", "\\\\").replace('"', '\\"')
+
         def q(s: str) -> str:
-            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return f'"{esc(s)}"'
 
         lines = [
             f"digraph {q(self.name)} {{",
@@ -141,15 +144,17 @@ class Graph:
         for n in self.order():
             shapes = ", ".join(str(t) for t in n.out_types)
             if n.kind is None:
-                label, style = f"{n.id}\\ninput {shapes}", ", style=filled, fillcolor=lightblue"
+                parts, style = [n.id, f"input {shapes}"], ", style=filled, fillcolor=lightblue"
             else:
-                label, style = f"{n.id}\\n{n.kind.name} → {shapes}", ""
+                parts, style = [n.id, f"{n.kind.name} → {shapes}"], ""
                 if n.owner != n.id:
-                    label += f"\\nshares {n.owner}"
+                    parts.append(f"shares {n.owner}")
             if n.id in out_names:
-                label += f"\\noutput {out_names[n.id]}"
+                parts.append(f"output {out_names[n.id]}")
                 style = ", style=filled, fillcolor=palegreen"
-            lines.append(f"  {q(n.id)} [label={q(label)}{style}];")
+            # each line escaped on its own, joined by Graphviz's own line break `\n`
+            label = "\\n".join(esc(p) for p in parts)
+            lines.append(f'  {q(n.id)} [label="{label}"{style}];')
         for a, b in self.dag.edges:
             lines.append(f"  {q(a)} -> {q(b)};")
         lines.append("}")
