@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlang.diagnostics import Diagnostic, NNError, Sources, render_all
+from nnlang.signature import format_value
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -129,7 +130,7 @@ def cmd_summary(a: argparse.Namespace) -> int:
 
     t = Table(
         title=f"{g.name}"
-        + (f"({', '.join(f'{k}={_fmt_default(v)}' for k, v in g.args.items())})" if g.args else ""),
+        + (f"({', '.join(f'{k}={format_value(v)}' for k, v in g.args.items())})" if g.args else ""),
         caption="shapes are per sample; the batch axis is implicit",
     )
     for col, just in (
@@ -204,37 +205,43 @@ def cmd_layers(a: argparse.Namespace) -> int:
             )
         )
         return EXIT_OK
+    from nnlang.signature import signature_text
+
+    if not a.name:  # the listing: one line per kind, fitted to the terminal
+        width = shutil.get_terminal_size((100, 24)).columns
+        name_w = max(len(k.name) for k in kinds) + 2
+        fam_w = max(len(k.family) for k in kinds) + 2
+        room = max(width - name_w - fam_w - 1, 20)
+        print(f"{'kind':<{name_w}}{'family':<{fam_w}}summary")
+        for k in kinds:
+            first = k.doc.split(". ")[0].rstrip(".")
+            if len(first) > room:
+                first = first[: room - 1] + "…"
+            print(f"{k.name:<{name_w}}{k.family:<{fam_w}}{first}")
+        print(f"\n{len(kinds)} layer kinds; `nnlang layers NAME` shows one in full")
+        return EXIT_OK
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title="layer kinds", show_lines=bool(a.name))
-    t.add_column("kind")
-    t.add_column("family")
-    t.add_column("arguments")
+    k = kinds[0]
+    t = Table(title=f"layer `{k.name}`", show_lines=True)
+    t.add_column("argument")
+    t.add_column("type")
+    t.add_column("default")
     t.add_column("description")
-    for k in kinds:
-        args = ", ".join(
-            x.name if x.required else f"{x.name}={_fmt_default(x.default)}" for x in k.attrs
-        )
-        from rich.markup import escape
-
+    for x in k.attrs:
         t.add_row(
-            escape(k.name),
-            k.family,
-            escape(args),
-            escape(k.doc.split(". ")[0] if not a.name else k.doc),
+            escape(x.name),
+            x.type,
+            "required" if x.required else escape(format_value(x.default)),
+            escape(x.doc),
         )
-    _console().print(t)
-    if a.name and kinds[0].example:
-        print("\nexample:\n" + kinds[0].example)
+    print(f"{signature_text(k.name, k.attrs)}  ({k.family})\n\n{k.doc}\n")
+    if k.attrs:
+        _console().print(t)
+    if k.example:
+        print("\nexample:\n" + k.example)
     return EXIT_OK
-
-
-def _fmt_default(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    return "none" if v is None else str(v)
 
 
 def cmd_graph(a: argparse.Namespace) -> int:

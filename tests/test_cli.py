@@ -93,6 +93,16 @@ def test_json_verbs_print_json_on_a_mistake(tmp_path, capsys) -> None:
     assert "did you mean `dense`?" in out.err
 
 
+def test_layers_listing_is_one_line_per_kind(capsys, monkeypatch) -> None:
+    from nnlang.layers import REGISTRY
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["layers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(x) for x in lines) <= 80
+    assert len(lines) == len(REGISTRY) + 3  # header, kinds, blank, count
+
+
 def test_layers_listing(capsys) -> None:
     assert main(["layers"]) == 0
     out = capsys.readouterr().out
