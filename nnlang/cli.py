@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlang.diagnostics import Diagnostic, NNError, Sources, render_all
+from nnlang.graph.checks import add_budget_flags, budget_of
 from nnlang.signature import format_value
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
@@ -53,11 +54,8 @@ def _fail(e: NNError, fmt: str = "full") -> int:
 # ------------------------------------------------------------------ verbs
 def cmd_check(a: argparse.Namespace) -> int:
     from nnlang.api import check
-    from nnlang.graph.checks import Budget
 
-    budget = Budget(
-        max_params=a.max_params, max_activation_bytes=int(a.max_activation_mb * 1024**2)
-    )
+    budget = budget_of(a)
     status = EXIT_OK
     all_json: list[Any] = []
     for f in a.files:
@@ -82,7 +80,7 @@ def cmd_check(a: argparse.Namespace) -> int:
 def _graph(a: argparse.Namespace) -> Any:
     from nnlang.api import build
 
-    return build(a.file, a.model, sets=getattr(a, "set", None))
+    return build(a.file, a.model, sets=getattr(a, "set", None), budget=budget_of(a))
 
 
 def summary_rows(g: Any) -> list[dict[str, Any]]:
@@ -311,15 +309,7 @@ def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.Argumen
     c.add_argument(
         "--format", choices=["full", "concise", "json"], default="full", help="diagnostic format"
     )
-    c.add_argument(
-        "--max-params", type=int, default=2_000_000_000, help="refuse models with more parameters"
-    )
-    c.add_argument(
-        "--max-activation-mb",
-        type=float,
-        default=4096,
-        help="refuse models whose activations for one sample exceed this",
-    )
+    add_budget_flags(c)
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
 
     s = verb(
@@ -329,6 +319,7 @@ def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.Argumen
     )
     s.add_argument("file", metavar="FILE")
     s.add_argument("--model")
+    add_budget_flags(s)
     s.add_argument(
         "--set",
         action="append",
@@ -349,6 +340,7 @@ def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.Argumen
     gr.add_argument("file", metavar="FILE")
     gr.add_argument("-o", "--output", required=True, help="out.dot or out.svg")
     gr.add_argument("--model")
+    add_budget_flags(gr)
     gr.add_argument(
         "--set",
         action="append",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError
+from nnlang.graph.checks import add_budget_flags, budget_of
 
 EXAMPLES = {
     "train": "nnlang train examples/digits_mlp.nn --set epochs=10 --set optimizer.lr=3e-3",
@@ -33,6 +34,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         resume=a.resume,
         progress=not a.json and not a.quiet,
         cache=not a.no_cache,
+        budget=budget_of(a),
     )
     if r.stopped == "interrupted":
         flags = " ".join(f"--set {s}" for s in a.set or [])
@@ -170,6 +172,7 @@ def register(verb: Any) -> None:
         cmd_train,
     )
     t.add_argument("file", metavar="FILE")
+    add_budget_flags(t)
     t.add_argument(
         "--model", help="the model to train (default: the one the file's train section names)"
     )

@@ -93,6 +93,17 @@ def test_json_verbs_print_json_on_a_mistake(tmp_path, capsys) -> None:
     assert "did you mean `dense`?" in out.err
 
 
+@pytest.mark.parametrize("verb", ["check", "summary", "train"])
+def test_every_building_verb_takes_the_budget_flags(verb, tmp_path, capsys) -> None:
+    """The budget's diagnostic says "raise the limit with --max-params": every verb
+    that builds a model takes it (train used not to, so a big model could not train)."""
+    f = str(ROOT / "examples" / "digits_mlp.nn")
+    extra = ["--out", str(tmp_path / "r")] if verb == "train" else []
+    assert main([verb, f, "--max-params", "1000", *extra]) == 1
+    assert "E306" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_layers_listing_is_one_line_per_kind(capsys, monkeypatch) -> None:
     from nnlang.layers import REGISTRY
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from nnlang.diagnostics import Diagnostic, Reporter
 from nnlang.graph.graph import Graph
@@ -18,6 +19,31 @@ class Budget:
 
     max_params: int = 2_000_000_000
     max_activation_bytes: int = 4 * 1024**3  # one sample's activations, all nodes
+
+
+def add_budget_flags(parser: Any) -> None:
+    """`--max-params` and `--max-activation-mb`, on every verb that builds a model (the
+    budget's diagnostics name these flags, so every such verb must take them)."""
+    parser.add_argument(
+        "--max-params",
+        type=int,
+        default=Budget.max_params,
+        help="refuse models with more parameters",
+    )
+    parser.add_argument(
+        "--max-activation-mb",
+        type=float,
+        default=Budget.max_activation_bytes / 1024**2,
+        help="refuse models whose activations for one sample exceed this",
+    )
+
+
+def budget_of(args: Any) -> Budget:
+    """The :class:`Budget` an argparse namespace of :func:`add_budget_flags` asks for."""
+    return Budget(
+        max_params=args.max_params,
+        max_activation_bytes=int(args.max_activation_mb * 1024**2),
+    )
 
 
 def _human(n: float) -> str:

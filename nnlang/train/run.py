@@ -280,7 +280,7 @@ def _score(record: dict[str, Any], monitor: str) -> float | None:
 
 def train(file: str | Path, **kwargs: Any) -> RunResult:
     """Train a model from a .nn file, like `nnlang train` (options: model, sets, out,
-    resume, progress, cache, chunk_steps, max_epochs). Every NNError carries the
+    resume, progress, cache, chunk_steps, max_epochs, budget). Every NNError carries the
     sources, so diagnostics show the offending line."""
     program_sources = None
     try:
@@ -306,12 +306,13 @@ def _train(
     cache: bool = True,
     chunk_steps: int = CHUNK_STEPS,
     max_epochs: int | None = None,
+    budget: Budget | None = None,
 ) -> RunResult:
     """Train a model from a .nn file, like `nnlang train`. ``max_epochs`` stops after
     that many epochs in this call (the run can be resumed), for tests and tools."""
     enable_compilation_cache(cache)
     sets = list(sets or [])
-    s = setup(file, model, sets)
+    s = setup(file, model, sets, budget)
     spec, graph = s.spec, s.graph
     base = Path(out) if out else Path("runs") / Path(file).stem
     if resume:
