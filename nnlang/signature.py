@@ -328,13 +328,13 @@ def bind(
     errors: list[ArgError] = []
     if len(args) > len(positional):
         n = len(positional)
-        raise_at = ArgError(
+        too_many = ArgError(
             "E107",
             f"{owner} takes at most {n} positional {noun if n == 1 else plural} "
             f"but got {len(args)}",
             help=f"usage: {usage}" if usage else None,
         )
-        return Bound({}, [_where(raise_at, "value", n)])
+        return Bound({}, [_where(too_many, "value", n)])
     given: dict[str, Any] = {}
     index: dict[str, int] = {}
     for i, (p, v) in enumerate(zip(positional, args, strict=False)):
@@ -386,17 +386,16 @@ def bind(
             else:
                 failed = True
             continue
+        elif fill is None:
+            out[p.name] = p.default  # a declared default is right by construction
+            continue
         else:
-            v = fill(p, out) if fill is not None else p.default
-            if unusable(v):
-                failed = True
-                continue
-            out[p.name] = v
-            if fill is None:
-                continue  # a declared default is right by construction
+            v = fill(p, out)
         if unusable(v):
             failed = True
             continue
+        if p.name not in given:
+            out[p.name] = v  # later defaults may read it, even if it fails its check
         try:
             out[p.name] = check_value(owner, p, v, describe=describe)
         except ArgError as e:

@@ -63,6 +63,16 @@ def test_monitor_must_be_reported(tmp_path, capsys) -> None:
     assert not (tmp_path / "r").exists()
 
 
+def test_val_monitor_needs_a_validation_split(tmp_path, capsys) -> None:
+    """The name is right (checked with the train section), but the data has no `val`."""
+    f = ROOT / "examples" / "digits_mlp.nn"
+    r = tmp_path / "r"
+    assert main(["train", str(f), "--out", str(r), "-q", "--set", "monitor=val_accuracy"]) == 1
+    err = capsys.readouterr().err
+    assert "E403" in err and "add `val = 0.1` to the data source" in err
+    assert not r.exists()
+
+
 def test_duplicate_metric_columns_and_lr_logged(tmp_path) -> None:
     f = write(
         tmp_path,

@@ -55,7 +55,6 @@ class Binder:
         call_span: Span,
         *,
         what: str,
-        name_spans: dict[str, Span] | None = None,
     ) -> dict[str, Any] | None:
         """Bind a model's or block's parameters (positional, keyword, defaults)."""
         unknown_type = any(p.type not in PARAM_TYPES for p in decl.params)
@@ -86,16 +85,14 @@ class Binder:
             unusable=lambda v: isinstance(v, Poison),
             describe=describe,
         )
-        values = {k: sp for k, (_, sp) in kwargs.items()}
-        for name, e in defaults.items():
-            values.setdefault(name, e.span)
+        given = {k: sp for k, (_, sp) in kwargs.items()}  # None: given with --set
         self.report_binding(
             bound.errors,
             params,
             call=call_span,
             positional=[sp for _, sp in args],
-            names={**{k: sp for k, sp in values.items() if sp is not None}, **(name_spans or {})},
-            values=values,
+            names={k: sp for k, sp in given.items() if sp is not None},
+            values={**{name: e.span for name, e in defaults.items()}, **given},
         )
         return bound.values if bound.ok and not unknown_type else None
 

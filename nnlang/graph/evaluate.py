@@ -86,15 +86,13 @@ def format_value(v: Any) -> str:
     """A compile-time value as a message shows it (tensors by their node)."""
     if isinstance(v, Tensor):
         return f"`{v.node}`"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
     if isinstance(v, tuple):
         return "(" + ", ".join(format_value(x) for x in v) + ")"
     if isinstance(v, list):
         return "[" + ", ".join(format_value(x) for x in v) + "]"
-    return str(v)
+    if isinstance(v, float):
+        return str(v)  # as computed: `2.0`, where a signature's default reads `2`
+    return signature.format_value(v)
 
 
 def type_name(v: Any) -> str:
@@ -376,3 +374,11 @@ def evaluate(
     :data:`POISON` after reporting why it has none."""
     scope = Scope("", "", values=dict(names or {}))
     return Evaluator(reporter, program).const(expr, scope)
+
+
+def word_or_value(expr: A.Expr, reporter: Reporter, program: Program | None = None) -> Any:
+    """A train setting's value: a bare word is a string, as in `monitor = val_loss` or
+    `--set normalize=standardize`; anything else is :func:`evaluate`'s."""
+    if isinstance(expr, A.Name) and expr.id not in ("true", "false"):
+        return expr.id
+    return evaluate(expr, reporter, program)

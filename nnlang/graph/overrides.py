@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nnlang.diagnostics import Diagnostic, NNError, Reporter, Sources, Span
-from nnlang.graph.evaluate import evaluate
+from nnlang.graph.evaluate import evaluate, word_or_value
 from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
 
@@ -55,10 +55,8 @@ def parse_override(key: str, value: str, sources: Sources | None = None) -> A.Ex
 def setting_value(program: Program | None, expr: A.Expr) -> Any:
     """The compile-time value of an override (a bare word is a string, as in the file's
     train section: ``--set monitor=val_loss``)."""
-    if isinstance(expr, A.Name) and expr.id not in ("true", "false"):
-        return expr.id
     rep = Reporter()
-    v = evaluate(expr, rep, program)
+    v = word_or_value(expr, rep, program)
     if rep.errors:
         raise NNError(rep.diagnostics)
     return v

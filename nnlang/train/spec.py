@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, Span, did_you_mean
-from nnlang.graph.evaluate import POISON, evaluate
+from nnlang.graph.evaluate import POISON, word_or_value
 from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import parse_override, setting_value, split_set
 from nnlang.graph.program import Program
@@ -321,12 +321,10 @@ def _const_evaluator(program: Program, rep: Reporter) -> Callable[[A.Expr], Any]
     `monitor = val_loss`); the rest is the compile-time evaluator's."""
 
     def ev(e: A.Expr) -> Any:
-        if isinstance(e, A.Name) and e.id not in ("true", "false"):
-            return e.id
         if isinstance(e, A.ListExpr):
             items = [ev(i) for i in e.items]
             return _BAD if _BAD in items else items
-        v = evaluate(e, rep, program)
+        v = word_or_value(e, rep, program)
         return _BAD if v is POISON else v
 
     return ev
