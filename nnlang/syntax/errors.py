@@ -89,6 +89,17 @@ def _span_at(file: str, text: str, start: int, end: int) -> Span:
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 
 
+def _malformed_number_error(file: str, text: str, run: tuple[int, int]) -> Diagnostic:
+    """E006 for the characters ``text[run[0]:run[1]]`` that look like a number but are not."""
+    return Diagnostic(
+        "E006",
+        f"malformed number `{text[run[0] : run[1]]}`",
+        _span_at(file, text, *run),
+        label="not a number",
+        help="numbers look like 3, 0.5, 1e-3 or .5",
+    )
+
+
 def _malformed_number(text: str, pos: int) -> tuple[int, int] | None:
     """The extent of a malformed number touching ``pos`` (`1.2.3`, `12abc`, `1e`), if the
     run of letters, digits and dots around it starts like a number."""
@@ -147,13 +158,7 @@ def syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnost
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         run = _malformed_number(text, e.pos_in_stream) if ch in _WORD_CHARS else None
         if run is not None:
-            return Diagnostic(
-                "E006",
-                f"malformed number `{text[run[0] : run[1]]}`",
-                _span_at(file, text, *run),
-                label="not a number",
-                help="numbers look like 3, 0.5, 1e-3 or .5",
-            )
+            return _malformed_number_error(file, text, run)
         if ch == '"':
             return Diagnostic(
                 "E006",
@@ -204,13 +209,7 @@ def syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnost
         ):
             run = _malformed_number(text, start)
             if run is not None:
-                return Diagnostic(
-                    "E006",
-                    f"malformed number `{text[run[0] : run[1]]}`",
-                    _span_at(file, text, *run),
-                    label="not a number",
-                    help="numbers look like 3, 0.5, 1e-3 or .5",
-                )
+                return _malformed_number_error(file, text, run)
         prev = _prev_word(text, start) if start is not None else None
         # after a name at the start of a statement or setting: only `=` (or `,`) can follow
         statement = "EQUAL" in expected and expected <= STATEMENT_FOLLOW
