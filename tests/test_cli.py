@@ -10,7 +10,7 @@ import sys
 import pytest
 from _util import ROOT, write
 
-from nnlang.cli import _register_runtime_verbs, build_parser, main
+from nnlang.cli import build_parser, main
 
 VERBS = ["check", "summary", "layers", "graph", "train", "eval", "predict", "export"]
 
@@ -25,7 +25,7 @@ def test_every_verb_has_help_with_an_example(verb, capsys) -> None:
 
 
 def test_parser_knows_every_verb() -> None:
-    p = build_parser(_register_runtime_verbs)
+    p = build_parser()
     sub = next(a for a in p._actions if a.dest == "verb")
     assert sorted(sub.choices) == sorted(VERBS)  # type: ignore[union-attr]
 

@@ -5,7 +5,7 @@
   ```nn {E123}, one that produces that code. A block fenced ```nn file=PATH is a file
   other blocks of the same document import: it is written to PATH in a temporary
   folder, and blocks that import are checked from that folder.
-- docs/cli.md is exactly what nnlang/cli_doc.py generates from the argument parser.
+- docs/cli.md is exactly what nnlang.cli.doc.py generates from the argument parser.
 - The generated part of docs/train.md is exactly what nnlang/train/doc.py renders.
 - README.md still shows its two commands.
 """
@@ -103,15 +103,15 @@ def test_nn_block(block: Block, tmp_path: Path) -> None:
 
 
 def test_cli_md_is_generated() -> None:
-    from nnlang.cli_doc import render_markdown
+    from nnlang.cli.doc import render_markdown
 
     assert (DOCS / "cli.md").read_text("utf-8") == render_markdown(), (
-        "docs/cli.md is out of date: python -m nnlang.cli_doc > docs/cli.md"
+        "docs/cli.md is out of date: python -m nnlang.cli.doc > docs/cli.md"
     )
 
 
 def test_cli_md_covers_every_verb_and_option() -> None:
-    from nnlang.cli_doc import _verbs, build
+    from nnlang.cli.doc import _verbs, build
 
     text = (DOCS / "cli.md").read_text("utf-8")
     for name, sp in _verbs(build()).items():

@@ -37,8 +37,6 @@ RANKS: dict[str, int] = {
     "nnlang.api": 8,
     "nnlang": 8,  # the package's public door (__init__)
     "nnlang.cli": 9,
-    "nnlang.cli_doc": 9,
-    "nnlang.run_cli": 9,
 }
 
 

@@ -1,6 +1,9 @@
 """The runtime verbs of the `nnlang` command: train, eval, predict, export.
 
-Kept apart from ``cli.py`` so that `nnlang check` never imports JAX."""
+Kept apart from :mod:`nnlang.cli.model` so that `nnlang check` never imports JAX: the
+training, export and artifact modules are imported inside each verb. May import
+everything.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from nnlang.cli.report import EXIT_INTERRUPTED, EXIT_OK
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.graph.checks import add_budget_flags, budget_of
-
-EXAMPLES = {
-    "train": "nnlang train examples/digits_mlp.nn --set epochs=10 --set optimizer.lr=3e-3",
-    "eval": "nnlang eval examples/digits_mlp.nn --run runs/digits_mlp --json",
-    "predict": "nnlang predict examples/digits_mlp.nn --run runs/digits_mlp --input x.npy -o y.npy",
-    "export": "nnlang export examples/digits_mlp.nn --run runs/digits_mlp --format stablehlo --out digits.hlo",
-}
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -43,7 +39,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             f"resume with: nnlang train {a.file} {flags + ' ' if flags else ''}--out {r.run_dir} --resume",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
     if a.json:
         print(
             json.dumps(
@@ -64,7 +60,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(
             f"{split}: {shown}  ({r.steps} steps, {r.train_seconds:.1f}s training) -> {r.run_dir}"
         )
-    return 0
+    return EXIT_OK
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
@@ -162,15 +158,11 @@ def cmd_export(a: argparse.Namespace) -> int:
 
     res = export(a.file, a.run, fmt=a.format, out=a.out, force=a.force, model=a.model)
     print(res.summary())
-    return 0
+    return EXIT_OK
 
 
-def register(verb: Any) -> None:
-    t = verb(
-        "train",
-        "train a model: progress, metrics.jsonl, checkpoints and curves in a run directory",
-        cmd_train,
-    )
+# ------------------------------------------------------------------ arguments
+def train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("file", metavar="FILE")
     add_budget_flags(t)
     t.add_argument(
@@ -195,17 +187,15 @@ def register(verb: Any) -> None:
         "--no-cache", action="store_true", help="do not use JAX's persistent compilation cache"
     )
 
-    e = verb("eval", "evaluate a run's best checkpoint on the validation and test splits", cmd_eval)
+
+def eval_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("file", metavar="FILE")
     e.add_argument("--run", required=True, metavar="DIR")
     e.add_argument("--model")
     e.add_argument("--json", action="store_true")
 
-    p = verb(
-        "predict",
-        "run a trained model (or an exported StableHLO artifact) on inputs from a file",
-        cmd_predict,
-    )
+
+def predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", nargs="?")
     p.add_argument("--run", metavar="DIR")
     p.add_argument(
@@ -219,11 +209,8 @@ def register(verb: Any) -> None:
     p.add_argument("-o", "--output", required=True, help=".npy (one output) or .npz")
     p.add_argument("--model")
 
-    x = verb(
-        "export",
-        "export a trained model to StableHLO or ONNX, checked against the live model first",
-        cmd_export,
-    )
+
+def export_args(x: argparse.ArgumentParser) -> None:
     x.add_argument("file", metavar="FILE")
     x.add_argument("--run", required=True, metavar="DIR")
     x.add_argument("--format", choices=["stablehlo", "onnx"], required=True)

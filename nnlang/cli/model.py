@@ -1,54 +1,22 @@
-"""The `nnlang` command: thin, each verb a call into the pipeline.
+"""The front-end verbs of the `nnlang` command: check, summary, layers, graph.
 
-Exit codes: 0 success; 1 a mistake in a .nn file, its data or its run (diagnostics were
-printed); 2 a usage error, or an internal error (an nnlang bug, reported as such).
+They import no Flax or JAX of their own (the layer registry and the builder are enough).
+May import the pipeline up to ``nnlang.api`` and :mod:`nnlang.cli.report`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
-import traceback
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from nnlang.diagnostics import Diagnostic, NNError, Sources, render_all
+from nnlang.cli.report import EXIT_OK, EXIT_USAGE, EXIT_USER, console, report
 from nnlang.graph.checks import add_budget_flags, budget_of
 from nnlang.signature import format_value
-
-EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def report(diags: Sequence[Diagnostic], sources: Sources | None, fmt: str = "full") -> None:
-    if not diags:
-        return
-    text = render_all(diags, sources, fmt)
-    if fmt == "json":
-        print(text)
-    else:
-        print(text, file=sys.stderr)
-        n_err = sum(d.severity == "error" for d in diags)
-        n_warn = len(diags) - n_err
-        parts = [f"{n_err} error{'s' if n_err != 1 else ''}"] if n_err else []
-        if n_warn:
-            parts.append(f"{n_warn} warning{'s' if n_warn != 1 else ''}")
-        print("\n" + ", ".join(parts), file=sys.stderr)
-
-
-def _fail(e: NNError, fmt: str = "full") -> int:
-    report(e.diagnostics, getattr(e, "sources", None), fmt)
-    return EXIT_USER
 
 
 # ------------------------------------------------------------------ verbs
@@ -143,7 +111,7 @@ def cmd_summary(a: argparse.Namespace) -> int:
     for r in rows:
         params = f"{r['params']:,}" if not r["shares"] else f"shares {r['shares']}"
         t.add_row(r["name"], r["kind"], r["output"], params, f"{r['flops']:,}", str(r["line"]))
-    con = _console()
+    con = console()
     con.print(t)
     con.print(f"Total parameters: {totals['params']:,} ({_bytes(totals['param_bytes'])} as f32)")
     con.print(f"FLOPs per sample: {totals['flops']:,}")
@@ -236,7 +204,7 @@ def cmd_layers(a: argparse.Namespace) -> int:
         )
     print(f"{signature_text(k.name, k.attrs)}  ({k.family})\n\n{k.doc}\n")
     if k.attrs:
-        _console().print(t)
+        console().print(t)
     if k.example:
         print("\nexample:\n" + k.example)
     return EXIT_OK
@@ -270,40 +238,8 @@ def cmd_graph(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ------------------------------------------------------------------ parser
-EXAMPLES = {
-    "check": "nnlang check examples/digits_mlp.nn examples/residual.nn",
-    "summary": "nnlang summary examples/digits_cnn.nn --json",
-    "layers": "nnlang layers conv",
-    "graph": "nnlang graph examples/residual.nn -o residual.svg",
-}
-
-
-def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="nnlang",
-        description="Define, check, train and export neural networks written as .nn files.",
-        epilog="exit codes: 0 ok, 1 a mistake in a .nn file or its data, 2 usage or internal error.\n"
-        "run `nnlang VERB --help` for each verb's options and an example.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--version", action="version", version=f"nnlang {_version()}")
-    sub = p.add_subparsers(dest="verb", metavar="VERB")
-
-    def verb(
-        name: str, help: str, fn: Callable[[argparse.Namespace], int]
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(
-            name,
-            help=help,
-            description=help,
-            epilog=f"example:\n  {EXAMPLES.get(name, '')}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        sp.set_defaults(fn=fn)
-        return sp
-
-    c = verb("check", "parse, validate and shape-check .nn files (exit 1 on any error)", cmd_check)
+# ------------------------------------------------------------------ arguments
+def check_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument("--model", help="check only this model")
     c.add_argument(
@@ -312,98 +248,32 @@ def build_parser(extra: Callable[[Any], None] | None = None) -> argparse.Argumen
     add_budget_flags(c)
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
 
-    s = verb(
-        "summary",
-        "the layer table: each node's kind, output shape, parameters and FLOPs",
-        cmd_summary,
-    )
-    s.add_argument("file", metavar="FILE")
-    s.add_argument("--model")
-    add_budget_flags(s)
-    s.add_argument(
+
+def model_sets(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--set",
         action="append",
         metavar="PARAM=VALUE",
         help="a model parameter, its value a .nn expression, e.g. --set hidden=2*64; repeatable",
     )
+
+
+def summary_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--model")
+    add_budget_flags(s)
+    model_sets(s)
     s.add_argument("--json", action="store_true")
 
-    ly = verb("layers", "the layer catalogue: every kind with its arguments", cmd_layers)
+
+def layers_args(ly: argparse.ArgumentParser) -> None:
     ly.add_argument("name", nargs="?", help="show one kind in full")
     ly.add_argument("--json", action="store_true")
 
-    gr = verb(
-        "graph",
-        "draw the model's graph (Graphviz .dot, or .svg when `dot` is installed)",
-        cmd_graph,
-    )
+
+def graph_args(gr: argparse.ArgumentParser) -> None:
     gr.add_argument("file", metavar="FILE")
     gr.add_argument("-o", "--output", required=True, help="out.dot or out.svg")
     gr.add_argument("--model")
     add_budget_flags(gr)
-    gr.add_argument(
-        "--set",
-        action="append",
-        metavar="PARAM=VALUE",
-        help="a model parameter, its value a .nn expression, e.g. --set hidden=2*64; repeatable",
-    )
-
-    if extra is not None:
-        extra(verb)
-    return p
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("nnlang")
-    except Exception:
-        return "0+unknown"
-
-
-def _register_runtime_verbs(verb: Any) -> None:
-    from nnlang.run_cli import EXAMPLES as RUN_EXAMPLES
-    from nnlang.run_cli import register
-
-    EXAMPLES.update(RUN_EXAMPLES)
-    register(verb)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(_register_runtime_verbs)
-    a = parser.parse_args(argv)
-    if not getattr(a, "fn", None):
-        parser.print_help()
-        return EXIT_USAGE
-    fmt = getattr(a, "format", "full")
-    try:
-        return int(a.fn(a))
-    except NNError as e:
-        if getattr(a, "json", False):  # `--json` verbs: stdout stays machine-readable
-            print(json.dumps({"ok": False, "diagnostics": [d.to_json() for d in e.diagnostics]}))
-        return _fail(e, fmt if fmt in ("full", "concise", "json") else "full")
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception:
-        print(
-            "error[E999]: internal error — this is a bug in nnlang, not in your file.\n"
-            "Please report it with the file and the command. Details:",
-            file=sys.stderr,
-        )
-        if os.environ.get("NNLANG_DEBUG"):
-            traceback.print_exc()
-        else:
-            etype, value, _ = sys.exc_info()
-            print(
-                f"  {etype.__name__ if etype else 'Error'}: {value}  (set NNLANG_DEBUG=1 for the traceback)",
-                file=sys.stderr,
-            )
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    model_sets(gr)

@@ -1,9 +1,9 @@
 """Render ``docs/cli.md`` from the `nnlang` argument parser.
 
-    python -m nnlang.cli_doc > docs/cli.md
+    python -m nnlang.cli.doc > docs/cli.md
 
 Every verb, option, default, choice and example comes from
-``nnlang.cli.build_parser(nnlang.cli._register_runtime_verbs)``, the parser the
+``nnlang.cli.build_parser()``, the parser the
 command itself uses; only :data:`HEADER` is hand-written. A test keeps the file equal
 to :func:`render_markdown`.
 """
@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 HEADER = """\
-<!-- Generated from the argument parser by nnlang/cli_doc.py: do not edit by hand.
-     Regenerate with: python -m nnlang.cli_doc > docs/cli.md -->
+<!-- Generated from the argument parser by nnlang/cli/doc.py: do not edit by hand.
+     Regenerate with: python -m nnlang.cli.doc > docs/cli.md -->
 
 # Command-line reference
 
@@ -100,7 +100,7 @@ FALLBACK_HELP: dict[tuple[str, str] | str, str] = {
 def build() -> argparse.ArgumentParser:
     from nnlang import cli
 
-    return cli.build_parser(cli._register_runtime_verbs)
+    return cli.build_parser()
 
 
 def _verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -1,0 +1,44 @@
+"""What every verb shares: exit codes and how diagnostics reach the terminal.
+
+May import :mod:`nnlang.diagnostics` only (and rich, lazily).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from nnlang.diagnostics import Diagnostic, NNError, Sources, render_all
+
+#: 0 success; 1 a mistake in a .nn file, its data or its run (diagnostics were printed);
+#: 2 a usage error, or an internal error (an nnlang bug, reported as such); 130 interrupted.
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def report(diags: Sequence[Diagnostic], sources: Sources | None, fmt: str = "full") -> None:
+    """Render diagnostics: ``json`` on stdout, the others on stderr with a count line."""
+    if not diags:
+        return
+    text = render_all(diags, sources, fmt)
+    if fmt == "json":
+        print(text)
+    else:
+        print(text, file=sys.stderr)
+        n_err = sum(d.severity == "error" for d in diags)
+        n_warn = len(diags) - n_err
+        parts = [f"{n_err} error{'s' if n_err != 1 else ''}"] if n_err else []
+        if n_warn:
+            parts.append(f"{n_warn} warning{'s' if n_warn != 1 else ''}")
+        print("\n" + ", ".join(parts), file=sys.stderr)
+
+
+def fail(e: NNError, fmt: str = "full") -> int:
+    report(e.diagnostics, getattr(e, "sources", None), fmt)
+    return EXIT_USER
