@@ -27,14 +27,17 @@ class Checked:
     program: Program | None
     graphs: dict[str, Graph] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: The files' text, for rendering: the program's, or what was read before a
+    #: syntax or import mistake stopped loading.
+    sources: Sources | None = None
+
+    def __post_init__(self) -> None:
+        if self.sources is None and self.program is not None:
+            self.sources = self.program.sources
 
     @property
     def ok(self) -> bool:
         return not any(d.severity == "error" for d in self.diagnostics)
-
-    @property
-    def sources(self) -> Sources | None:
-        return self.program.sources if self.program else None
 
 
 @contextmanager
@@ -76,9 +79,7 @@ def _check(
     try:
         program = _load(source, text=text)
     except NNError as e:
-        res = Checked(None, diagnostics=e.diagnostics)
-        res._sources = getattr(e, "sources", None)  # type: ignore[attr-defined]
-        return res
+        return Checked(None, diagnostics=e.diagnostics, sources=e.sources)
     res = Checked(program)
     names = [model] if model else [m.name for m in program.models]
     if not names and not any(d.is_block for d in program.decls.values()):
@@ -136,12 +137,10 @@ def _build(
             args = {**(args or {}), **model_sets(program, sets)}
         g = build_graph(program, name, model_overrides(program, name, args) if name else {}, rep)
     except NNError as e:
-        e.sources = program.sources  # type: ignore[attr-defined]
+        e.sources = program.sources
         raise
     check_budget(g, budget or Budget(), rep)
     if rep.errors:
-        err = NNError(rep.diagnostics)
-        err.sources = program.sources  # type: ignore[attr-defined]
-        raise err
+        raise NNError(rep.diagnostics, program.sources)
     g.program = program  # type: ignore[attr-defined]
     return g

@@ -153,12 +153,19 @@ class Diagnostic:
 
 
 class NNError(Exception):
-    """Raised to carry one or more diagnostics out of a stage."""
+    """Raised to carry one or more diagnostics out of a stage.
 
-    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]) -> None:
+    ``sources`` holds the text of the files the diagnostics point into, for rendering
+    carets; the stage that loaded the files fills it in as the error passes through.
+    """
+
+    def __init__(
+        self, diagnostics: Diagnostic | Sequence[Diagnostic], sources: Sources | None = None
+    ) -> None:
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
         self.diagnostics = list(diagnostics)
+        self.sources = sources
         super().__init__("; ".join(f"{d.code}: {d.message}" for d in self.diagnostics))
 
 

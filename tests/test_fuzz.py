@@ -108,7 +108,7 @@ def assert_well_behaved(text: str) -> Checked:
             assert d.span.col >= 1, (d.code, d.span)
     if res.ok:
         assert res.graphs or res.program is not None
-    sources = res.sources or getattr(res, "_sources", None)
+    sources = res.sources
     render_all(res.diagnostics, sources, "full")
     render_all(res.diagnostics, sources, "concise")
     json.loads(render_all(res.diagnostics, sources, "json"))

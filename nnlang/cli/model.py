@@ -28,7 +28,7 @@ def cmd_check(a: argparse.Namespace) -> int:
     all_json: list[Any] = []
     for f in a.files:
         res = check(f, model=a.model, budget=budget)
-        sources = res.sources or getattr(res, "_sources", None)
+        sources = res.sources
         if a.format == "json":
             all_json.extend(d.to_json() for d in res.diagnostics)
         else:

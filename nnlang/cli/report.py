@@ -40,5 +40,5 @@ def report(diags: Sequence[Diagnostic], sources: Sources | None, fmt: str = "ful
 
 
 def fail(e: NNError, fmt: str = "full") -> int:
-    report(e.diagnostics, getattr(e, "sources", None), fmt)
+    report(e.diagnostics, e.sources, fmt)
     return EXIT_USER

@@ -93,7 +93,7 @@ def _load_main(display: str, text: str, root: Path, base: Path, key: str) -> Pro
         _add_module(prog, module, base, [key], rep, {key}, is_main=True)
         rep.raise_if_errors()
     except NNError as e:
-        e.sources = sources  # type: ignore[attr-defined]
+        e.sources = sources
         raise
     return prog
 
