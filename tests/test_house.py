@@ -183,3 +183,29 @@ def test_shared_modules_type_check_strictly() -> None:
         text=True,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_error_code_is_declared_and_raised() -> None:
+    """Error codes are written as literals (``"E101"``: the code users see and grep for)
+    and checked here over every path, not only the paths a test happens to run: each
+    literal in nnlang/ is declared in ``diagnostics.CODES``, and each declared code is
+    raised somewhere."""
+    import re
+
+    from nnlang.diagnostics import CODES
+
+    used: dict[str, list[str]] = {}
+    for path in sorted(PKG.rglob("*.py")):
+        if path.name == "diagnostics.py" and path.parent == PKG:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and re.fullmatch(r"[EW]\d{3}", node.value)
+            ):
+                used.setdefault(node.value, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    undeclared = {c: where for c, where in used.items() if c not in CODES}
+    assert not undeclared, f"codes not declared in diagnostics.CODES: {undeclared}"
+    never = [c for c in CODES if c not in used and c != "E999"]  # E999: cli.main's bug report
+    assert not never, f"declared codes nothing raises (remove them or raise them): {never}"
