@@ -383,11 +383,14 @@ def test_wrong_inputs_are_E604_naming_the_input(exports: Exports, tmp_path: Path
         10,
     )  # flat rows, like predict --run
     assert art.run({"image": np.zeros((2, 8, 8, 1), np.float64)})["logits"].dtype == np.float32
-    # integer input: floats refused, wider ints narrowed, symbolic sizes must agree
+    # integer input (the one fitting rule, as for training data): fractional floats
+    # refused, whole-number floats and wider ints in range cast, symbolic sizes agree
     seq = load_artifact(exports("seq", "stablehlo").path)
     with pytest.raises(NNError) as e:
-        seq.run({"tokens": np.zeros((2, 5), np.float32)})
+        seq.run({"tokens": np.full((2, 5), 0.5, np.float32)})
     assert _code(e) == "E604" and "`tokens`" in e.value.diagnostics[0].message
+    assert "fractional" in e.value.diagnostics[0].message
+    assert seq.run({"tokens": np.zeros((2, 5), np.float32)})["logits"].shape == (2, 2)
     with pytest.raises(NNError) as e:
         seq.run({"tokens": np.full((2, 5), 2**40)})
     assert _code(e) == "E604"

@@ -10,19 +10,18 @@ uses; the file layout (sidecar names, :data:`FORMAT_VERSION`) is defined here to
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.export.onnx import require
 from nnlang.export.trace import first_line
+from nnlang.fitting import Misfit, fit_array
 
 FORMAT_VERSION = 1
 
@@ -56,67 +55,21 @@ class TensorInfo:
         return TensorInfo(str(d["name"]), str(d["dtype"]), shape, str(d.get("type", "")))
 
 
-def _kind(dt: Any) -> str:
-    dt = jnp.dtype(dt)
-    if dt == jnp.bool_:
-        return "b"
-    if jnp.issubdtype(dt, jnp.integer):
-        return "i"
-    if jnp.issubdtype(dt, jnp.floating):
-        return "f"
-    return "?"
-
-
-def _bad(name: str, message: str, help: str | None = None) -> NNError:
-    return NNError(Diagnostic("E604", f"input `{name}`: {message}", help=help))
-
-
 def fit_input(info: TensorInfo, x: Any, sizes: dict[str, int], batch: str) -> np.ndarray:
-    """``x`` checked against ``info`` (rank, fixed and symbolic sizes, dtype) and cast
-    where that loses nothing but precision; E604 naming the input otherwise."""
-    x = np.asarray(x)
-    want = info.shape
-    expected = f"expected {info.text} per sample (a leading batch axis, then those axes)"
-    if (
-        x.ndim != len(want) + 1
-        and x.ndim >= 1
-        and all(isinstance(d, int) for d in want)
-        and math.prod(x.shape[1:]) == math.prod(want)
-    ):  # type: ignore[arg-type]
-        x = x.reshape((x.shape[0], *want))  # like `nnlang predict --run`: [N, 64] for [8, 8, 1]
-    if x.ndim != len(want) + 1 or any(
-        isinstance(d, int) and d != a for d, a in zip(want, x.shape[1:], strict=False)
-    ):
-        raise _bad(
-            info.name,
-            f"{expected}, got an array of shape {list(x.shape)}",
-            help="the first axis is the batch; the rest must match the exported shape",
+    """``x`` fitted to ``info`` by the one rule of :mod:`nnlang.fitting` (rank, fixed and
+    symbolic sizes, dtype); E604 naming the input otherwise."""
+    try:
+        return fit_array(
+            x,
+            info.shape,
+            info.dtype,
+            what=f"input `{info.name}`",
+            type_text=info.text,
+            sizes=sizes,
+            batch=batch,
         )
-    for sym, actual in zip((batch, *want), x.shape, strict=True):
-        if isinstance(sym, str):
-            seen = sizes.setdefault(sym, actual)
-            if seen != actual:
-                what = "the batch size" if sym == batch else f"symbolic axis `{sym}`"
-                raise _bad(
-                    info.name,
-                    f"{what} is {actual} here but {seen} in an earlier input; inputs must agree",
-                )
-    target = jnp.dtype(info.dtype)
-    if x.dtype == target:
-        return x
-    src, dst = _kind(x.dtype), _kind(target)
-    if (src, dst) not in {("f", "f"), ("i", "i"), ("b", "b"), ("b", "i"), ("b", "f"), ("i", "f")}:
-        raise _bad(
-            info.name,
-            f"{expected}; an array of {x.dtype} cannot be cast to {info.dtype} without loss",
-            help=f"pass {info.dtype} values"
-            + (" (whole numbers, e.g. token ids)" if dst == "i" else ""),
-        )
-    if src == "i" and dst == "i" and x.size:
-        lo, hi = np.iinfo(target).min, np.iinfo(target).max
-        if x.min() < lo or x.max() > hi:
-            raise _bad(info.name, f"values from {x.min()} to {x.max()} do not fit {info.dtype}")
-    return x.astype(target)
+    except Misfit as e:
+        raise NNError(Diagnostic("E604", e.message, help=e.help)) from None
 
 
 class Artifact:
@@ -155,7 +108,12 @@ class Artifact:
         for info in self.inputs:
             if info.name not in inputs:
                 given = f"; got arrays named {', '.join(map(str, inputs))}" if inputs else ""
-                raise _bad(info.name, f"missing (expected {info.text} per sample){given}")
+                raise NNError(
+                    Diagnostic(
+                        "E604",
+                        f"input `{info.name}`: missing (expected {info.text} per sample){given}",
+                    )
+                )
             x = fit_input(info, inputs[info.name], sizes, self.batch)
             if normalize and info.name in self.normalizers:
                 x = self.normalizers[info.name].apply(x)
