@@ -3,7 +3,8 @@
 The settings are declared in :mod:`nnlang.train.settings` (``SETTINGS``, with the
 `--set` overrides). Named calls (`data = digits(test = 0.2)`, `optimizer = adam(lr =
 1e-3)`) are bound here, once, against the catalogues of this package, so a typo is
-caught by `nnlang check`, at its line.
+caught by `nnlang check`, at its line; each :class:`CallSpec` carries its entry and its
+bound arguments (defaults filled in), and the loop runs them as they are.
 
 Imports: the diagnostics, the graph (program, evaluator, graph), the syntax tree, and
 this package's catalogues and settings.
@@ -28,7 +29,10 @@ from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
 # ---------------------------------------------------------------- values
 @dataclass(frozen=True)
 class CallSpec:
-    """A bound named call: `adam(lr = 1e-3)` -> entry `adam`, args {"lr": 0.001, ...}."""
+    """A bound named call: `adam(lr = 1e-3)` -> entry `adam`, args {"lr": 0.001, ...}.
+
+    ``args`` is the one binding of the call (every param, defaults filled in): whoever
+    runs the call passes them to ``entry`` as they are, never binding them again."""
 
     entry: Entry
     args: dict[str, Any]
