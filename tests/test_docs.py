@@ -133,7 +133,7 @@ def test_train_md_catalogue_is_generated() -> None:
 
 
 def test_train_md_documents_every_setting() -> None:
-    from nnlang.train.spec import SETTINGS
+    from nnlang.train.settings import SETTINGS
 
     text = (DOCS / "train.md").read_text("utf-8")
     prose = text[: text.find("<!-- BEGIN GENERATED -->")]

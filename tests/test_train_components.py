@@ -638,3 +638,58 @@ def test_augment_shapes_determinism_and_flip_shift_semantics() -> None:
     _raises("E403", augment.make_augment, [("flip", [], {})], sample_shape=(64,))
     _raises("E403", augment.make_augment([("shift", [2], {})]), key, jnp.zeros((4, 64)))
     assert _raises("E202", augment.make_augment, [("shift", [0], {})]).arg == "pixels"
+
+
+# ------------------------------------------------------------------------- bind once
+_ONCE = """
+model M { input x: f32[4]  output logits = x -> dense(3) }
+train M {
+    data      = iris(test = 0.2)
+    loss      = cross_entropy(logits, label)
+    optimizer = sgd(0.5)
+    schedule  = cosine
+    normalize = standardize
+    augment   = [noise(0.01)]
+    metrics   = [top_k(2)]
+    batch     = 16
+}
+"""
+
+
+def test_the_spec_binds_every_call_once_and_the_loop_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catalogue calls are bound by the train section (with `--set` applied) and the
+    loop runs what it bound: no second binding, no restated default."""
+    from nnlang.diagnostics import NNError
+    from nnlang.lower.network import lower
+    from nnlang.train.loop import current_lr, load, make_engine
+    from nnlang.train.run import setup
+
+    f = tmp_path / "once.nn"
+    f.write_text(_ONCE)
+    calls: list[str] = []
+    real = catalog.bind_or_raise
+    monkeypatch.setattr(
+        catalog, "bind_or_raise", lambda owner, *a, **k: calls.append(owner) or real(owner, *a, **k)
+    )
+    s = setup(f, sets=["optimizer.lr=0.05"])
+    assert sorted(calls) == sorted(
+        ["`iris`", "`cross_entropy`", "`sgd`", "`cosine`", "`standardize`", "`noise`", "`top_k`"]
+    )
+    assert s.spec.optimizer.args == {
+        "lr": 0.05,
+        "momentum": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    }
+    calls.clear()
+    d = load(s.graph, s.spec, s.program.root)
+    engine = make_engine(s.graph, s.spec, lower(s.graph, 0), d.size("train"), {"x": (4,)})
+    assert calls == [], f"bound again after the spec: {calls}"
+    assert current_lr(engine, engine.state) == pytest.approx(0.05)
+    assert [m.label for m in engine.metrics] == ["top_2"]
+    # a bad override is the spec's error, raised before any data is loaded
+    with pytest.raises(NNError) as info:
+        setup(f, sets=["optimizer.lr=-1"])
+    assert [x.code for x in info.value.diagnostics] == ["E202"]

@@ -105,8 +105,16 @@ def bind_augment(
     """One augmentation call, checked; with ``sample_shape`` (per sample, no batch axis)
     image augmentations on non-image data are refused now rather than at trace time."""
     entry, bound = resolve(AUGMENTATIONS, "augmentation", name, args, kwargs)
+    return augment_from(entry, bound, sample_shape)
+
+
+def augment_from(
+    entry: Entry, bound: Mapping[str, Any], sample_shape: Sequence[Any] | None = None
+) -> Augment:
+    """:func:`bind_augment` for a call already bound to ``entry`` (every param in
+    ``bound``): nothing is bound again."""
     if sample_shape is not None and entry.extra.get("image"):
-        _need_image(name, len(sample_shape) + 1)
+        _need_image(entry.name, len(sample_shape) + 1)
     return entry.fn(**bound)
 
 
@@ -116,7 +124,12 @@ def make_augment(
 ) -> Augment:
     """Compose ``[(name, args, kwargs), ...]`` into one ``fn(key, x) -> x``, applied
     in order, each with its own split of the key."""
-    fns = [bind_augment(n, a, k, sample_shape) for n, a, k in specs]
+    return compose([bind_augment(n, a, k, sample_shape) for n, a, k in specs])
+
+
+def compose(fns: Sequence[Augment]) -> Augment:
+    """Augmentations applied in order, each with its own split of the key."""
+    fns = list(fns)
 
     def apply(key: jax.Array, x: jax.Array) -> jax.Array:
         if not fns:

@@ -31,7 +31,7 @@ from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
 from nnlang.train import data as data_lib
 from nnlang.train import optim
-from nnlang.train.metrics import BoundMetric, bind_metric, metric_labels
+from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
 from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
 
 EVAL_BATCH = 1024
@@ -72,7 +72,7 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
     """Load, bind and normalise the data; every problem is a diagnostic naming the
     setting, file or model input, before any compute."""
     try:
-        ds = data_lib.load_data(spec.data.name, (), spec.data.args, root=root)
+        ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
     except ArgError as e:
         raise arg_error(e, spec.data.span) from None
     model_inputs = {p.name: (p.type.dtype, p.type.shape) for p in graph.inputs}
@@ -80,8 +80,8 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         mapping = data_lib.bind_inputs(ds, model_inputs)
         norms: dict[str, data_lib.Normalizer] = {}
         if spec.normalize is not None:
-            norms = data_lib.normalize(
-                ds, spec.normalize.name, (), spec.normalize.args, keys=list(mapping.values())
+            norms = data_lib.normalize_from(
+                ds, spec.normalize.entry, spec.normalize.args, keys=list(mapping.values())
             )
     except ArgError as e:
         raise arg_error(
@@ -323,7 +323,7 @@ def bind_metrics(spec: TrainSpec) -> list[BoundMetric]:
     out = []
     names = metric_labels([(c.name, c.args, c.tensors) for c in spec.metrics])
     for c, name in zip(spec.metrics, names, strict=True):
-        m = bind_metric(c.name, (), c.args)
+        m = metric_from(c.entry, c.args)
         object.__setattr__(m, "_tensors", c.tensors)
         if name != m.label:
             object.__setattr__(m, "_label", name)
@@ -355,25 +355,19 @@ def make_engine(
     total = steps_per_epoch * spec.epochs
     opt_call: CallSpec = spec.optimizer
     try:
-        schedule = optim.make_schedule(
-            spec.schedule.name,
-            spec.schedule.args,
-            opt_call.args.get("lr", 1e-3),
-            total,
-            steps_per_epoch,
+        schedule = optim.schedule_from(
+            spec.schedule.entry, spec.schedule.args, opt_call.args["lr"], total, steps_per_epoch
         )
-        tx = optim.make_optimizer(opt_call.name, opt_call.args, schedule, spec.clip)
+        tx = optim.optimizer_from(opt_call.entry, opt_call.args, schedule, spec.clip)
     except ArgError as e:
         raise arg_error(e, spec.optimizer.span) from None
     aug = None
     if spec.augment:
         image_inputs = [n for n, s in sample_shapes.items() if len(s) == 3]
         try:
-            aug = augment_lib.make_augment(
-                [(c.name, (), c.args) for c in spec.augment],
-                sample_shape=next(iter(sample_shapes.values()))
-                if not image_inputs
-                else sample_shapes[image_inputs[0]],
+            shape = sample_shapes[image_inputs[0] if image_inputs else next(iter(sample_shapes))]
+            aug = augment_lib.compose(
+                [augment_lib.augment_from(c.entry, c.args, shape) for c in spec.augment]
             )
         except ArgError as e:
             raise arg_error(e, spec.spans.get("augment")) from None

@@ -308,7 +308,13 @@ def bind_metric(
     name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
 ) -> BoundMetric:
     entry, bound = resolve(METRICS, "metric", name, args, kwargs)
-    return BoundMetric(name, bound, entry.fn, entry.extra["greater_is_better"])
+    return metric_from(entry, bound)
+
+
+def metric_from(entry: Entry, bound: Mapping[str, Any]) -> BoundMetric:
+    """The metric of a call already bound to ``entry`` (every param in ``bound``):
+    nothing is bound again."""
+    return BoundMetric(entry.name, bound, entry.fn, entry.extra["greater_is_better"])
 
 
 def compute(

@@ -3,7 +3,9 @@
 The optimizer's ``lr`` is the base (peak) learning rate; the schedule shapes it over
 ``total_steps``. The caller binds the optimizer first (:func:`bind_optimizer`) to learn
 ``lr``, builds the schedule (:func:`make_schedule`), then the transformation
-(:func:`make_optimizer`); :func:`build` does the three in one go.
+(:func:`make_optimizer`); :func:`build` does the three in one go. The train section
+binds its calls once, in :mod:`nnlang.train.spec`; :func:`schedule_from` and
+:func:`optimizer_from` run such bound calls without binding them again.
 
 The optimizer proper is wrapped in ``optax.inject_hyperparams`` so the current learning
 rate lives in the optimizer state; :func:`current_lr` reads it back for logging.
@@ -198,6 +200,14 @@ def make_schedule(
     optimizer steps in the run (epochs * steps_per_epoch).
     """
     entry, bound = resolve(SCHEDULES, "schedule", name, args, kwargs)
+    return schedule_from(entry, bound, lr, total_steps, steps_per_epoch)
+
+
+def schedule_from(
+    entry: Entry, bound: Mapping[str, Any], lr: float, total_steps: int, steps_per_epoch: int
+) -> optax.Schedule:
+    """:func:`make_schedule` for a call already bound to ``entry`` (every param in
+    ``bound``): nothing is bound again."""
     return entry.fn(float(lr), int(total_steps), int(steps_per_epoch), **bound)
 
 
@@ -394,13 +404,25 @@ def make_optimizer(
     *,
     args: Sequence[Any] = (),
 ) -> optax.GradientTransformation:
-    """The optax transformation for ``optimizer = name(...)``.
+    """The optax transformation for ``optimizer = name(...)`` (see :func:`optimizer_from`)."""
+    entry, bound = resolve(OPTIMIZERS, "optimizer", name, args, kwargs)
+    return optimizer_from(entry, bound, schedule, clip)
+
+
+def optimizer_from(
+    entry: Entry,
+    bound: Mapping[str, Any],
+    schedule: optax.Schedule | None = None,
+    clip: float | None = None,
+) -> optax.GradientTransformation:
+    """The optax transformation for a call already bound to ``entry`` (every param in
+    ``bound``, which is left as it is): nothing is bound again.
 
     ``schedule`` replaces the constant ``lr`` when given. ``clip`` (a positive float)
     chains ``clip_by_global_norm`` first. A ``weight_decay`` on optimizers without a
     decoupled one is ``add_decayed_weights`` on the clipped gradient (L2, coupled).
     """
-    entry, bound = resolve(OPTIMIZERS, "optimizer", name, args, kwargs)
+    bound = dict(bound)
     lr = bound.pop("lr")
     # adamw and lamb decay inside the optimizer (decoupled); the rest get it here
     coupled_wd = 0.0 if entry.extra.get("decoupled_decay") else bound.pop("weight_decay")
@@ -426,7 +448,7 @@ def build(
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """Optimizer and schedule from their calls ``(name, args, kwargs)`` in one go."""
     name, args, kwargs = optimizer
-    bound = bind_optimizer(name, args, kwargs)
+    entry, bound = resolve(OPTIMIZERS, "optimizer", name, args, kwargs)
     if schedule is None:
         sched = optax.constant_schedule(bound["lr"])
     else:
@@ -434,7 +456,7 @@ def build(
         sched = make_schedule(
             s_name, s_kwargs, bound["lr"], total_steps, steps_per_epoch, args=s_args
         )
-    return make_optimizer(name, bound, sched, clip), sched
+    return optimizer_from(entry, bound, sched, clip), sched
 
 
 def current_lr(opt_state: Any) -> jax.Array:

@@ -35,7 +35,8 @@ from nnlang.train.checkpoint import Checkpoints
 from nnlang.train.data import normalizers_npz, read_normalizers_npz
 from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label, make_engine
 from nnlang.train.loop import load as load_data
-from nnlang.train.spec import TrainSpec, apply_overrides, build_spec
+from nnlang.train.settings import apply_overrides
+from nnlang.train.spec import TrainSpec, build_spec
 
 CHUNK_STEPS = 500  # at most this many steps between two looks at Ctrl-C / SIGTERM
 

@@ -1,8 +1,13 @@
 """The `train` section: validated field by field into a :class:`TrainSpec`.
 
-Every setting is declared once in :data:`SETTINGS` (docs and `--set` read it). Named
-calls (`data = digits(test = 0.2)`, `optimizer = adam(lr = 1e-3)`) are bound against the
-catalogues in this package, so a typo is caught by `nnlang check`, at its line.
+The settings are declared in :mod:`nnlang.train.settings` (``SETTINGS``, with the
+`--set` overrides). Named calls (`data = digits(test = 0.2)`, `optimizer = adam(lr =
+1e-3)`) are bound here, once, against the catalogues of this package, so a typo is
+caught by `nnlang check`, at its line; each :class:`CallSpec` carries its entry and its
+bound arguments (defaults filled in), and the loop runs them as they are.
+
+Imports: the diagnostics, the graph (program, evaluator, graph), the syntax tree, and
+this package's catalogues and settings.
 """
 
 from __future__ import annotations
@@ -11,21 +16,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, Span, did_you_mean
+from nnlang.diagnostics import ArgError, Diagnostic, Label, Reporter, Span, did_you_mean
 from nnlang.graph.evaluate import POISON, word_or_value
 from nnlang.graph.graph import Graph
-from nnlang.graph.overrides import parse_override, setting_value, split_set
 from nnlang.graph.program import Program
-from nnlang.signature import Param, check_value
 from nnlang.syntax import ast as A
-from nnlang.train import augment, data, losses, metrics, optim
+from nnlang.train import losses, metrics
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
+from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
 
 
 # ---------------------------------------------------------------- values
 @dataclass(frozen=True)
 class CallSpec:
-    """A bound named call: `adam(lr = 1e-3)` -> entry `adam`, args {"lr": 0.001, ...}."""
+    """A bound named call: `adam(lr = 1e-3)` -> entry `adam`, args {"lr": 0.001, ...}.
+
+    ``args`` is the one binding of the call (every param, defaults filled in): whoever
+    runs the call passes them to ``entry`` as they are, never binding them again."""
 
     entry: Entry
     args: dict[str, Any]
@@ -94,91 +101,6 @@ class TrainSpec:
 
         walk(self.loss)
         return out
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    kind: str  # call, calls, loss, int, float, str
-    doc: str
-    default: Any = None
-    required: bool = False
-    min: float | None = None
-
-
-SETTINGS: dict[str, Setting] = {
-    s.name: s
-    for s in [
-        Setting(
-            "data",
-            "call",
-            "the data source and its splits, e.g. `digits(test = 0.2, val = 0.1)`",
-            required=True,
-        ),
-        Setting(
-            "loss",
-            "loss",
-            "the loss: loss calls over outputs and labels, penalties (`l1`, `l2`), numbers, `+ - * /`",
-            required=True,
-        ),
-        Setting("optimizer", "call", "the Optax optimizer, e.g. `adam(lr = 1e-3)`", "adam"),
-        Setting(
-            "schedule", "call", "the learning-rate schedule over the optimizer's `lr`", "constant"
-        ),
-        Setting(
-            "normalize",
-            "call",
-            "feature normalisation fitted on the training split: `standardize`, `minmax`, `scale(f)`",
-        ),
-        Setting(
-            "augment",
-            "calls",
-            "data augmentation applied to training batches on the device, e.g. `[flip, shift(1)]`",
-        ),
-        Setting(
-            "metrics", "calls", "metrics reported per epoch on the validation and test splits", []
-        ),
-        Setting("batch", "int", "samples per training step", 32, min=1),
-        Setting("epochs", "int", "passes over the training split", 10, min=1),
-        Setting(
-            "seed", "int", "seeds initialisation, data order, dropout and augmentation", 0, min=0
-        ),
-        Setting("clip", "float", "clip gradients to this global norm", None, min=0),
-        Setting(
-            "keep",
-            "int",
-            "how many recent checkpoints to keep (the best one is kept too)",
-            3,
-            min=1,
-        ),
-        Setting("checkpoint_every", "int", "write a checkpoint every N epochs", 1, min=1),
-        Setting(
-            "monitor",
-            "str",
-            "the metric that chooses the best checkpoint and early stopping, e.g. `val_accuracy`",
-            None,
-        ),
-        Setting(
-            "patience",
-            "int",
-            "stop after this many epochs without improvement of `monitor`",
-            None,
-            min=1,
-        ),
-        Setting(
-            "init_from", "str", "fine-tune: start from the parameters of this run directory", None
-        ),
-    ]
-}
-
-CATALOGS: dict[str, tuple[Catalog, str]] = {
-    "data": (data.SOURCES, "data source"),
-    "optimizer": (optim.OPTIMIZERS, "optimizer"),
-    "schedule": (optim.SCHEDULES, "schedule"),
-    "normalize": (data.NORMALIZERS, "normalizer"),
-    "augment": (augment.AUGMENTATIONS, "augmentation"),
-    "metrics": (metrics.METRICS, "metric"),
-}
 
 
 # ---------------------------------------------------------------- building
@@ -380,33 +302,38 @@ def build_spec(
         settings[s.key] = s.value
         spans[s.key] = s.value.span
         key_spans[s.key] = s.key_span
-    for k, v in (overrides or {}).items():
-        settings[k] = v
-        spans[k] = v.span
-    for s in SETTINGS.values():
-        if s.required and s.name not in settings:
+    for k, x in (overrides or {}).items():
+        settings[k] = x
+        spans[k] = x.span
+    for setting in SETTINGS.values():
+        if setting.required and setting.name not in settings:
             sb.err(
                 "E402",
-                f"train section for `{decl.model}` needs `{s.name}`",
+                f"train section for `{decl.model}` needs `{setting.name}`",
                 decl.model_span,
-                help=f"add `{s.name} = ...`: {s.doc}",
+                help=f"add `{setting.name} = ...`: {setting.doc}",
             )
     values: dict[str, Any] = {}
     for key, e in settings.items():
-        s = SETTINGS[key]
-        if s.kind == "loss":
+        setting = SETTINGS[key]
+        v: Any
+        if setting.kind == "loss":
             v = sb.loss(e)
-        elif s.kind == "call":
+        elif setting.kind == "call":
             cat, word = CATALOGS[key]
             v = sb.call(key, e, catalog=cat, word=word)
-        elif s.kind == "calls":
+        elif setting.kind == "calls":
             cat, word = CATALOGS[key]
             v = sb.calls(key, e, catalog=cat, word=word, tensors=2 if key == "metrics" else 0)
         else:
             v = ev(e)
             if v is not _BAD:
-                v = _scalar(sb, s, v, e.span)
-        if v is None and s.kind in ("call", "calls", "loss"):
+                try:
+                    v = check_scalar(setting, v)
+                except ArgError as ex:
+                    sb.err(ex.code, ex.message, e.span, help=ex.help or setting.doc)
+                    v = _BAD
+        if v is None and setting.kind in ("call", "calls", "loss"):
             v = _BAD
         if v is not _BAD:
             values[key] = v
@@ -477,16 +404,6 @@ def _check_monitor(spec: TrainSpec, rep: Reporter) -> bool:
     return False
 
 
-def _scalar(sb: _SpecBuilder, s: Setting, v: Any, span: Span) -> Any:
-    """A scalar setting checked by the one binder's value rule."""
-    param = Param(s.name, "name" if s.kind == "str" else s.kind, s.default, s.doc, min=s.min)
-    try:
-        return check_value(None, param, v)
-    except ArgError as e:
-        sb.err(e.code, e.message, span, help=e.help or s.doc)
-        return _BAD
-
-
 def _declared_ports(body: tuple[A.Stmt, ...]) -> set[str]:
     """Input and output names a model body declares (inside `if` branches too)."""
     out: set[str] = set()
@@ -544,70 +461,3 @@ def check_trains(program: Program, graphs: dict[str, Graph]) -> list[Diagnostic]
             )
         build_spec(program, t, graphs.get(t.model), rep)
     return rep.diagnostics
-
-
-def _keywords_only(call: A.Call, catalog: Catalog) -> A.Call:
-    """`adam(1e-3)` as `adam(lr = 1e-3)`, so `--set optimizer.lr=...` can replace it."""
-    entry = catalog.get(call.func)
-    if entry is None or not call.args:
-        return call
-    positional = [p.name for p in entry.params if not p.kw_only]
-    named = tuple(A.Kwarg(n, a.span, a) for n, a in zip(positional, call.args, strict=False))
-    rest = call.args[len(positional) :]  # too many: left for bind() to report
-    return replace(call, args=rest, kwargs=named + call.kwargs)
-
-
-def apply_overrides(
-    program: Program, decl: A.TrainDecl, sets: list[str]
-) -> tuple[dict[str, Any], dict[str, A.Expr]]:
-    """Split `--set` items into model arguments and train settings (with `optimizer.lr=...`
-    editing one argument of a call)."""
-    model_decl = program.decls.get(decl.model)
-    params = {p.name for p in model_decl.params} if model_decl else set()
-    model_args: dict[str, Any] = {}
-    settings: dict[str, A.Expr] = {}
-    current = {s.key: s.value for s in decl.settings if isinstance(s, A.Setting)}
-    for item in sets:
-        key, value = split_set(item)
-        expr = parse_override(key.split(".")[-1], value, program.sources)
-        if "." in key:
-            head, arg = key.split(".", 1)
-            base = settings.get(head) or current.get(head)
-            if head not in SETTINGS or SETTINGS[head].kind != "call":
-                raise NNError(
-                    Diagnostic(
-                        "E406",
-                        f"`--set {key}`: `{head}` is not a setting with arguments",
-                        None,
-                        help="e.g. --set optimizer.lr=0.01",
-                    )
-                )
-            if base is None:
-                base = A.Name(str(SETTINGS[head].default), expr.span)
-            call = (
-                base
-                if isinstance(base, A.Call)
-                else A.Call(
-                    base.id if isinstance(base, A.Name) else str(head), base.span, (), (), base.span
-                )
-            )
-            call = _keywords_only(call, CATALOGS[head][0])
-            kwargs = tuple(k for k in call.kwargs if k.name != arg) + (
-                A.Kwarg(arg, expr.span, expr),
-            )
-            settings[head] = replace(call, kwargs=kwargs)
-        elif key in params:
-            model_args[key] = setting_value(program, expr)
-        elif key in SETTINGS:
-            settings[key] = expr
-        else:
-            raise NNError(
-                Diagnostic(
-                    "E406",
-                    f"`--set {key}`: no train setting or model parameter `{key}`",
-                    None,
-                    help=did_you_mean(key, list(SETTINGS) + list(params))
-                    or f"settings: {', '.join(SETTINGS)}; model parameters: {', '.join(sorted(params)) or 'none'}",
-                )
-            )
-    return model_args, settings

@@ -32,10 +32,11 @@ from nnlang.train.data.normalizers import (
     Normalizer,
     fit_normalizer,
     normalize,
+    normalize_from,
     normalizers_npz,
     read_normalizers_npz,
 )
-from nnlang.train.data.sources import confine, load_data
+from nnlang.train.data.sources import confine, dataset_from, load_data
 from nnlang.train.data.splits import split_indices
 
 __all__ = [
@@ -47,9 +48,11 @@ __all__ = [
     "bind_inputs",
     "check_class_labels",
     "confine",
+    "dataset_from",
     "fit_normalizer",
     "load_data",
     "normalize",
+    "normalize_from",
     "normalizers_npz",
     "read_idx",
     "read_normalizers_npz",

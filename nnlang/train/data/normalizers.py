@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from nnlang.diagnostics import ArgError
-from nnlang.train.catalog import Param, declare, resolve
+from nnlang.train.catalog import Entry, Param, declare, resolve
 from nnlang.train.data.dataset import NORMALIZERS, Dataset
 
 
@@ -131,13 +131,17 @@ def fit_normalizer(
 ) -> Normalizer:
     """Fit ``kind`` on the training features only (never val/test: no leakage)."""
     entry, bound = resolve(NORMALIZERS, "normalizer", kind, args, kwargs)
+    return _fit(entry, bound, train_x)
+
+
+def _fit(entry: Entry, bound: Mapping[str, Any], train_x: np.ndarray) -> Normalizer:
     x = np.asarray(train_x)
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ArgError("E403", f"cannot normalize {x.dtype} data")
     if x.shape[0] == 0:
         raise ArgError("E407", "cannot fit a normalizer on an empty training split")
     shift, mul = entry.fn(x, **bound)
-    return Normalizer(kind, np.asarray(shift, np.float32), np.asarray(mul, np.float32))
+    return Normalizer(entry.name, np.asarray(shift, np.float32), np.asarray(mul, np.float32))
 
 
 def normalize(
@@ -153,11 +157,20 @@ def normalize(
     Call it after :func:`bind_inputs`, so the statistics have the model input's shape
     and the saved normalizer applies directly to inputs at prediction time.
     """
+    entry, bound = resolve(NORMALIZERS, "normalizer", kind, args, kwargs)
+    return normalize_from(ds, entry, bound, keys)
+
+
+def normalize_from(
+    ds: Dataset, entry: Entry, bound: Mapping[str, Any], keys: Sequence[str] | None = None
+) -> dict[str, Normalizer]:
+    """:func:`normalize` for a call already bound to ``entry`` (every param in
+    ``bound``): nothing is bound again."""
     out: dict[str, Normalizer] = {}
     for key in keys if keys is not None else ds.feature_keys:
         if not np.issubdtype(ds.splits["train"][key].dtype, np.floating):
             continue  # token ids and other integer inputs are not normalised
-        norm = fit_normalizer(kind, ds.splits["train"][key], args, kwargs)
+        norm = _fit(entry, bound, ds.splits["train"][key])
         for arrays in ds.splits.values():
             arrays[key] = norm.apply(arrays[key])
         out[key] = norm

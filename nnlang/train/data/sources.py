@@ -21,7 +21,7 @@ import numpy as np
 
 from nnlang.diagnostics import ArgError, did_you_mean
 from nnlang.fsio import Escape, confined
-from nnlang.train.catalog import Param, declare, resolve
+from nnlang.train.catalog import Entry, Param, declare, resolve
 from nnlang.train.data.dataset import SOURCES, Dataset, validate
 from nnlang.train.data.splits import _SPLIT_PARAMS, _class_meta, _make
 
@@ -279,6 +279,12 @@ def load_data(
     ``root`` is the .nn file's directory: file paths resolve against it and stay in it.
     """
     entry, bound = resolve(SOURCES, "data source", name, args, kwargs)
+    return dataset_from(entry, bound, root=root)
+
+
+def dataset_from(entry: Entry, bound: Mapping[str, Any], *, root: Path) -> Dataset:
+    """:func:`load_data` for a call already bound to ``entry`` (every param in
+    ``bound``): nothing is bound again."""
     ds = entry.fn(root=Path(root), **bound)
     validate(ds)
     return ds

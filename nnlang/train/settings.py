@@ -1,0 +1,187 @@
+"""The train section's settings: declared once, overridden with `--set`.
+
+:data:`SETTINGS` declares every setting (its kind, doc, default and range); the docs,
+`nnlang check` and `--set` all read it. :data:`CATALOGS` names the catalogue each call
+setting binds against. :func:`check_scalar` checks a scalar setting's value by the one
+binder's value rule, and :func:`apply_overrides` turns `--set` items into model
+arguments and setting expressions (``optimizer.lr=...`` editing one argument of a call)
+for :func:`nnlang.train.spec.build_spec` to bind like any written setting.
+
+Imports: the diagnostics, the signature binder, the syntax tree, the graph's program
+and `--set` parser, and the catalogues of this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
+from nnlang.graph.overrides import parse_override, setting_value, split_set
+from nnlang.graph.program import Program
+from nnlang.signature import Param, check_value
+from nnlang.syntax import ast as A
+from nnlang.train import augment, data, metrics, optim
+from nnlang.train.catalog import Catalog
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str  # call, calls, loss, int, float, str
+    doc: str
+    default: Any = None
+    required: bool = False
+    min: float | None = None
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting(
+            "data",
+            "call",
+            "the data source and its splits, e.g. `digits(test = 0.2, val = 0.1)`",
+            required=True,
+        ),
+        Setting(
+            "loss",
+            "loss",
+            "the loss: loss calls over outputs and labels, penalties (`l1`, `l2`), numbers, `+ - * /`",
+            required=True,
+        ),
+        Setting("optimizer", "call", "the Optax optimizer, e.g. `adam(lr = 1e-3)`", "adam"),
+        Setting(
+            "schedule", "call", "the learning-rate schedule over the optimizer's `lr`", "constant"
+        ),
+        Setting(
+            "normalize",
+            "call",
+            "feature normalisation fitted on the training split: `standardize`, `minmax`, `scale(f)`",
+        ),
+        Setting(
+            "augment",
+            "calls",
+            "data augmentation applied to training batches on the device, e.g. `[flip, shift(1)]`",
+        ),
+        Setting(
+            "metrics", "calls", "metrics reported per epoch on the validation and test splits", []
+        ),
+        Setting("batch", "int", "samples per training step", 32, min=1),
+        Setting("epochs", "int", "passes over the training split", 10, min=1),
+        Setting(
+            "seed", "int", "seeds initialisation, data order, dropout and augmentation", 0, min=0
+        ),
+        Setting("clip", "float", "clip gradients to this global norm", None, min=0),
+        Setting(
+            "keep",
+            "int",
+            "how many recent checkpoints to keep (the best one is kept too)",
+            3,
+            min=1,
+        ),
+        Setting("checkpoint_every", "int", "write a checkpoint every N epochs", 1, min=1),
+        Setting(
+            "monitor",
+            "str",
+            "the metric that chooses the best checkpoint and early stopping, e.g. `val_accuracy`",
+            None,
+        ),
+        Setting(
+            "patience",
+            "int",
+            "stop after this many epochs without improvement of `monitor`",
+            None,
+            min=1,
+        ),
+        Setting(
+            "init_from", "str", "fine-tune: start from the parameters of this run directory", None
+        ),
+    ]
+}
+
+#: The catalogue each call setting binds against, and the word its messages use.
+CATALOGS: dict[str, tuple[Catalog, str]] = {
+    "data": (data.SOURCES, "data source"),
+    "optimizer": (optim.OPTIMIZERS, "optimizer"),
+    "schedule": (optim.SCHEDULES, "schedule"),
+    "normalize": (data.NORMALIZERS, "normalizer"),
+    "augment": (augment.AUGMENTATIONS, "augmentation"),
+    "metrics": (metrics.METRICS, "metric"),
+}
+
+
+def check_scalar(s: Setting, v: Any) -> Any:
+    """A scalar setting's value checked by the one binder's value rule; the problem is
+    raised as :class:`~nnlang.diagnostics.ArgError`."""
+    param = Param(s.name, "name" if s.kind == "str" else s.kind, s.default, s.doc, min=s.min)
+    return check_value(None, param, v)
+
+
+# ---------------------------------------------------------------- --set
+def _keywords_only(call: A.Call, catalog: Catalog) -> A.Call:
+    """`adam(1e-3)` as `adam(lr = 1e-3)`, so `--set optimizer.lr=...` can replace it."""
+    entry = catalog.get(call.func)
+    if entry is None or not call.args:
+        return call
+    positional = [p.name for p in entry.params if not p.kw_only]
+    named = tuple(A.Kwarg(n, a.span, a) for n, a in zip(positional, call.args, strict=False))
+    rest = call.args[len(positional) :]  # too many: left for bind() to report
+    return replace(call, args=rest, kwargs=named + call.kwargs)
+
+
+def apply_overrides(
+    program: Program, decl: A.TrainDecl, sets: list[str]
+) -> tuple[dict[str, Any], dict[str, A.Expr]]:
+    """Split `--set` items into model arguments and train settings (with `optimizer.lr=...`
+    editing one argument of a call). Nothing is bound here: the settings are expressions
+    that :func:`~nnlang.train.spec.build_spec` binds with the written ones."""
+    model_decl = program.decls.get(decl.model)
+    params = {p.name for p in model_decl.params} if model_decl else set()
+    model_args: dict[str, Any] = {}
+    settings: dict[str, A.Expr] = {}
+    current = {s.key: s.value for s in decl.settings if isinstance(s, A.Setting)}
+    for item in sets:
+        key, value = split_set(item)
+        expr = parse_override(key.split(".")[-1], value, program.sources)
+        if "." in key:
+            head, arg = key.split(".", 1)
+            base = settings.get(head) or current.get(head)
+            if head not in SETTINGS or SETTINGS[head].kind != "call":
+                raise NNError(
+                    Diagnostic(
+                        "E406",
+                        f"`--set {key}`: `{head}` is not a setting with arguments",
+                        None,
+                        help="e.g. --set optimizer.lr=0.01",
+                    )
+                )
+            if base is None:
+                base = A.Name(str(SETTINGS[head].default), expr.span)
+            call = (
+                base
+                if isinstance(base, A.Call)
+                else A.Call(
+                    base.id if isinstance(base, A.Name) else str(head), base.span, (), (), base.span
+                )
+            )
+            call = _keywords_only(call, CATALOGS[head][0])
+            kwargs = tuple(k for k in call.kwargs if k.name != arg) + (
+                A.Kwarg(arg, expr.span, expr),
+            )
+            settings[head] = replace(call, kwargs=kwargs)
+        elif key in params:
+            model_args[key] = setting_value(program, expr)
+        elif key in SETTINGS:
+            settings[key] = expr
+        else:
+            raise NNError(
+                Diagnostic(
+                    "E406",
+                    f"`--set {key}`: no train setting or model parameter `{key}`",
+                    None,
+                    help=did_you_mean(key, list(SETTINGS) + list(params))
+                    or f"settings: {', '.join(SETTINGS)}; model parameters: {', '.join(sorted(params)) or 'none'}",
+                )
+            )
+    return model_args, settings
