@@ -143,5 +143,4 @@ def _build(
         err = NNError(rep.diagnostics)
         err.sources = program.sources  # type: ignore[attr-defined]
         raise err
-    g.program = program  # type: ignore[attr-defined]
     return g
