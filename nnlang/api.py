@@ -142,5 +142,4 @@ def _build(
     check_budget(g, budget or Budget(), rep)
     if rep.errors:
         raise NNError(rep.diagnostics, program.sources)
-    g.program = program  # type: ignore[attr-defined]
     return g

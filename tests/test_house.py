@@ -120,7 +120,6 @@ MAX_LINES = 500
 REASON = "Over 500 lines because"
 #: Rooms still being cut (issue 7); each may shrink but not grow past its line count.
 STILL_TO_CUT = {
-    "nnlang/graph/build.py": 810,
     "nnlang/train/run.py": 700,
 }
 
@@ -168,6 +167,9 @@ STRICT = [
     "nnlang/signature.py",
     "nnlang/graph/evaluate.py",
     "nnlang/graph/overrides.py",
+    "nnlang/graph/graph.py",
+    "nnlang/graph/apply.py",
+    "nnlang/graph/build.py",
 ]
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from nnlang.diagnostics import Span
+from nnlang.diagnostics import Diagnostic, Span
 from nnlang.layers.base import Args, LayerKind
 from nnlang.shapes import ITEMSIZE, TensorType, concrete_numel
+
+if TYPE_CHECKING:
+    from nnlang.graph.program import Program
 
 
 @dataclass
@@ -57,6 +60,10 @@ class Graph:
     outputs: list[Port] = field(default_factory=list)
     dag: nx.DiGraph = field(default_factory=nx.DiGraph)
     symbols: list[str] = field(default_factory=list)
+    #: the warnings building it reported (it built, so there were no errors)
+    warnings: list[Diagnostic] = field(default_factory=list, repr=False, compare=False)
+    #: the program it was built from (its sources, for messages about it)
+    program: Program | None = field(default=None, repr=False, compare=False)
     _order: list[Node] | None = field(default=None, repr=False, compare=False)
 
     # construction -------------------------------------------------------------
@@ -85,7 +92,8 @@ class Graph:
         return iter(self.order())
 
     def __len__(self) -> int:
-        return self.dag.number_of_nodes()
+        n: int = self.dag.number_of_nodes()
+        return n
 
     def owners(self) -> dict[str, Node]:
         """One node per parameter owner (the first call site of a shared instance)."""
