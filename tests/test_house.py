@@ -123,7 +123,6 @@ REASON = "Over 500 lines because"
 #: Rooms still being cut (issue 7); each may shrink but not grow past its line count.
 STILL_TO_CUT = {
     "nnlang/graph/build.py": 810,
-    "nnlang/train/run.py": 700,
     "nnlang/train/spec.py": 620,
 }
 
