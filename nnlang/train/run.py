@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean
 from nnlang.graph.build import build as build_graph
@@ -33,10 +32,8 @@ from nnlang.train.loop import load as load_data
 from nnlang.train.progress import Progress
 from nnlang.train.rundir import (
     latest_run_dir,
-    load_normalizers,
     next_run_dir,
     plot_curves,
-    read_settings,
     write_result,
     write_settings,
 )
@@ -242,67 +239,3 @@ def _merge_model(engine: Engine, state: Any) -> Network:
 
     model, _ = nnx.merge(engine.eval_def, state)
     return model
-
-
-# ------------------------------------------------------------------ eval / predict
-def open_run(
-    file: str | Path, run: str | Path, model: str | None = None
-) -> tuple[Setup, Engine, Any, Path]:
-    run = Path(run)
-    settings = read_settings(run)
-    s = setup(file, model or settings.get("model"), settings.get("overrides", []))
-    net = lower(s.graph, s.spec.seed)
-    ck = Checkpoints(run / "checkpoints", create=False)
-    step = ck.best() or ck.latest()
-    if step is None:
-        raise NNError(Diagnostic("E503", f"`{run}` has no checkpoint yet"))
-    shapes = {p.name: tuple(p.type.shape) for p in s.graph.inputs}
-    engine = make_engine(s.graph, s.spec, net, s.spec.batch, shapes)
-    state, _ = ck.restore(step, engine.state, what=f"model `{s.graph.name}`")
-    ck.close()
-    return s, engine, state, run
-
-
-def evaluate_run(
-    file: str | Path, run: str | Path, model: str | None = None
-) -> dict[str, dict[str, float]]:
-    s, engine, state, run = open_run(file, run, model)
-    data = load_data(s.graph, s.spec, s.program.root)
-    return {
-        split: engine.evaluate(state, data.splits[split])
-        for split in ("val", "test")
-        if split in data.splits
-    }
-
-
-def predict_run(
-    file: str | Path, run: str | Path, inputs: dict[str, np.ndarray], model: str | None = None
-) -> dict[str, np.ndarray]:
-    s, engine, state, run = open_run(file, run, model)
-    norms = load_normalizers(Path(run))
-    fixed = {}
-    for p in s.graph.inputs:
-        if p.name not in inputs:
-            raise NNError(Diagnostic("E504", f"no data for model input `{p.name}` ({p.type})"))
-        x = np.asarray(inputs[p.name])
-        want = tuple(p.type.shape)
-        if (
-            x.shape[1:] != want
-            and all(isinstance(d, int) for d in want)
-            and int(np.prod(x.shape[1:])) == int(np.prod(want))
-        ):
-            x = x.reshape((x.shape[0], *want))
-        if len(x.shape) - 1 != len(want) or any(
-            isinstance(d, int) and d != a for d, a in zip(want, x.shape[1:], strict=False)
-        ):
-            raise NNError(
-                Diagnostic(
-                    "E504",
-                    f"input `{p.name}` has shape {list(x.shape[1:])} per sample but the model declares {p.type}",
-                    help="the first axis is the batch; the rest must match the declared shape",
-                )
-            )
-        if p.name in norms:
-            x = norms[p.name].apply(x)
-        fixed[p.name] = x
-    return engine.predict(state, fixed)
