@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from nnlang.export import export, gate
     from nnlang.export.artifact import load_artifact
-    from nnlang.train.run import open_run, train
+    from nnlang.train.run import train
+    from nnlang.train.trained import TrainedRun
 
     with tempfile.TemporaryDirectory() as tmp:
         run = (
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             if a.run
             else train(a.file, out=Path(tmp) / "run", sets=["epochs=1"], progress=False).run_dir
         )
-        setup, engine, state, _ = open_run(a.file, run)
-        model, _ = nnx.merge(engine.eval_def, state)
+        trained = TrainedRun.open(a.file, run)
+        model = trained.model()
         live = nnx.jit(lambda m, x: m(**x))  # what `nnlang predict --run` runs
         gdef, weights = nnx.split(model)
         pure = jax.jit(
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(no ONNX column: {e})", file=sys.stderr)
         rows = []
         for b in BATCHES:
-            x = gate.random_inputs(setup.graph, b)
+            x = gate.random_inputs(trained.graph, b)
             row = {
                 "nnx.jit": median_ms(
                     lambda x=x: jax.tree.map(np.asarray, live(model, x)), a.repeats
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cols = list(rows[0][1])
     print(
-        f"model {setup.graph.name} ({a.file}), {jax.default_backend()}, median of {a.repeats} runs, ms per call"
+        f"model {trained.graph.name} ({a.file}), {jax.default_backend()}, median of {a.repeats} runs, ms per call"
     )
     print(f"{'batch':>6} " + " ".join(f"{c:>12}" for c in cols))
     for b, row in rows:

@@ -19,7 +19,7 @@ from nnlang.diagnostics import NNError
 from nnlang.export import ExportResult, export, gate
 from nnlang.export import onnx as onnx_export
 from nnlang.export.artifact import load_artifact, sidecar_json, sidecar_npz
-from nnlang.train.run import predict_run
+from nnlang.train.trained import TrainedRun
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "export.md"
@@ -180,7 +180,7 @@ class Exports:
         """Raw inputs and what `nnlang predict --run` gives for them."""
         x = _inputs(kind, n=n, T=T)
         if (kind, n, T) not in self.live:
-            self.live[kind, n, T] = predict_run(*self.runs[kind], x)
+            self.live[kind, n, T] = TrainedRun.open(*self.runs[kind]).predict(x)
         return x, self.live[kind, n, T]
 
 
@@ -475,8 +475,8 @@ def test_gate_failure_is_E602_and_writes_nothing(
 ) -> None:
     real = gate.reference
 
-    def off(engine, state, inputs):
-        outs = real(engine, state, inputs)
+    def off(trained, inputs):
+        outs = real(trained, inputs)
         return {
             k: v + np.float32(1e-3) * (np.arange(v.size).reshape(v.shape) == 4)
             for k, v in outs.items()

@@ -64,9 +64,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from nnlang.train.run import evaluate_run
+    from nnlang.train.trained import TrainedRun
 
-    res = evaluate_run(a.file, a.run, a.model)
+    res = TrainedRun.open(a.file, a.run, a.model).evaluate()
     if a.json:
         print(json.dumps(res, indent=2))
     else:
@@ -141,12 +141,13 @@ def cmd_predict(a: argparse.Namespace) -> int:
                 Diagnostic("E504", "predict needs FILE and --run DIR, or --artifact PATH")
             )
         from nnlang.graph.program import load
-        from nnlang.train.run import predict_run
+        from nnlang.train.trained import TrainedRun
 
         prog = load(a.file)
         decl = prog.model(a.model)
         names = [s.name for s in decl.body if s.__class__.__name__ == "InputDecl"] if decl else []
-        outputs = predict_run(a.file, a.run, read_input(a.input, names), a.model)
+        inputs = read_input(a.input, names)
+        outputs = TrainedRun.open(a.file, a.run, a.model).predict(inputs)
     write_output(a.output, outputs)
     shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in outputs.items())
     print(f"wrote {a.output}: {shapes}")

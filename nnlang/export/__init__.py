@@ -34,7 +34,7 @@ from nnlang.export.artifact import (
 )
 from nnlang.export.trace import batch_symbol, jax_dtype
 from nnlang.graph.graph import Graph
-from nnlang.train.data import Normalizer, normalizers_npz
+from nnlang.train.data import normalizers_npz
 
 FORMATS = ("stablehlo", "onnx")
 
@@ -126,13 +126,6 @@ def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dic
     }
 
 
-def _run_normalizers(run_dir: Path, graph: Graph) -> dict[str, Normalizer]:
-    from nnlang.train.run import load_normalizers
-
-    names = {p.name for p in graph.inputs}
-    return {k: v for k, v in load_normalizers(run_dir).items() if k in names}
-
-
 def export(
     file: str | Path,
     run: str | Path,
@@ -143,11 +136,9 @@ def export(
     model: str | None = None,
 ) -> ExportResult:
     """Export the run's best checkpoint of ``file``'s model; see the module docstring."""
-    from flax import nnx
-
     from nnlang.export import onnx as onnx_export
     from nnlang.fsio import atomic_write_bytes, atomic_write_text
-    from nnlang.train.run import open_run
+    from nnlang.train.trained import TrainedRun
 
     if fmt not in FORMATS:
         raise NNError(
@@ -158,12 +149,12 @@ def export(
     _refuse_existing([out, side_json, side_npz], force)
     if fmt == "onnx":
         onnx_export.require()
-    setup, engine, state, run_dir = open_run(file, run, model)
-    graph = setup.graph
-    live, _ = nnx.merge(engine.eval_def, state)
-    norms = _run_normalizers(Path(run_dir), graph)
+    trained = TrainedRun.open(file, run, model)
+    graph = trained.graph
+    live = trained.model()
+    norms = trained.normalizers
     meta = describe(graph, fmt, out, norms)
-    ins, outs = [p.name for p in graph.inputs], [p.name for p in graph.outputs]
+    ins, outs = trained.input_names, trained.output_names
     try:
         if fmt == "stablehlo":
             blob, platforms = hlo.export(graph, live)
@@ -176,15 +167,15 @@ def export(
             meta["opset"] = _opset(blob)
             call = onnx_call(blob, ins, outs)
     except NNError as e:  # E601 points into the .nn file: let the CLI show the line
-        e.sources = setup.program.sources  # type: ignore[attr-defined]
+        e.sources = trained.sources
         raise
 
-    samples, source = gate.sample_inputs(setup)
+    samples, source = gate.sample_inputs(trained)
 
     def run_artifact(inputs: gate.Inputs) -> dict[str, Any]:
         return dict(zip(outs, call([inputs[n] for n in ins]), strict=True))
 
-    report = gate.check(fmt, run_artifact, engine, state, samples, source)
+    report = gate.check(fmt, run_artifact, trained, samples, source)
     meta["gate"] = report.to_json()
     _refuse_existing([out, side_json, side_npz], force)
     written = [out]

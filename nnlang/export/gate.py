@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.export.trace import jax_dtype
 from nnlang.graph.graph import Graph
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nnlang.train.trained import TrainedRun
 
 #: format -> (rtol, atol)
 TOLERANCES: dict[str, tuple[float, float]] = {"stablehlo": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
@@ -78,13 +81,11 @@ def random_inputs(graph: Graph, batch: int, seed: int = 0) -> Inputs:
     return out
 
 
-def sample_inputs(setup: Any) -> tuple[list[Inputs], str]:
+def sample_inputs(run: TrainedRun) -> tuple[list[Inputs], str]:
     """Inputs at each of :data:`BATCHES`, and where they came from."""
-    from nnlang.train.loop import load as load_data
-
-    graph = setup.graph
+    graph = run.graph
     try:
-        data = load_data(graph, setup.spec, setup.program.root)
+        data = run.data()
         split = next(s for s in ("test", "val", "train") if data.size(s) > 0)
         arrays = {p.name: data.splits[split][p.name] for p in graph.inputs}
     except (NNError, OSError, ValueError, KeyError, StopIteration) as e:
@@ -105,16 +106,16 @@ def jax_dtype_of(graph: Graph, name: str) -> Any:
 
 
 # ------------------------------------------------------------------ comparison
-def reference(engine: Any, state: Any, inputs: Inputs) -> dict[str, np.ndarray]:
-    """The live model's outputs (what `nnlang predict --run` computes)."""
-    return engine.predict(state, inputs)
+def reference(run: TrainedRun, inputs: Inputs) -> dict[str, np.ndarray]:
+    """The live model's outputs on normalised inputs (what `nnlang predict --run`
+    computes after normalising)."""
+    return run.infer(inputs)
 
 
 def check(
     fmt: str,
     run_artifact: Callable[[Inputs], Mapping[str, Any]],
-    engine: Any,
-    state: Any,
+    run: TrainedRun,
     samples: list[Inputs],
     source: str,
 ) -> GateReport:
@@ -126,7 +127,7 @@ def check(
     )
     title = {"stablehlo": "StableHLO", "onnx": "ONNX"}[fmt]
     for inputs in samples:
-        live = reference(engine, state, inputs)
+        live = reference(run, inputs)
         got = run_artifact(inputs)
         for name, want in live.items():
             want = np.asarray(want)

@@ -1,0 +1,235 @@
+"""The epoch loop of a run: chunks of steps, per-epoch records, checkpoints, early stop.
+
+:class:`TrainProgress` is what a checkpoint's JSON ``progress`` record holds (position,
+running loss, history, best score); :class:`EpochLoop` advances it from wherever it
+stands — a fresh run or a resumed checkpoint — to the end, an early stop, a pause
+(``max_epochs``) or Ctrl-C / SIGTERM, and saves checkpoints on the way.
+
+May import NumPy, ``diagnostics``, ``train.checkpoint``, ``train.loop``,
+``train.progress`` and ``train.spec``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
+from nnlang.train.checkpoint import Checkpoints
+from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label
+from nnlang.train.progress import Progress, fmt_metrics
+from nnlang.train.spec import TrainSpec
+
+
+@dataclass
+class TrainProgress:
+    """Where a run stands; saved with every checkpoint (as :meth:`to_record`)."""
+
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # steps done in the current epoch
+    loss_sum: float = 0.0  # training loss summed over the current epoch's steps
+    loss_steps: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
+    best: float | None = None  # the best monitored score so far
+    bad_epochs: int = 0  # epochs since it last improved
+    train_seconds: float = 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "loss_sum": self.loss_sum,
+            "loss_steps": self.loss_steps,
+            "history": self.history,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "train_seconds": self.train_seconds,
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> TrainProgress:
+        return cls(
+            epoch=int(rec.get("epoch", 0)),
+            step_in_epoch=int(rec.get("step_in_epoch", 0)),
+            loss_sum=rec.get("loss_sum", 0.0),
+            loss_steps=rec.get("loss_steps", 0),
+            history=list(rec.get("history", [])),
+            best=rec.get("best"),
+            bad_epochs=rec.get("bad_epochs", 0),
+            train_seconds=float(rec.get("train_seconds", 0.0)),
+        )
+
+
+def monitor_of(spec: TrainSpec, engine: Engine, has_val: bool) -> tuple[str, bool]:
+    """The value that selects the best checkpoint and drives early stopping, and whether
+    greater is better; E403 if it needs a validation split the data lacks."""
+    monitor = spec.monitor or ("val_loss" if has_val else "loss")
+    # The name was checked with the train section (`spec._check_monitor`); what only the
+    # data tells is whether there is a validation split to measure it on.
+    if monitor != "loss" and not has_val:
+        hint = did_you_mean(monitor, ["loss"]) or "values reported per epoch: loss"
+        hint += "; metrics are measured on a validation split: add `val = 0.1` to the data source"
+        raise NNError(
+            Diagnostic(
+                "E403",
+                f"`monitor = {monitor}` names no value reported per epoch",
+                spec.spans.get("monitor"),
+                help=hint,
+            )
+        )
+    bare = monitor.removeprefix("val_")
+    greater = bare != "loss" and next(
+        m.greater_is_better for m in engine.metrics if label(m) == bare
+    )
+    return monitor, greater
+
+
+@dataclass
+class EpochLoop:
+    """Everything the loop reads and does not change."""
+
+    engine: Engine
+    spec: TrainSpec
+    data: Data
+    train_arrays: dict[str, Any]  # the training split, on the device
+    ckpts: Checkpoints
+    run: Path
+    bar: Progress
+    monitor: str
+    greater: bool
+    chunk_steps: int
+    max_epochs: int | None = None
+    signal: int | None = None  # the signal that interrupted the run, if one did
+
+    def run_until_stop(self, state: Any, p: TrainProgress) -> tuple[Any, str]:
+        """Train from ``p`` on, updating it; returns the state and why it stopped:
+        "finished", "early_stop", "paused" (``max_epochs``) or "interrupted"."""
+        with StopFlag() as flag:
+            try:
+                return self._loop(state, p, flag)
+            finally:
+                self.signal = flag.signal
+
+    def _loop(self, state: Any, p: TrainProgress, flag: StopFlag) -> tuple[Any, str]:
+        engine, spec, ckpts = self.engine, self.spec, self.ckpts
+        spe, epochs = engine.steps_per_epoch, spec.epochs
+        has_val = "val" in self.data.splits
+        # Without a validation split and without an explicit `monitor`, there is nothing
+        # to select on (training loss is no model selection): the best checkpoint is the
+        # latest.
+        latest_is_best = spec.monitor is None and not has_val
+        epochs_this_call = 0
+        while p.epoch < epochs:
+            start, end = p.step_in_epoch, min(spe, p.step_in_epoch + self.chunk_steps)
+            t0 = time.perf_counter()
+            state, done, loss_sum, last = engine.run(state, self.train_arrays, p.epoch, start, end)
+            p.train_seconds += time.perf_counter() - t0
+            if not np.isfinite(last):
+                raise self._diverged(last, p.epoch * spe + start + done, p.epoch)
+            p.loss_sum += float(loss_sum)
+            p.loss_steps += done
+            p.step_in_epoch = end
+            self.bar.update(done, f"loss {float(loss_sum) / max(done, 1):.4f}", p.epoch + 1, epochs)
+            if p.step_in_epoch >= spe:
+                record = self._record(state, p)
+                p.epoch, p.step_in_epoch = p.epoch + 1, 0
+                epochs_this_call += 1
+                p.loss_sum, p.loss_steps = 0.0, 0
+                score = _score(record, self.monitor)
+                improved = score is not None and (
+                    p.best is None or (score > p.best if self.greater else score < p.best)
+                )
+                if improved:
+                    p.best, p.bad_epochs = score, 0
+                else:
+                    p.bad_epochs += 1
+                early = spec.patience is not None and p.bad_epochs >= spec.patience
+                if (
+                    p.epoch % spec.checkpoint_every == 0
+                    or p.epoch == epochs
+                    or early
+                    or flag.signal is not None
+                ):
+                    if latest_is_best:
+                        ckpts.save(
+                            p.epoch * spe,
+                            state,
+                            p.to_record(),
+                            float(p.epoch),
+                            greater_is_better=True,
+                        )
+                    else:
+                        ckpts.save(
+                            p.epoch * spe,
+                            state,
+                            p.to_record(),
+                            score,
+                            greater_is_better=self.greater,
+                        )
+                if early:
+                    self.bar.epoch_line(
+                        f"early stop: `{self.monitor}` did not improve for {spec.patience} epochs"
+                    )
+                    return state, "early_stop"
+                if self.max_epochs is not None and epochs_this_call >= self.max_epochs:
+                    return state, "paused"
+            if flag.signal is not None:
+                if p.step_in_epoch != 0:
+                    ckpts.save(p.epoch * spe + p.step_in_epoch, state, p.to_record(), None)
+                return state, "interrupted"
+        return state, "finished"
+
+    def _record(self, state: Any, p: TrainProgress) -> dict[str, Any]:
+        """The epoch's line in metrics.jsonl (also appended to the history and shown)."""
+        engine, epochs = self.engine, self.spec.epochs
+        record: dict[str, Any] = {
+            "epoch": p.epoch + 1,
+            "step": (p.epoch + 1) * engine.steps_per_epoch,
+            "loss": p.loss_sum / max(p.loss_steps, 1),
+        }
+        lr = current_lr(engine, state)
+        if lr is not None:
+            record["lr"] = lr
+        if "val" in self.data.splits:
+            record.update(
+                {f"val_{k}": v for k, v in engine.evaluate(state, self.data.splits["val"]).items()}
+            )
+        record["seconds"] = round(p.train_seconds, 3)
+        p.history.append(record)
+        with open(self.run / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self.bar.epoch_line(
+            f"epoch {p.epoch + 1}/{epochs}  "
+            + fmt_metrics(
+                {k: v for k, v in record.items() if k not in ("epoch", "step", "seconds")}
+            )
+        )
+        return record
+
+    def _diverged(self, last: float, bad_step: int, epoch: int) -> NNError:
+        """E501: the loss became NaN or infinite; ``bad_step`` is 1-based (checkpoints
+        count completed steps)."""
+        spec = self.spec
+        return NNError(
+            Diagnostic(
+                "E501",
+                f"the loss `{spec.loss_text}` became {last} at step {bad_step} (epoch {epoch + 1})",
+                spec.spans.get("loss"),
+                help="lower the learning rate, add `clip = 1.0`, or normalise the data (`normalize = standardize`)",
+                notes=[
+                    f"training stopped there; the last good checkpoint in `{self.run / 'checkpoints'}` was left untouched"
+                    if self.ckpts.latest() is not None
+                    else "training stopped there, before its first checkpoint"
+                ],
+            )
+        )
+
+
+def _score(record: dict[str, Any], monitor: str) -> float | None:
+    v = record.get(monitor)
+    return float(v) if v is not None else None

@@ -1,0 +1,152 @@
+"""A trained run, opened from its run directory: what eval, predict and export work on.
+
+    run = TrainedRun.open("model.nn", "runs/model")
+    run.evaluate()                       # {"val": {...}, "test": {...}}
+    run.predict({"x": x})                # raw inputs: reshaped, normalised, then the model
+
+It holds the checked graph and train spec (from the .nn file and the run's --set
+overrides), the restored state of the run's best checkpoint (else its latest) and the
+run's input normalizers; :meth:`TrainedRun.model` gives the live ``nnx.Module`` with the
+trained parameters, for tracing. The run directory is only read.
+
+May import the stages before ``train`` and the ``train`` modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnlang.diagnostics import Diagnostic, NNError, Sources
+from nnlang.fitting import Misfit, fit_array
+from nnlang.graph.graph import Graph
+from nnlang.graph.program import Program
+from nnlang.lower.network import Network, lower
+from nnlang.train.checkpoint import Checkpoints
+from nnlang.train.data import Normalizer
+from nnlang.train.loop import Data, Engine, make_engine
+from nnlang.train.loop import load as load_data
+from nnlang.train.run import Setup, setup
+from nnlang.train.rundir import load_normalizers, read_settings
+from nnlang.train.spec import TrainSpec
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass
+class TrainedRun:
+    run_dir: Path
+    setup: Setup
+    engine: Engine
+    state: Any  # the restored (model, optimizer) state pytree
+    step: int  # the checkpoint it was restored from
+
+    @classmethod
+    def open(cls, file: str | Path, run: str | Path, model: str | None = None) -> TrainedRun:
+        """The run ``run`` of ``file``'s model (default: the one the run trained), with the
+        run's --set overrides; E503 if ``run`` is no run directory or has no checkpoint,
+        E502 if the checkpoint does not fit the model the file now defines."""
+        run = Path(run)
+        settings = read_settings(run)
+        s = setup(file, model or settings.get("model"), settings.get("overrides", []))
+        net = lower(s.graph, s.spec.seed)
+        ck = Checkpoints(run / "checkpoints", create=False)
+        step = ck.best() or ck.latest()
+        if step is None:
+            raise NNError(Diagnostic("E503", f"`{run}` has no checkpoint yet"))
+        shapes = {p.name: tuple(p.type.shape) for p in s.graph.inputs}
+        engine = make_engine(s.graph, s.spec, net, s.spec.batch, shapes)
+        state, _ = ck.restore(step, engine.state, what=f"model `{s.graph.name}`")
+        ck.close()
+        return cls(run, s, engine, state, step)
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def graph(self) -> Graph:
+        return self.setup.graph
+
+    @property
+    def spec(self) -> TrainSpec:
+        return self.setup.spec
+
+    @property
+    def program(self) -> Program:
+        return self.setup.program
+
+    @property
+    def sources(self) -> Sources:
+        return self.setup.program.sources
+
+    @property
+    def input_names(self) -> list[str]:
+        return [p.name for p in self.graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [p.name for p in self.graph.outputs]
+
+    @cached_property
+    def normalizers(self) -> dict[str, Normalizer]:
+        """The run's normalisation statistics of the model's inputs (read on first use;
+        E503 if normalizer.npz is unreadable)."""
+        names = set(self.input_names)
+        return {k: v for k, v in load_normalizers(self.run_dir).items() if k in names}
+
+    def model(self) -> Network:
+        """The live model in eval mode, with the restored parameters."""
+        from flax import nnx
+
+        live, _ = nnx.merge(self.engine.eval_def, self.state)
+        return live  # type: ignore[no-any-return]
+
+    def data(self) -> Data:
+        """The run's data, split and normalised as in training."""
+        return load_data(self.graph, self.spec, self.program.root)
+
+    # ------------------------------------------------------------------ what it does
+    def evaluate(self, splits: tuple[str, ...] = ("val", "test")) -> dict[str, dict[str, float]]:
+        """Loss and metrics on each of ``splits`` the data has (``nnlang eval``)."""
+        data = self.data()
+        return {
+            split: self.engine.evaluate(self.state, data.splits[split])
+            for split in splits
+            if split in data.splits
+        }
+
+    def prepare(self, inputs: dict[str, Any]) -> Arrays:
+        """Raw inputs as the model takes them: each fitted to its declared type by the one
+        rule of :mod:`nnlang.fitting` and normalised; E504 otherwise."""
+        norms = self.normalizers
+        fixed = {}
+        sizes: dict[str, int] = {}
+        for p in self.graph.inputs:
+            if p.name not in inputs:
+                raise NNError(Diagnostic("E504", f"no data for model input `{p.name}` ({p.type})"))
+            try:
+                x = fit_array(
+                    inputs[p.name],
+                    p.type.shape,
+                    p.type.dtype,
+                    what=f"input `{p.name}`",
+                    type_text=str(p.type),
+                    sizes=sizes,
+                    batch="<batch>",
+                )
+            except Misfit as e:
+                raise NNError(Diagnostic("E504", e.message, help=e.help)) from None
+            if p.name in norms:
+                x = norms[p.name].apply(x)
+            fixed[p.name] = x
+        return fixed
+
+    def infer(self, inputs: Arrays) -> Arrays:
+        """The model's outputs on inputs already prepared (normalised)."""
+        return self.engine.predict(self.state, inputs)
+
+    def predict(self, inputs: dict[str, Any]) -> Arrays:
+        """The model's outputs on raw inputs (``nnlang predict --run``)."""
+        return self.infer(self.prepare(inputs))
