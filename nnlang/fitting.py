@@ -46,7 +46,8 @@ def np_dtype(dtype: str) -> np.dtype[Any]:
     if name == "bfloat16":
         import ml_dtypes  # shipped with jax
 
-        return np.dtype(ml_dtypes.bfloat16)
+        bf16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
+        return bf16
     return np.dtype(name)
 
 

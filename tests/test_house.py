@@ -168,6 +168,9 @@ STRICT = [
     "nnlang/graph/graph.py",
     "nnlang/graph/apply.py",
     "nnlang/graph/build.py",
+    "nnlang/fitting.py",
+    "nnlang/fsio.py",
+    "nnlang/cli/report.py",
 ]
 
 
