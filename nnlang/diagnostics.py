@@ -204,10 +204,17 @@ class Reporter:
             raise NNError(self.diagnostics)
 
 
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (by :mod:`difflib`'s ratio, at least 0.6), or
+    ``None``; ties go to the first in sorted order, so the answer is deterministic."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A ``help:`` text naming the closest candidate, or ``None``."""
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean `{matches[0]}`?" if matches else None
+    match = closest(name, candidates)
+    return f"did you mean `{match}`?" if match is not None else None
 
 
 # ------------------------------------------------------------------------ rendering
