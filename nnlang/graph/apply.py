@@ -62,6 +62,7 @@ class Applier(Evaluator):
             call_span: Span,
             *,
             what: str,
+            unknown_ok: bool = False,
         ) -> dict[str, Any] | None: ...
 
         def run_body(
