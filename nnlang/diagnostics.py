@@ -302,6 +302,34 @@ def render_all(
     return "\n\n".join(render(d, sources) for d in diagnostics)
 
 
+class InternalError(Exception):
+    """An nnlang bug met while working on one thing of the .nn file (a layer's shape rule,
+    its lowering to Flax): it says what was being done, where in the file, and why (the
+    original exception, also chained as ``__cause__``). It is not a user mistake: the
+    CLI reports it as E999 and exits 2, with its location and source line."""
+
+    def __init__(
+        self, doing: str, span: Span | None, cause: BaseException, sources: Sources | None = None
+    ) -> None:
+        self.doing = doing
+        self.span = span
+        self.cause = cause
+        self.sources = sources
+        where = f" at {span}" if span is not None else ""
+        super().__init__(f"{doing}{where}: {type(cause).__name__}: {cause}")
+
+    def diagnostic(self) -> Diagnostic:
+        """The E999 diagnostic to show: the place it happened and the exception."""
+        return Diagnostic(
+            "E999",
+            f"internal error while {self.doing} — this is a bug in nnlang, not in your file",
+            self.span,
+            label="while working on this",
+            help="please report it with the file and the command",
+            notes=[f"{type(self.cause).__name__}: {self.cause}"],
+        )
+
+
 class ArgError(Exception):
     """A problem found by code that knows no source spans (a layer's shape rule, a data
     source, a loss). ``arg`` names the argument at fault, if one is; the caller turns it
