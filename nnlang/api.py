@@ -14,6 +14,7 @@ from typing import Any
 
 from nnlang.diagnostics import Diagnostic, NNError, Reporter, Sources
 from nnlang.graph.build import build as build_graph
+from nnlang.graph.build import check_blocks
 from nnlang.graph.checks import Budget, check_budget
 from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides, model_sets
@@ -26,6 +27,8 @@ class Checked:
 
     program: Program | None
     graphs: dict[str, Graph] = field(default_factory=dict)
+    #: The blocks checked on their own, when the file declares blocks and no model.
+    blocks: list[str] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: The files' text, for rendering: the program's, or what was read before a
     #: syntax or import mistake stopped loading.
@@ -82,7 +85,15 @@ def _check(
         return Checked(None, diagnostics=e.diagnostics, sources=e.sources)
     res = Checked(program)
     names = [model] if model else [m.name for m in program.models]
-    if not names and not any(d.is_block for d in program.decls.values()):
+    if not names and any(d.is_block for d in program.decls.values()):
+        # a library of blocks (to import): each is checked as far as it can be alone
+        rep = Reporter()
+        try:
+            res.blocks = check_blocks(program, rep)
+        except NNError as e:
+            rep.add(e)
+        res.diagnostics.extend(rep.diagnostics)
+    elif not names:
         names = [None]  # type: ignore[list-item]  # reported as "defines no model"
     for name in names:
         rep = Reporter()

@@ -204,10 +204,17 @@ class Reporter:
             raise NNError(self.diagnostics)
 
 
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (by :mod:`difflib`'s ratio, at least 0.6), or
+    ``None``; ties go to the first in sorted order, so the answer is deterministic."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A ``help:`` text naming the closest candidate, or ``None``."""
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean `{matches[0]}`?" if matches else None
+    match = closest(name, candidates)
+    return f"did you mean `{match}`?" if match is not None else None
 
 
 # ------------------------------------------------------------------------ rendering
@@ -293,6 +300,34 @@ def render_all(
     if fmt == "concise":
         return "\n".join(render_concise(d) for d in diagnostics)
     return "\n\n".join(render(d, sources) for d in diagnostics)
+
+
+class InternalError(Exception):
+    """An nnlang bug met while working on one thing of the .nn file (a layer's shape rule,
+    its lowering to Flax): it says what was being done, where in the file, and why (the
+    original exception, also chained as ``__cause__``). It is not a user mistake: the
+    CLI reports it as E999 and exits 2, with its location and source line."""
+
+    def __init__(
+        self, doing: str, span: Span | None, cause: BaseException, sources: Sources | None = None
+    ) -> None:
+        self.doing = doing
+        self.span = span
+        self.cause = cause
+        self.sources = sources
+        where = f" at {span}" if span is not None else ""
+        super().__init__(f"{doing}{where}: {type(cause).__name__}: {cause}")
+
+    def diagnostic(self) -> Diagnostic:
+        """The E999 diagnostic to show: the place it happened and the exception."""
+        return Diagnostic(
+            "E999",
+            f"internal error while {self.doing} — this is a bug in nnlang, not in your file",
+            self.span,
+            label="while working on this",
+            help="please report it with the file and the command",
+            notes=[f"{type(self.cause).__name__}: {self.cause}"],
+        )
 
 
 class ArgError(Exception):

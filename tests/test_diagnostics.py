@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from nnlang import cli
-from nnlang.api import check
+from nnlang.api import build, check
 from nnlang.diagnostics import (
     CODES,
     Diagnostic,
     Label,
+    NNError,
     Sources,
     Span,
     did_you_mean,
@@ -466,3 +467,111 @@ def test_several_mistakes_in_one_run() -> None:
         (d.code, d.message) for d in res.diagnostics
     ]
     assert {d.code for d in res.diagnostics} == {"E103", "E202", "E101", "E302", "E401"}
+
+
+# ------------------------------------------------------------------ messages that help
+def test_bytes_that_are_not_utf8_are_shown_at_their_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.nn").write_bytes(
+        GOOD.replace("dense(4)", "dense(4)  # \xe9").encode("latin-1")
+    )
+    res = check(tmp_path / "bad.nn")
+    (d,) = res.diagnostics
+    assert (d.code, d.span.line, d.span.col) == ("E109", 3, 33)
+    assert "not UTF-8 text (byte 0xe9)" in d.message
+    rc, _, err = _run(["check", str(tmp_path / "bad.nn")], capsys)
+    assert rc == 1 and "3 |     output y = x -> dense(4)  # \ufffd" in err
+    assert err.splitlines()[4].endswith("^ not UTF-8")
+
+
+def test_mistyped_file_names_get_the_closest_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "digits.nn").write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    for typed in ("exmaples/digits.nn", "examples/digts.nn", "examples/digits"):
+        rc, _, err = _run(["check", typed], capsys)
+        assert rc == 1 and "help: did you mean `examples/digits.nn`?" in err, err
+    rc, _, err = _run(["check", "nothing/like/it.nn"], capsys)
+    assert rc == 1 and "did you mean" not in err
+    (tmp_path / "main.nn").write_text('import "exmaples/digts.nn"\n' + GOOD)
+    (d,) = check(tmp_path / "main.nn").diagnostics
+    assert d.code == "E109" and d.help == 'did you mean `import "examples/digits.nn"`?'
+
+
+def test_a_file_of_blocks_checks_ok_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = "block A(n: int) {\n    input x: f32[F]\n    output y = x -> dense(n)\n}\n"
+    lib += "block B {\n    input x: f32[4]\n    output y = x -> A(3) -> relu\n}\n"
+    (tmp_path / "lib.nn").write_text(lib)
+    res = check(tmp_path / "lib.nn")
+    assert res.ok and res.blocks == ["A", "B"] and not res.diagnostics
+    rc, out, _ = _run(["check", str(tmp_path / "lib.nn")], capsys)
+    assert rc == 0 and out.endswith("lib.nn: ok — 2 blocks (A, B), no model\n")
+    with pytest.raises(NNError) as e:  # nothing to summarise or train
+        build(tmp_path / "lib.nn")
+    assert e.value.diagnostics[0].code == "E108"
+    assert "only blocks (`A`, `B`)" in (e.value.diagnostics[0].help or "")
+    (tmp_path / "empty.nn").write_text("# nothing here\n")
+    assert [d.code for d in check(tmp_path / "empty.nn").diagnostics] == ["E108"]
+
+
+def test_a_block_is_checked_with_fixed_input_shapes(tmp_path: Path) -> None:
+    lib = "block A {\n    input x: f32[4, 4]\n    output y = x -> concat(x, axis = 2)\n}\n"
+    (d,) = check("lib.nn", text=lib).diagnostics
+    assert d.code == "E202" and d.span.line == 3
+
+
+def test_syntax_errors_stop_at_the_cap() -> None:
+    from nnlang.syntax.recover import MAX_SYNTAX_ERRORS
+
+    body = "".join(f"    h{i} = = 1\n" for i in range(MAX_SYNTAX_ERRORS + 5))
+    res = check("many.nn", text="model Net {\n    input x: f32[8]\n" + body + "}\n")
+    assert len(res.diagnostics) == MAX_SYNTAX_ERRORS
+    assert [d.span.line for d in res.diagnostics] == list(range(3, 3 + MAX_SYNTAX_ERRORS))
+    assert "stopped after" in res.diagnostics[-1].notes[0]
+
+
+def _broken(monkeypatch: pytest.MonkeyPatch, kind: str, rule: str) -> None:
+    from dataclasses import replace
+
+    from nnlang.layers import REGISTRY
+
+    def boom(*_: object) -> object:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setitem(REGISTRY, kind, replace(REGISTRY[kind], **{rule: boom}))
+
+
+def test_a_failing_shape_rule_is_e999_at_the_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _broken(monkeypatch, "dense", "shape")
+    (tmp_path / "good.nn").write_text(GOOD)
+    rc, _, err = _run(["check", str(tmp_path / "good.nn")], capsys)
+    assert rc == 2 and "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[0].startswith(
+        "error[E999]: internal error while inferring the shape and size of `dense`"
+    )
+    assert "bug in nnlang" in lines[0] and lines[1].endswith("good.nn:3:21")
+    assert "3 |     output y = x -> dense(4)" in err and "= note: ZeroDivisionError: boom" in err
+
+
+def test_a_failing_lowering_names_the_node_and_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nnlang import module
+    from nnlang.diagnostics import InternalError
+
+    _broken(monkeypatch, "relu", "build")
+    text = GOOD.replace("dense(4)", "dense(4) -> relu")
+    with pytest.raises(InternalError) as e:
+        module(build("m.nn", text=text))
+    assert "lowering layer `relu` (relu) to Flax at m.nn:3:33" in str(e.value)
+    assert isinstance(e.value.__cause__, ZeroDivisionError)
+    d = e.value.diagnostic()
+    assert d.code == "E999" and d.span is not None and d.span.line == 3

@@ -520,3 +520,33 @@ def test_huge_repeat_is_refused() -> None:
     assert [d.code for d in res.diagnostics] == ["E203"]
     res = assert_well_behaved(_model("n = 10 ** 300"))
     assert [d.code for d in res.diagnostics] == ["E204"]
+
+
+@settings(FUZZ, max_examples=EXAMPLES)
+@given(mutated())
+def test_recovery_keeps_the_first_error_and_moves_forward(text: str) -> None:
+    """Several syntax errors per file: the first is the one a parse without recovery
+    finds, worded the same; the others follow it in file order, at most the cap."""
+    import lark
+
+    from nnlang.diagnostics import NNError
+    from nnlang.syntax import parser
+    from nnlang.syntax.errors import syntax_error
+    from nnlang.syntax.recover import MAX_SYNTAX_ERRORS
+
+    try:
+        parser._parser().parse(text)
+        first = None
+    except lark.exceptions.UnexpectedInput as e:
+        first = syntax_error("f.nn", text, e, parser.is_expression)
+    try:
+        parser._parse_tree("f.nn", text)
+    except NNError as e:
+        found = e.diagnostics
+    else:
+        found = []
+    assert (first is None) == (not found)
+    if first is not None:
+        assert found[0] == first
+        where = [(d.span.line, d.span.col) for d in found if d.span is not None]
+        assert where == sorted(set(where)) and len(found) <= MAX_SYNTAX_ERRORS

@@ -133,6 +133,11 @@ SNAPSHOTS = [
     ("several.nn", "full"),
     ("unused.nn", "full"),
     ("import_cycle.nn", "full"),
+    ("syntax_several.nn", "full"),
+    ("syntax_several.nn", "concise"),
+    ("not_utf8.nn", "full"),
+    ("typo_import.nn", "full"),
+    ("blocks_only.nn", "full"),
 ]
 
 

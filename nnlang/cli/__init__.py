@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from nnlang.cli import model, run
 from nnlang.cli.report import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_USER, fail
-from nnlang.diagnostics import NNError
+from nnlang.diagnostics import InternalError, NNError, render
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_USER", "VERBS", "Verb", "build_parser", "main"]
 
@@ -151,6 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except InternalError as e:  # a bug, but one that knows where in the file it happened
+        print(render(e.diagnostic(), e.sources), file=sys.stderr)
+        if os.environ.get("NNLANG_DEBUG"):
+            traceback.print_exc()
+        else:
+            print("  (set NNLANG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_USAGE
     except Exception:
         print(
             "error[E999]: internal error — this is a bug in nnlang, not in your file.\n"

@@ -39,6 +39,10 @@ def cmd_check(a: argparse.Namespace) -> int:
             models = ", ".join(
                 f"{g.name} ({g.total_params():,} parameters)" for g in res.graphs.values()
             )
+            if not res.graphs and res.blocks:  # a library of blocks, checked alone
+                n = len(res.blocks)
+                shown = ", ".join(res.blocks[:4]) + (", ..." if n > 4 else "")
+                models = f"{n} block{'s' if n != 1 else ''} ({shown}), no model"
             print(f"{f}: ok — {models}")
     if a.format == "json":
         print(json.dumps(all_json, indent=2))

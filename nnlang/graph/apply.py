@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Span
+from nnlang.diagnostics import ArgError, Diagnostic, InternalError, Label, NNError, Span
 from nnlang.graph.evaluate import (
     POISON,
     Evaluator,
@@ -62,6 +62,7 @@ class Applier(Evaluator):
             call_span: Span,
             *,
             what: str,
+            unknown_ok: bool = False,
         ) -> dict[str, Any] | None: ...
 
         def run_body(
@@ -326,6 +327,9 @@ class Applier(Evaluator):
         in_types = [t.type for t in tensors if t.type is not None]
         try:
             out_types = kind.shape(args, in_types)
+            counts = kind.params(args, in_types), kind.flops(args, in_types, out_types)
+        except (NNError, RecursionError):
+            raise
         except ArgError as ex:
             where = arg_spans.get(ex.arg, span) if ex.arg else span
             secondary = [
@@ -335,7 +339,12 @@ class Applier(Evaluator):
             ]
             self.err(ex.code, ex.message, where, help=ex.help, secondary=secondary[:3])
             return self.outputs_poisoned(kind, args)
-        return self.add_layer_node(kind, args, tensors, in_types, out_types, span, scope, instance)
+        except Exception as ex:  # noqa: BLE001 - a shape rule that fails is an nnlang bug
+            doing = f"inferring the shape and size of `{kind.name}`"
+            raise InternalError(doing, span, ex, self.program.sources) from ex
+        return self.add_layer_node(
+            kind, args, tensors, in_types, out_types, counts, span, scope, instance
+        )
 
     def outputs_poisoned(self, kind: LayerKind, args: Args | None) -> Any:
         n = kind.outputs_for(args) if args is not None else 1
@@ -348,6 +357,7 @@ class Applier(Evaluator):
         tensors: list[Tensor],
         in_types: list[TensorType],
         out_types: list[TensorType],
+        counts: tuple[int, int],  # parameters, FLOPs
         span: Span,
         scope: Scope,
         instance: Instance | None,
@@ -358,8 +368,7 @@ class Applier(Evaluator):
         else:
             local = scope.fresh(kind.name)
             node_id, owner = scope.prefix + local, scope.owner_prefix + local
-        params = kind.params(args, in_types)
-        flops = kind.flops(args, in_types, out_types)
+        params, flops = counts
         node = Node(
             node_id,
             kind,

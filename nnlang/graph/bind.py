@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nnlang import signature
 from nnlang.diagnostics import ArgError, Label, Span, did_you_mean
-from nnlang.graph.evaluate import Poison, Scope, describe
+from nnlang.graph.evaluate import POISON, Poison, Scope, describe
 from nnlang.layers.base import Args, LayerKind
 from nnlang.signature import REQUIRED, Param, signature_text
 from nnlang.syntax import ast as A
@@ -55,8 +55,11 @@ class Binder:
         call_span: Span,
         *,
         what: str,
+        unknown_ok: bool = False,
     ) -> dict[str, Any] | None:
-        """Bind a model's or block's parameters (positional, keyword, defaults)."""
+        """Bind a model's or block's parameters (positional, keyword, defaults). With
+        ``unknown_ok``, a parameter given an unknown (poisoned) value is bound to it
+        rather than failing the binding."""
         unknown_type = any(p.type not in PARAM_TYPES for p in decl.params)
         if unknown_type:
             self.check_param_types(decl)  # E009; the others are still checked
@@ -94,6 +97,8 @@ class Binder:
             names={k: sp for k, sp in given.items() if sp is not None},
             values={**{name: e.span for name, e in defaults.items()}, **given},
         )
+        if unknown_ok and not bound.errors and not unknown_type:
+            return {p.name: bound.values.get(p.name, POISON) for p in decl.params}
         return bound.values if bound.ok and not unknown_type else None
 
     def report_binding(

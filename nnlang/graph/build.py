@@ -87,6 +87,51 @@ class Builder(Applier, Binder, Ordering):
         self.warn_unused(scope, graph)
         return graph
 
+    # ------------------------------------------------------------------ blocks
+    def check_block(self, decl: A.ModelDecl) -> None:
+        """Check a block that has no call site (in a file of blocks and no model).
+
+        Its parameters are bound to their defaults (those without one are unknown), and
+        its body runs on inputs of their declared type where that is fixed, unknown
+        otherwise (axis names unknown too). So unknown names, bad arguments, a missing
+        output, unused values and the shapes that follow from fixed inputs are reported,
+        and nothing that depends on what a caller passes."""
+        self.check_param_types(decl)
+        unknown: dict[str, tuple[Any, Span | None]] = {
+            p.name: (POISON, None) for p in decl.params if p.default is None
+        }
+        params = self.bind_params(decl, [], unknown, decl.name_span, what="block", unknown_ok=True)
+        if params is None:
+            return
+        self.graph = Graph(decl.name, decl.span, {}, program=self.program)  # scratch
+        scope = Scope("", "", values=dict(params), block_stack=(decl.name,))
+        scope.used.update(params)
+        inputs = [self.lone_input(s, scope) for s in decl.body if isinstance(s, A.InputDecl)]
+        outs = self.run_body(decl.body, scope, is_model=False, block_inputs=inputs)
+        self.warn_unused(scope, None)
+        if not outs:
+            self.err("E111", f"block `{decl.name}` declares no output", decl.name_span)
+
+    def lone_input(self, s: A.InputDecl, scope: Scope) -> Tensor:
+        """A block input with no caller: of its declared type if that is fixed (a known
+        dtype, every size a positive integer), else of unknown type."""
+        t = s.type
+        if t is not None and not any(
+            isinstance(d, A.Name) and d.id not in scope.values for d in t.dims
+        ):
+            dims = [self.const(d, scope) for d in t.dims]
+            if t.dtype in DTYPES and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in dims
+            ):
+                ttype = TensorType(t.dtype, tuple(dims))
+                self.add_node(Node(s.name, None, Args({}), [], [], [ttype], s.name_span, s.name))
+                return Tensor(s.name, 0, ttype, s.name_span)
+        for d in t.dims if t is not None else ():
+            if isinstance(d, A.Name) and d.id not in scope.values:
+                scope.values[d.id] = POISON  # an axis the caller's tensor would bind
+                scope.used.add(d.id)
+        return Tensor(s.name, 0, None, s.name_span)
+
     # -------------------------------------------------------------- statements
     def run_body(
         self,
@@ -351,6 +396,28 @@ class Builder(Applier, Binder, Ordering):
                 )
 
 
+def check_blocks(program: Program, reporter: Reporter) -> list[str]:
+    """Check every block of a program that declares no model, each on its own
+    (:meth:`Builder.check_block`); the names of the blocks, in declaration order."""
+    names = []
+    for decl in program.decls.values():
+        if not decl.is_block:
+            continue
+        names.append(decl.name)
+        try:
+            Builder(program, reporter).check_block(decl)
+        except RecursionError:
+            reporter.add(
+                Diagnostic(
+                    "E007",
+                    f"block `{decl.name}` is nested too deeply to check",
+                    decl.name_span,
+                    help="split deep expressions into named values",
+                )
+            )
+    return names
+
+
 def build(
     program: Program,
     model: str | None = None,
@@ -363,12 +430,16 @@ def build(
     if decl is None:
         names = [d.name for d in program.models]
         if model is None:
+            blocks = [d.name for d in program.decls.values() if d.is_block]
+            listed = ", ".join(f"`{b}`" for b in blocks[:4]) + (", ..." if len(blocks) > 4 else "")
             raise NNError(
                 Diagnostic(
                     "E108",
                     f"`{program.main}` defines no model",
                     Span.point(program.main, 1, 1),
-                    help="declare one with `model Name { ... }`",
+                    help="declare one with `model Name { ... }`"
+                    if not blocks
+                    else f"it declares only blocks ({listed}): import it from a file with a model",
                 )
             )
         raise NNError(

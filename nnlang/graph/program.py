@@ -1,4 +1,10 @@
-"""A program: the main file and its confined imports, with every declaration by name."""
+"""A program: the main file and its confined imports, with every declaration by name.
+
+Reading a file is where two mistakes are worded: a path that does not exist gets the
+closest existing path as a "did you mean" (:func:`closest_path`), and bytes that are not
+UTF-8 are reported at their line and column (:func:`not_utf8`). May import
+:mod:`nnlang.diagnostics`, :mod:`nnlang.fsio` and :mod:`nnlang.syntax`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, Sources
+from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, Sources, Span, closest
 from nnlang.fsio import Escape, confined
 from nnlang.syntax import ast as A
 from nnlang.syntax.parser import parse
@@ -63,6 +69,53 @@ def confine(root: Path, base: Path, rel: str) -> Path | str:
     return base / rel
 
 
+#: Folders with more entries than this are not searched for a "did you mean".
+MAX_LISTED = 2000
+
+
+def closest_path(base: Path, rel: str) -> str | None:
+    """``rel`` with each part that does not exist (under ``base``) replaced by the closest
+    name in its folder, if that leads to an existing file; else ``None``. The "did you
+    mean" of a mistyped path: ``exmaples/digts.nn`` -> ``examples/digits.nn``."""
+    parts = Path(rel).parts
+    here, fixed, changed = base, [], False
+    for i, part in enumerate(parts):
+        nxt = here / part
+        if part not in (".", "..") and not nxt.exists():
+            last = i == len(parts) - 1
+            try:
+                entries = sorted(here.iterdir())[:MAX_LISTED]
+            except OSError:
+                return None
+            names = [e.name for e in entries if (e.is_file() if last else e.is_dir())]
+            match = closest(part, names)
+            if match is None:
+                return None
+            part, nxt, changed = match, here / match, True
+        fixed.append(part)
+        here = nxt
+    return str(Path(*fixed)) if changed and here.is_file() else None
+
+
+def not_utf8(display: str, data: bytes, e: UnicodeDecodeError) -> tuple[Span, str, str]:
+    """Where the first byte that is not UTF-8 is (line and column of the text decoded
+    with replacement characters, which is what a caret is drawn under), how to say it,
+    and that decoded text."""
+    line = data.count(b"\n", 0, e.start) + 1
+    line_start = data.rfind(b"\n", 0, e.start) + 1
+    col = len(data[line_start : e.start].decode("utf-8", "replace")) + 1
+    width = len(data[e.start : e.end].decode("utf-8", "replace"))
+    bad = " ".join(f"0x{b:02x}" for b in data[e.start : e.end][:4])
+    what = f"not UTF-8 text (byte{'s' if e.end - e.start > 1 else ''} {bad})"
+    return Span.point(display, line, col, width), what, data.decode("utf-8", "replace")
+
+
+def _utf8_help(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "the file looks like UTF-16: save it as UTF-8"
+    return "save the file as UTF-8 (your editor's encoding setting)"
+
+
 def load_text(text: str, file: str = "<input>", root: Path | None = None) -> Program:
     """Parse ``text`` as a main file (imports resolve against ``root`` or the cwd)."""
     root = (root or Path.cwd()).resolve()
@@ -75,10 +128,31 @@ def load(path: str | Path) -> Program:
     p = Path(path)
     display = _display(p)
     try:
-        text = p.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        data = p.read_bytes()
+    except OSError as e:
+        fix = None if p.exists() else closest_path(Path(), str(path))
         raise NNError(
-            Diagnostic("E109", f"cannot read `{display}`: {getattr(e, 'strerror', None) or e}")
+            Diagnostic(
+                "E109",
+                f"cannot read `{display}`: {e.strerror or e}",
+                help=f"did you mean `{fix}`?" if fix else None,
+            )
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        span, what, shown = not_utf8(display, data, e)
+        sources = Sources()
+        sources.add(display, shown)
+        raise NNError(
+            Diagnostic(
+                "E109",
+                f"cannot read `{display}`: {what}",
+                span,
+                label="not UTF-8",
+                help=_utf8_help(data),
+            ),
+            sources,
         ) from None
     return _load_main(display, text, p.resolve().parent, p.parent, str(p.resolve()))
 
@@ -134,23 +208,36 @@ def _add_module(
         seen.add(key)
         display = _display(target)
         try:
-            text = target.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            why = (
-                "no such file"
-                if not target.exists()
-                else (
-                    "not UTF-8 text"
-                    if isinstance(e, UnicodeDecodeError)
-                    else (e.strerror or str(e)).lower()
-                )
-            )
+            data = target.read_bytes()
+        except OSError as e:
+            missing = not target.exists()
+            fix = closest_path(base, imp.path) if missing else None
+            if fix is not None and isinstance(confine(prog.root, base, fix), str):
+                fix = None  # never suggest a path the import may not take
             rep.add(
                 Diagnostic(
                     "E109",
-                    f"cannot import `{imp.path}`: {why}",
+                    f"cannot import `{imp.path}`: "
+                    + ("no such file" if missing else (e.strerror or str(e)).lower()),
                     imp.span,
                     label=f"looked for {display}",
+                    help=f'did you mean `import "{fix}"`?' if fix else None,
+                )
+            )
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            span, what, shown = not_utf8(display, data, e)
+            prog.sources.add(display, shown)
+            rep.add(
+                Diagnostic(
+                    "E109",
+                    f"cannot import `{imp.path}`: {what}",
+                    imp.span,
+                    label="imported here",
+                    secondary=[Label(span, "not UTF-8")],
+                    help=_utf8_help(data),
                 )
             )
             continue

@@ -4,7 +4,8 @@ The order, the wiring and the stateless functions are fixed when the module is b
 (static data), so tracing it yields exactly the program a person would write by hand:
 one call per layer, no graph walk at run time. Each parameter owner is built once from
 its layer kind's Flax lowering with the concrete sizes shape inference found; the call
-sites of a `shared` instance all use that one module.
+sites of a `shared` instance all use that one module. A layer whose lowering fails
+raises :class:`~nnlang.diagnostics.InternalError` naming the node, its kind and its line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from nnlang.diagnostics import InternalError
 from nnlang.graph.graph import Graph
 from nnlang.shapes import DTYPES
 
@@ -36,7 +38,15 @@ class Network(nnx.Module):
             if node.kind is None:
                 continue
             if node.owner not in modules and node.owner not in functions:
-                built = node.kind.build(node.args, node.in_types, rngs)
+                try:
+                    built = node.kind.build(node.args, node.in_types, rngs)
+                except Exception as e:  # noqa: BLE001 - any failure here is an nnlang bug
+                    raise InternalError(
+                        f"lowering layer `{node.id}` ({node.kind.name}) to Flax",
+                        node.span,
+                        e,
+                        graph.program.sources if graph.program is not None else None,
+                    ) from e
                 if isinstance(built, nnx.Module):
                     modules[node.owner] = built
                 else:

@@ -1,11 +1,12 @@
 """Translation of Lark parse errors into nnlang diagnostics (E001-E003, E006): how each
 expected token is worded, the caret span, and the hints for common mistakes (a keyword typo,
-a missing `=`, `!` for `not`, a malformed number, a bad string literal).
+a missing `=` or `->`, `!` for `not`, a malformed number, a bad string literal).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import lark
 from lark import Token
@@ -53,6 +54,8 @@ EXPECTED_TEXT: dict[str, str] = {
     "$END": "end of file",
 }
 KEYWORDS = ("import", "model", "block", "train", "step", "input", "output", "shared", "if", "else")
+#: Words that are keywords too, but not ones a misspelling is likely to have meant.
+LITERAL_WORDS = frozenset({"true", "false", "and", "or", "not"})
 #: What the parser may expect after a name that starts a statement or setting.
 STATEMENT_FOLLOW = frozenset(
     {"EQUAL", "COMMA", "SEMI", "RBRACE", "NAME", "INPUT", "OUTPUT", "SHARED", "IF", "STEP"}
@@ -152,7 +155,94 @@ def _prev_word(text: str, pos: int) -> tuple[str, int] | None:
     return None
 
 
-def syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnostic:
+#: A single `=` (not part of `==`, `!=`, `<=` or `>=`).
+_ASSIGN = re.compile(r"(?<![=!<>])=(?!=)")
+
+
+def _call_text(text: str, start: int, name: str) -> str:
+    """``name`` and, when `(` follows it on its line, its argument list (`dense(10)`)."""
+    i = start + len(name)
+    end = text.find("\n", i)
+    end = len(text) if end < 0 else end
+    j = i
+    while j < end and text[j] in " \t":
+        j += 1
+    if j >= end or text[j] != "(":
+        return name
+    depth = 0
+    for k in range(j, end):
+        depth += {"(": 1, ")": -1}.get(text[k], 0)
+        if depth == 0:
+            call = name + text[j : k + 1]
+            return call if len(call) <= 40 else f"{name}(...)"
+    return f"{name}(...)"
+
+
+def _missing_arrow(
+    file: str,
+    text: str,
+    t: Token,
+    expected: set[str],
+    prev: tuple[str, int] | None,
+    statement: bool,
+    is_expression: Callable[[str], bool] | None,
+) -> Diagnostic | None:
+    """E002 for a layer or block call that follows a value without `->` (`x dense(10)`).
+
+    Two shapes: inside an expression the parser expected `->` and got the name; or, at
+    the end of a statement, the name was read as the start of a new statement on the
+    same line. The second is reported only when writing `->` there is valid (checked
+    by parsing the statement with it: ``is_expression``)."""
+    inside = t.type == "NAME" and "ARROW" in expected
+    if inside:
+        name, start = str(t), t.start_pos
+    elif statement and prev is not None and prev[0] not in KEYWORDS and is_expression:
+        name, start = prev
+    else:
+        return None
+    if start is None:
+        return None
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[line_start:start]
+    if not before.strip():  # the name starts its line: a new statement, not a step
+        return None
+    right = _call_text(text, start, name)
+    if inside:
+        cut = max(before.rfind(c) for c in "(,=")
+        left = before[cut + 1 :].strip()
+        ok = bool(left) and (is_expression is None or is_expression(f"{left} -> {right}"))
+        help = "a pipeline step needs `->` before it" + (
+            f": `{left} -> {right}`" if ok and len(left) <= 40 else ""
+        )
+        return Diagnostic(
+            "E002",
+            f"unexpected {_token_text(t)}",
+            tok_span(file, t),
+            label=_expected(expected),
+            help=help,
+        )
+    assign = _ASSIGN.search(before)
+    left = before[assign.end() :].strip() if assign else ""
+    if not left or is_expression is None or not is_expression(f"{left} -> {right}"):
+        return None
+    shown = left if len(left) <= 40 else "..."
+    return Diagnostic(
+        "E002",
+        f"missing `->` before `{name}`",
+        _span_at(file, text, start, start + len(name)),
+        label=f"`{name}` follows a value, so it reads as a new statement",
+        help=f"a pipeline step needs `->` before it: `{shown} -> {right}`",
+    )
+
+
+def syntax_error(
+    file: str,
+    text: str,
+    e: lark.exceptions.LarkError,
+    is_expression: Callable[[str], bool] | None = None,
+) -> Diagnostic:
+    """The diagnostic for one Lark error. ``is_expression`` says whether a piece of text
+    is a whole expression (the parser's answer), for hints that try a fix first."""
     if isinstance(e, lark.exceptions.UnexpectedCharacters):
         span = Span.point(file, e.line, e.column)
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
@@ -213,6 +303,9 @@ def syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnost
         prev = _prev_word(text, start) if start is not None else None
         # after a name at the start of a statement or setting: only `=` (or `,`) can follow
         statement = "EQUAL" in expected and expected <= STATEMENT_FOLLOW
+        arrow = _missing_arrow(file, text, t, expected, prev, statement, is_expression)
+        if arrow is not None:
+            return arrow
         if statement and prev is not None and prev[0] not in KEYWORDS:
             close = did_you_mean(prev[0], KEYWORDS)
             if close:
@@ -226,7 +319,7 @@ def syntax_error(file: str, text: str, e: lark.exceptions.LarkError) -> Diagnost
         hint = None
         if statement and prev is not None and "EQUAL" in expected:
             hint = f"missing `=`? write `{prev[0]} = ...`"
-        if hint is None and t.type == "NAME":
+        if hint is None and t.type == "NAME" and str(t) not in LITERAL_WORDS:
             close = did_you_mean(str(t), KEYWORDS)
             if close:
                 hint = close

@@ -2,8 +2,10 @@
 (:func:`parse`, :func:`parse_file`), and the checks made before and after Lark runs (file
 size, bracket balance, nesting depth).
 
-Lark errors are worded by :mod:`nnlang.syntax.errors`; the tree becomes AST nodes in
-:mod:`nnlang.syntax.tree`. Lark types never leave ``nnlang.syntax``.
+Lark errors are worded by :mod:`nnlang.syntax.errors`; after one, parsing resumes at the
+next statement (:mod:`nnlang.syntax.recover`) so that several are reported at once; the
+tree becomes AST nodes in :mod:`nnlang.syntax.tree`. Lark types never leave
+``nnlang.syntax``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lark import Lark, Token
 from nnlang.diagnostics import Diagnostic, Label, NNError, Span
 from nnlang.syntax import ast as A
 from nnlang.syntax.errors import string_literal_error, syntax_error
+from nnlang.syntax.recover import MAX_SYNTAX_ERRORS, Points, error_pos, recover
 from nnlang.syntax.tree import ToAST
 
 #: Larger files are refused up front: Lark parses roughly 100 KB a second, so a bigger file
@@ -195,6 +198,51 @@ def _too_deep(file: str, tree: lark.Tree[Token]) -> Diagnostic | None:
     return None
 
 
+def is_expression(src: str) -> bool:
+    """Whether ``src`` is one whole expression (for hints that try a fix first)."""
+    try:
+        _parser().parse(f"model M {{ _ = {src}\n}}")
+    except lark.exceptions.LarkError:
+        return False
+    return True
+
+
+def _parse_tree(file: str, text: str) -> lark.Tree[Token]:
+    """The Lark tree of ``text``, or :class:`NNError` with every syntax error found (up
+    to :data:`MAX_SYNTAX_ERRORS`): after each, parsing resumes at the next statement."""
+    errors: list[Diagnostic] = []
+    points: list[Points] = []  # made on the first error only
+    last = [-1]
+
+    def on_error(e: lark.exceptions.UnexpectedInput) -> bool:
+        pos = error_pos(e)
+        if pos is not None and pos <= last[0]:
+            return False  # no progress: stop rather than report the same place again
+        errors.append(syntax_error(file, text, e, is_expression))
+        if len(errors) >= MAX_SYNTAX_ERRORS or pos is None:
+            if len(errors) >= MAX_SYNTAX_ERRORS:
+                errors[-1].notes.append(
+                    f"stopped after {MAX_SYNTAX_ERRORS} syntax errors; fix these first"
+                )
+            return False
+        last[0] = pos
+        if not points:
+            points.append(Points(text))
+        try:
+            return recover(e, text, points[0])
+        except Exception:  # noqa: BLE001 - recovery is best effort; the errors found stand
+            return False
+
+    try:
+        tree = _parser().parse(text, on_error=on_error)
+    except lark.exceptions.UnexpectedInput as e:
+        if not errors:  # pragma: no cover - on_error sees every error first
+            errors.append(syntax_error(file, text, e, is_expression))
+    if errors:
+        raise NNError(errors)
+    return tree
+
+
 def parse(text: str, file: str = "<input>") -> A.Module:
     """Parse one file's text. Raises :class:`NNError` with every syntax diagnostic."""
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
@@ -211,10 +259,7 @@ def parse(text: str, file: str = "<input>") -> A.Module:
     bracket_errors = _scan_brackets(file, text)
     if bracket_errors:
         raise NNError(bracket_errors)
-    try:
-        tree = _parser().parse(text)
-    except lark.exceptions.UnexpectedInput as e:
-        raise NNError(syntax_error(file, text, e)) from None
+    tree = _parse_tree(file, text)
     deep = _too_deep(file, tree)
     if deep is not None:
         raise NNError(deep)
