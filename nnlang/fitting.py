@@ -26,9 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nnlang.shapes import DTYPES
-
-Dim = int | str
+from nnlang.shapes import DTYPES, Dim
 
 
 class Misfit(Exception):
