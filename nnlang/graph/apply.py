@@ -1,7 +1,7 @@
 """Applying: a call of a layer kind, a block or a shared instance becomes graph nodes.
 
 The evaluator's hooks for what only a graph can give meaning to are filled in here: a
-call (``conv(16)``, ``Block(x)``, ``enc(x)``), tensor ``+ - *``, and a pipeline
+call (``conv(16)``, ``Block(x)``, ``enc(x)``), tensor operators (:mod:`.tensorops`), and a pipeline
 (``x -> conv(16) -> Block() * 3``). A layer call binds its attributes, infers its
 output types and adds one node; a block call expands its body in a fresh scope (the
 statement walker runs it); a shared instance reuses one parameter owner for every call.
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from nnlang.diagnostics import ArgError, Diagnostic, InternalError, Label, NNError, Span
 from nnlang.graph.evaluate import (
     POISON,
-    Evaluator,
     Instance,
     Poison,
     Scope,
@@ -26,6 +25,7 @@ from nnlang.graph.evaluate import (
 )
 from nnlang.graph.graph import Graph, Node
 from nnlang.graph.program import Program
+from nnlang.graph.tensorops import BUILTIN_LAYERS, TensorOps
 from nnlang.layers import REGISTRY
 from nnlang.layers.base import Args, LayerKind
 from nnlang.shapes import TensorType
@@ -35,10 +35,11 @@ from nnlang.syntax import ast as A
 MAX_NODES = 200_000
 
 
-class Applier(Evaluator):
+class Applier(TensorOps):
     """The builder's applying half: the evaluator, with layer calls, blocks and shared
-    instances made into graph nodes. It extends :class:`Evaluator` rather than mixing
-    into it, since it overrides the evaluator's hooks and falls back on them."""
+    instances made into graph nodes (tensor operators in :class:`TensorOps`). It extends
+    :class:`Evaluator` rather than mixing into it, since it overrides the evaluator's
+    hooks and falls back on them."""
 
     program: Program
     graph: Graph | None
@@ -115,18 +116,14 @@ class Applier(Evaluator):
             return (
                 self.apply_instance(scope.values[e.func], tensors, e.span, scope) if ok else POISON
             )
+        if e.func in BUILTIN_LAYERS and e.func not in self.program.decls:
+            return self.builtin_or_layer(e, scope)
         if e.func in REGISTRY or e.func in self.program.decls:
             tensors, values, ok = self.split_args(e.args, scope)
             if not ok:
                 return POISON
             return self.apply(e.func, tensors, values, e.kwargs, e.span, e.func_span, scope)
         return super().call_expr(e, scope)
-
-    def tensor_binop(self, e: A.BinOp, a: Any, b: Any, scope: Scope) -> Any:
-        kinds = {"+": "add", "-": "sub", "*": "mul"}
-        if e.op in kinds and isinstance(a, Tensor) and isinstance(b, Tensor):
-            return self.apply_layer(REGISTRY[kinds[e.op]], [a, b], [], [], e.span, e.op_span, scope)
-        return super().tensor_binop(e, a, b, scope)
 
     def pipeline(self, e: A.Pipeline, scope: Scope) -> Any:
         cur = self.value(e.source, scope)

@@ -24,6 +24,8 @@ from nnlang.shapes import TensorType
 from nnlang.syntax import ast as A
 
 MAX_INT_BITS = 128
+#: The operators a tensor takes, with another tensor or with a number.
+TENSOR_OPERATORS = ("+", "-", "*", "/", "**")
 ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
     "-": operator.sub,
@@ -228,13 +230,15 @@ class Evaluator:
                     "E204", f"`not` needs true or false, not {type_name(v)}", e.operand.span
                 )
             return not v
+        if isinstance(v, Tensor):
+            return self.tensor_unary(e, v, scope)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return self.err(
-                "E204" if not isinstance(v, Tensor) else "E205",
-                f"`{e.op}` needs a number, not {type_name(v)}",
-                e.operand.span,
-            )
+            return self.err("E204", f"`{e.op}` needs a number, not {type_name(v)}", e.operand.span)
         return -v if e.op == "-" else v
+
+    def tensor_unary(self, e: A.UnaryOp, v: Tensor, scope: Scope) -> Any:
+        """`-x` or `+x` of a tensor: the builder makes a layer of `-x`."""
+        return self.err("E205", f"`{e.op}` needs a number, not {type_name(v)}", e.operand.span)
 
     def binop(self, e: A.BinOp, scope: Scope) -> Any:
         a = self.value(e.left, scope)
@@ -302,24 +306,31 @@ class Evaluator:
         return result
 
     def tensor_binop(self, e: A.BinOp, a: Any, b: Any, scope: Scope) -> Any:
-        """An operator with a tensor operand: the builder makes a layer of `+ - *`."""
-        if e.op in ("+", "-", "*"):
+        """An operator with a tensor operand: the builder makes a layer of
+        `+ - * / **` between tensors, or a tensor and a number."""
+        if e.op in TENSOR_OPERATORS:
             return self.err(
                 "E206",
                 f"`{e.op}` between a tensor and {type_name(b if isinstance(a, Tensor) else a)}",
                 e.span,
-                help=f"tensor `{e.op}` takes two tensors of broadcastable shapes",
+                help=f"tensor `{e.op}` takes two tensors of broadcastable shapes, or a tensor "
+                "and a number",
             )
         return self.err(
             "E205",
             f"`{e.op}` is not defined for tensors",
             e.op_span,
-            help="tensors combine with `+`, `-`, `*` and layers such as `concat`",
+            help="tensors combine with `+`, `-`, `*`, `/`, `**` and layers such as `concat`",
         )
 
     def call_expr(self, e: A.Call, scope: Scope) -> Any:
         """A builtin call; the builder adds layers, blocks and shared instances."""
         decls = self.program.decls if self.program is not None else {}
+        if e.func in BUILTINS and e.func not in decls:
+            args = [self.const(a, scope) for a in e.args]
+            if any(isinstance(a, Poison) for a in args):
+                return POISON
+            return self.call_builtin(e, args)
         if e.func in REGISTRY or e.func in decls:
             return self.err(
                 "E205",
@@ -327,21 +338,18 @@ class Evaluator:
                 e.span,
                 help="settings and arguments are computed before the model runs",
             )
-        if e.func in BUILTINS:
-            args = [self.const(a, scope) for a in e.args]
-            if any(isinstance(a, Poison) for a in args):
-                return POISON
-            if e.kwargs:
-                return self.err(
-                    "E104", f"`{e.func}` takes no keyword arguments", e.kwargs[0].name_span
-                )
-            try:
-                return BUILTINS[e.func](*args)
-            except (TypeError, ValueError, OverflowError) as ex:
-                return self.err(
-                    "E204", f"`{e.func}({', '.join(format_value(a) for a in args)})`: {ex}", e.span
-                )
         return self.unknown_callee(e.func, e.func_span, scope)
+
+    def call_builtin(self, e: A.Call, args: list[Any]) -> Any:
+        """A builtin (``min``, ``ceil``, ...) applied to compile-time values."""
+        if e.kwargs:
+            return self.err("E104", f"`{e.func}` takes no keyword arguments", e.kwargs[0].name_span)
+        try:
+            return BUILTINS[e.func](*args)
+        except (TypeError, ValueError, OverflowError) as ex:
+            return self.err(
+                "E204", f"`{e.func}({', '.join(format_value(a) for a in args)})`: {ex}", e.span
+            )
 
     def unknown_callee(self, name: str, span: Span, scope: Scope) -> Poison:
         if name in scope.values:

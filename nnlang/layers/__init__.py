@@ -12,10 +12,12 @@ from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     attention,
     conv,
     core,
+    elementwise,
     merge,
     norm,
     pool,
     recurrent,
+    reduce,
 )
 from nnlang.layers.base import REGISTRY, Args, Attr, LayerKind
 
@@ -23,6 +25,8 @@ from nnlang.layers.base import REGISTRY, Args, Attr, LayerKind
 FAMILIES: dict[str, str] = {
     core.FAMILY: "Core",
     activation.FAMILY: "Activations",
+    elementwise.FAMILY: "Element-wise math",
+    reduce.FAMILY: "Reductions",
     conv.FAMILY: "Convolution",
     pool.FAMILY: "Pooling and resampling",
     norm.FAMILY: "Normalization",

@@ -87,6 +87,17 @@ _activation(
     attrs=(Attr("alpha", "float", 1.0, doc="scale of the negative branch"),),
     kwargs=lambda a, x: {"alpha": a.alpha},
 )
+_activation("relu6", "ReLU capped at 6, `min(max(x, 0), 6)` (`nnx.relu6`).", "relu6")
+_activation(
+    "hard_sigmoid",
+    "Piecewise-linear sigmoid, `relu6(x + 3) / 6` (`nnx.hard_sigmoid`).",
+    "hard_sigmoid",
+)
+_activation(
+    "hard_swish",
+    "Piecewise-linear swish, `x * relu6(x + 3) / 6` (`nnx.hard_swish`).",
+    "hard_swish",
+)
 _activation("selu", "Scaled ELU with the self-normalising constants (`nnx.selu`).", "selu")
 _activation(
     "gelu",

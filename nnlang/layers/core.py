@@ -324,3 +324,50 @@ def _dropout_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
 def _dropout(a: Args, ins: list[TensorType]) -> list[TensorType]:
     expect_float("dropout", ins[0])
     return [ins[0]]
+
+
+# ---------------------------------------------------------------- gradients
+def _stop_gradient_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+    import jax
+
+    return jax.lax.stop_gradient
+
+
+@layer(
+    "stop_gradient",
+    family=FAMILY,
+    doc="Identity forward; no gradient flows back through it (`jax.lax.stop_gradient`).",
+    build=_stop_gradient_build,
+    example="""model Example {
+    input x: f32[8]
+    h = x -> dense(8)
+    output y = h + (h -> stop_gradient -> dense(8))
+}""",
+)
+def _stop_gradient(a: Args, ins: list[TensorType]) -> list[TensorType]:
+    return [ins[0]]
+
+
+def _grad_reverse_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+    from nnlang.layers.modules import grad_reverse
+
+    return grad_reverse(a.scale)
+
+
+@layer(
+    "grad_reverse",
+    family=FAMILY,
+    doc="Gradient reversal: identity forward, the gradient flowing back is multiplied by "
+    "`-scale` (`jax.custom_vjp`), as in domain-adversarial training.",
+    attrs=(Attr("scale", "float", 1.0, doc="how strongly the gradient is reversed", min=0.0),),
+    build=_grad_reverse_build,
+    example="""model Example {
+    input x: f32[8]
+    features = x -> dense(16) -> relu
+    output label = features -> dense(3)
+    output domain = features -> grad_reverse(0.5) -> dense(2)
+}""",
+)
+def _grad_reverse(a: Args, ins: list[TensorType]) -> list[TensorType]:
+    expect_float("grad_reverse", ins[0])
+    return [ins[0]]

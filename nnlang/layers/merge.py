@@ -54,11 +54,26 @@ def broadcast(kind: str, ins: list[TensorType]) -> TensorType:
     return out
 
 
-def _arith_kind(name: str, op: str, what: str, n_inputs: tuple[int, int | None]) -> None:
+def _arith_kind(
+    name: str,
+    op: str,
+    what: str,
+    n_inputs: tuple[int, int | None],
+    *,
+    float_only: bool = False,
+    written: str = "",
+) -> None:
     """Declare an elementwise merge lowering to ``jnp.<op>`` folded over the inputs."""
 
     def shape(a: Args, ins: list[TensorType]) -> list[TensorType]:
-        return [broadcast(name, ins)]
+        out = broadcast(name, ins)
+        if float_only and not out.is_float:
+            raise ArgError(
+                "E304",
+                f"`{name}` needs floating-point tensors but got {', '.join(map(str, ins))}",
+                help='cast them first, e.g. `x -> cast("f32")`',
+            )
+        return [out]
 
     def build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         import jax.numpy as jnp
@@ -77,8 +92,9 @@ def _arith_kind(name: str, op: str, what: str, n_inputs: tuple[int, int | None])
     layer(
         name,
         family=FAMILY,
-        doc=f"{what} of {many} (`jnp.{op}`), with numpy broadcasting over the per-sample "
-        "shapes; dtypes must match.",
+        doc=f"{what} of {many} (`jnp.{op}`{written}), with numpy broadcasting over the "
+        "per-sample shapes; dtypes must match"
+        + ("; floating-point tensors only." if float_only else "."),
         flops=lambda a, ins, outs: (len(ins) - 1) * concrete_numel(outs[0].shape),
         build=build,
         n_inputs=n_inputs,
@@ -90,9 +106,22 @@ def _arith_kind(name: str, op: str, what: str, n_inputs: tuple[int, int | None])
     )(shape)
 
 
-_arith_kind("add", "add", "Elementwise sum", (2, None))
-_arith_kind("sub", "subtract", "Elementwise difference (first minus second)", (2, 2))
-_arith_kind("mul", "multiply", "Elementwise product", (2, None))
+_arith_kind("add", "add", "Elementwise sum", (2, None), written="; `a + b`")
+_arith_kind(
+    "sub", "subtract", "Elementwise difference (first minus second)", (2, 2), written="; `a - b`"
+)
+_arith_kind("mul", "multiply", "Elementwise product", (2, None), written="; `a * b`")
+_arith_kind(
+    "div",
+    "divide",
+    "Elementwise quotient (first over second)",
+    (2, 2),
+    float_only=True,
+    written="; `a / b`",
+)
+_arith_kind("pow", "power", "Elementwise power (first to the second)", (2, 2), written="; `a ** b`")
+_arith_kind("maximum", "maximum", "Elementwise maximum", (2, 2))
+_arith_kind("minimum", "minimum", "Elementwise minimum", (2, 2))
 
 
 def _concat_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:

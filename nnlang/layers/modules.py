@@ -93,3 +93,43 @@ class PositionalEmbedding(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         positions = self.embed(jnp.arange(x.shape[1]))
         return x + positions[None].astype(x.dtype)
+
+
+def reduction(fn: str, axes: tuple[int, ...], keepdims: bool, ord: int = 2) -> Any:
+    """A reduction of the batched array over ``axes`` (batch axis 0 excluded)."""
+    if fn == "logsumexp":
+        return lambda x: jax.nn.logsumexp(x, axis=axes, keepdims=keepdims)
+    if fn == "norm":
+        if ord == 1:
+            return lambda x: jnp.sum(jnp.abs(x), axis=axes, keepdims=keepdims)
+        return lambda x: jnp.sqrt(jnp.sum(jnp.square(x), axis=axes, keepdims=keepdims))
+    f = getattr(jnp, fn)
+    if fn in ("sum", "prod"):  # in the input's dtype (jnp widens small integers)
+        return lambda x: f(x, axis=axes, keepdims=keepdims, dtype=x.dtype)
+    return lambda x: f(x, axis=axes, keepdims=keepdims)
+
+
+@jax.custom_vjp
+def _reverse(x: jax.Array, scale: jax.Array) -> jax.Array:
+    return x
+
+
+def _reverse_fwd(x: jax.Array, scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return x, scale
+
+
+def _reverse_bwd(scale: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return (-scale * g).astype(g.dtype), jnp.zeros_like(scale)
+
+
+_reverse.defvjp(_reverse_fwd, _reverse_bwd)
+
+
+def grad_reverse(scale: float) -> Any:
+    """Identity forward; the gradient flowing back is multiplied by ``-scale``
+    (gradient reversal, as in domain-adversarial training)."""
+
+    def reverse(x: jax.Array) -> jax.Array:
+        return _reverse(x, jnp.asarray(scale, jnp.float32))
+
+    return reverse
