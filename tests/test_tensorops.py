@@ -1,0 +1,146 @@
+"""Tensor arithmetic and primitives end to end: a model written with `x * 0.5`, `-x`,
+`exp`, `sum(axis = ..., keepdims = true)` and `grad_reverse` trains from the CLI,
+exports to StableHLO through the parity gate, and computes what the equations say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from _util import write
+
+from nnlang.api import build, check
+from nnlang.cli import main
+from nnlang.lower.network import lower
+
+PRIMS = """
+model Prims(scale: float = 0.5) {
+    input  image: f32[8, 8, 1]
+    h = image -> flatten -> dense(32)
+    total = h -> sum(axis = -1, keepdims = true)
+    g = (-h) -> clip(-10, 10) -> exp
+    z = h * scale + 0.1 * g - total / 32 + (1 - h ** 2 -> mean(axis = 0, keepdims = true))
+    frozen = z -> relu -> grad_reverse(0.0) -> stop_gradient -> dense(10)
+    output logits = frozen + (z -> dense(10))
+}
+
+train Prims {
+    data      = digits(test = 0.2, val = 0.1, seed = 0)
+    normalize = scale(1 / 16)
+    loss      = cross_entropy(logits, label)
+    optimizer = adam(lr = 1e-3)
+    batch     = 64
+    epochs    = 2
+}
+"""
+
+
+def test_model_with_tensor_arithmetic_trains_and_exports(tmp_path: Path, capsys) -> None:
+    nn = write(tmp_path, "prims.nn", PRIMS)
+    run = tmp_path / "run"
+    assert main(["train", str(nn), "--out", str(run), "-q"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "prims.stablehlo"
+    assert (
+        main(["export", str(nn), "--run", str(run), "--format", "stablehlo", "--out", str(out)])
+        == 0
+    )
+    assert out.exists()
+
+
+EQUATIONS = """
+model Eq(tau: float = 2.0) {
+    input x: f32[3, 4]
+    input y: f32[4]
+    output a = x * 0.5
+    output b = 1 - x
+    output c = x / tau
+    output d = 2 ** x
+    output e = -x + x ** 2
+    output f = x / y
+    output g = x -> sum(axis = -1, keepdims = true)
+    output h = max(x, axis = 0)
+    output i = x -> logsumexp
+    output j = x -> norm(axis = (0, 1))
+    output k = x -> clip(min = 0)
+    output l = minimum(x, y) + maximum(x, y)
+}
+"""
+
+
+def test_operators_compute_their_equations(tmp_path: Path) -> None:
+    graph = build(write(tmp_path, "eq.nn", EQUATIONS))
+    model = lower(graph)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    y = (rng.random((2, 4)) + 0.5).astype(np.float32)
+    got = {k: np.asarray(v) for k, v in model(x=x, y=y).items()}
+    yb = y[:, None, :]
+    want = {
+        "a": x * 0.5,
+        "b": 1 - x,
+        "c": x / 2.0,
+        "d": 2.0**x,
+        "e": -x + x**2,
+        "f": x / yb,
+        "g": x.sum(axis=-1, keepdims=True),
+        "h": x.max(axis=1),
+        "i": np.log(np.exp(x).sum(axis=(1, 2))),
+        "j": np.sqrt((x**2).sum(axis=(1, 2))),
+        "k": np.clip(x, 0, None),
+        "l": np.minimum(x, yb) + np.maximum(x, yb),
+    }
+    for k, w in want.items():
+        assert got[k].shape == w.shape, k
+        np.testing.assert_allclose(got[k], w, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_a_number_keeps_a_low_precision_dtype(tmp_path: Path, dtype: str) -> None:
+    src = f"model M {{ input x: {dtype}[4]; output y = (x * 0.5 + 1) / 3 - (2 ** x) }}"
+    graph = build(write(tmp_path, "m.nn", src))
+    assert str(graph.outputs[0].type) == f"{dtype}[4]"
+    y = lower(graph)(x=jnp.ones((2, 4), jnp.dtype({"bf16": "bfloat16", "f16": "float16"}[dtype])))
+    assert y["y"].dtype == jnp.dtype({"bf16": "bfloat16", "f16": "float16"}[dtype])
+
+
+def test_grad_reverse_and_stop_gradient_change_only_the_gradient(tmp_path: Path) -> None:
+    src = """model M {
+        input x: f32[3]
+        output r = x -> grad_reverse(0.5)
+        output s = x -> stop_gradient
+    }"""
+    model = lower(build(write(tmp_path, "m.nn", src)))
+    x = jnp.arange(6.0).reshape(2, 3)
+    out = model(x=x)
+    np.testing.assert_array_equal(out["r"], x)
+    np.testing.assert_array_equal(out["s"], x)
+    gr = jax.grad(lambda v: model(x=v)["r"].sum())(x)
+    gs = jax.grad(lambda v: model(x=v)["s"].sum())(x)
+    np.testing.assert_allclose(gr, -0.5 * np.ones((2, 3)))
+    np.testing.assert_array_equal(gs, np.zeros((2, 3)))
+
+
+def test_builtins_stay_builtins_on_numbers(tmp_path: Path) -> None:
+    src = """model M(n: int = 16) {
+        input x: f32[4]
+        output y = x -> dense(int(sqrt(n)) + max(1, 2) + min(3, 4) + abs(-1))
+        output z = max(x) + abs(x) + sqrt(abs(x)) + min(x, axis = 0)
+    }"""
+    graph = build(write(tmp_path, "m.nn", src))
+    types = {p.name: str(p.type) for p in graph.outputs}
+    assert types == {"y": "f32[10]", "z": "f32[4]"}
+
+
+def test_unary_plus_is_the_tensor_itself(tmp_path: Path) -> None:
+    graph = build(write(tmp_path, "m.nn", "model M { input x: f32[4]; output y = +x - -x }"))
+    kinds = sorted(n.kind.name for n in graph if n.kind is not None)
+    assert kinds == ["neg", "sub"]
+
+
+def test_train_section_keeps_number_builtins(tmp_path: Path) -> None:
+    res = check(write(tmp_path, "m.nn", PRIMS.replace("batch     = 64", "batch = max(32, 64)")))
+    assert not [d for d in res.diagnostics if d.severity == "error"], res.diagnostics
