@@ -170,6 +170,29 @@ CASES: dict[str, list[Case]] = {
         ({}, ["f32[4, 3]", "f32[4, 2]"]),
         ({"axis": 0}, ["f32[1, 3]", "f32[2, 3]", "f32[3, 3]"]),
     ],
+    # indexing
+    "slice": [
+        ({"axis": 0, "start": 1}, ["f32[5, 3]"]),
+        ({"axis": -1, "start": -3, "stop": -1}, ["f32[2, 6]"]),
+        ({"axis": 1, "start": 0, "stop": 5, "step": 2}, ["i32[2, 6]"]),
+    ],
+    "take": [
+        ({"axis": 0, "index": -1}, ["f32[5, 3]"]),
+        ({"axis": -1, "index": (2, 0, 2)}, ["f32[2, 4]"]),
+    ],
+    "split": [({"parts": 2}, ["f32[3, 4]"]), ({"parts": 3, "axis": 0}, ["f32[6, 2]"])],
+    "flip": [({"axis": 0}, ["f32[4, 3]"]), ({"axis": (0, -1)}, ["i32[2, 3]"])],
+    "pad": [
+        ({"widths": 1}, ["f32[3, 2]"]),
+        ({"widths": ((2, 0), 1), "value": -1}, ["f32[3, 2]"]),
+        ({"widths": (1, 2)}, ["bf16[4]"]),
+        ({"widths": ((1, 1), (0, 2)), "mode": "reflect"}, ["f32[3, 4]"]),
+        ({"widths": (0, (1, 0)), "mode": "edge"}, ["i32[2, 3]"]),
+    ],
+    "stack": [({}, ["f32[3]", "f32[3]"]), ({"axis": -1}, ["f32[2, 3]", "f32[2, 3]", "f32[2, 3]"])],
+    "expand_dims": [({}, ["f32[3]"]), ({"axis": 0}, ["f32[2, 3]"]), ({"axis": -2}, ["i32[2, 3]"])],
+    "squeeze": [({}, ["f32[3, 1, 2, 1]"]), ({"axis": -1}, ["f32[1, 3, 1]"])],
+    "one_hot": [({"classes": 4}, ["i32[3]"]), ({"classes": 3, "dtype": "bf16"}, ["u8[2, 2]"])],
     # recurrent
     "lstm": [
         ({"units": 6}, ["f32[5, 3]"]),
@@ -370,6 +393,13 @@ SYMBOLIC: list[tuple[str, dict[str, Any], list[str]]] = [
     ("attention", {"heads": 2, "causal": True}, ["f32[T, 4]"]),
     ("add", {}, ["f32[T, 3]", "f32[1, 3]"]),
     ("mul_scalar", {"value": 0.5}, ["f32[T, 3]"]),
+    ("slice", {"axis": 0, "start": 1}, ["f32[T, 3]"]),
+    ("slice", {"axis": 0, "start": 2, "stop": -1}, ["f32[T, 3]"]),
+    ("take", {"axis": 0, "index": -1}, ["f32[T, 3]"]),
+    ("pad", {"widths": ((2, 1), 0)}, ["f32[T, 3]"]),
+    ("flip", {"axis": 0}, ["f32[T, 3]"]),
+    ("one_hot", {"classes": 5}, ["i32[T]"]),
+    ("stack", {"axis": 1}, ["f32[T, 3]", "f32[T, 3]"]),
     ("exp", {}, ["f32[T, 3]"]),
     ("sum", {"axis": -1, "keepdims": True}, ["f32[T, 3]"]),
     ("mean", {"axis": 0}, ["f32[T, 3]"]),

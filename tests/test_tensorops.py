@@ -144,3 +144,45 @@ def test_unary_plus_is_the_tensor_itself(tmp_path: Path) -> None:
 def test_train_section_keeps_number_builtins(tmp_path: Path) -> None:
     res = check(write(tmp_path, "m.nn", PRIMS.replace("batch     = 64", "batch = max(32, 64)")))
     assert not [d for d in res.diagnostics if d.severity == "error"], res.diagnostics
+
+
+INDEXING = """
+model Ix {
+    input x: f32[4, 6]
+    input ids: i32[3]
+    output a = x -> slice(0, 1, -1)
+    output b = x -> slice(1, 0, 6, 2)
+    output c = x -> take(1, -1)
+    output d = x -> take(1, (3, 0))
+    p1, p2, p3 = x -> split(3)
+    output e = (p1, p2, p3) -> stack(axis = -1)
+    output f = x -> flip((0, 1))
+    output g = x -> pad(((1, 0), (0, 2)), value = -1)
+    output h = x -> pad(1, mode = "reflect")
+    output i = x -> expand_dims(0) -> squeeze(0)
+    output j = ids -> one_hot(4)
+}
+"""
+
+
+def test_indexing_computes_what_numpy_does(tmp_path: Path) -> None:
+    model = lower(build(write(tmp_path, "ix.nn", INDEXING)))
+    x = np.arange(48, dtype=np.float32).reshape(2, 4, 6)
+    ids = np.asarray([[0, 3, 5], [1, 1, -1]], np.int32)
+    got = {k: np.asarray(v) for k, v in model(x=x, ids=ids).items()}
+    parts = np.split(x, 3, axis=-1)
+    want = {
+        "a": x[:, 1:-1],
+        "b": x[:, :, 0:6:2],
+        "c": x[:, :, -1],
+        "d": x[:, :, [3, 0]],
+        "e": np.stack(parts, axis=-1),
+        "f": x[:, ::-1, ::-1],
+        "g": np.pad(x, ((0, 0), (1, 0), (0, 2)), constant_values=-1),
+        "h": np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="reflect"),
+        "i": x,
+        "j": np.eye(4, dtype=np.float32)[np.where((ids >= 0) & (ids < 4), ids, 0)]
+        * ((ids >= 0) & (ids < 4))[..., None],
+    }
+    for k, w in want.items():
+        np.testing.assert_array_equal(got[k], w, err_msg=k)

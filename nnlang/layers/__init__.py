@@ -13,6 +13,7 @@ from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     conv,
     core,
     elementwise,
+    index,
     merge,
     norm,
     pool,
@@ -31,6 +32,7 @@ FAMILIES: dict[str, str] = {
     pool.FAMILY: "Pooling and resampling",
     norm.FAMILY: "Normalization",
     merge.FAMILY: "Merging",
+    index.FAMILY: "Indexing",
     recurrent.FAMILY: "Recurrent",
     attention.FAMILY: "Attention",
 }
