@@ -193,6 +193,17 @@ CASES: dict[str, list[Case]] = {
     "expand_dims": [({}, ["f32[3]"]), ({"axis": 0}, ["f32[2, 3]"]), ({"axis": -2}, ["i32[2, 3]"])],
     "squeeze": [({}, ["f32[3, 1, 2, 1]"]), ({"axis": -1}, ["f32[1, 3, 1]"])],
     "one_hot": [({"classes": 4}, ["i32[3]"]), ({"classes": 3, "dtype": "bf16"}, ["u8[2, 2]"])],
+    # constants and learned tensors (no input)
+    "zeros": [({"shape": (3, 2)}, []), ({"shape": 4, "dtype": "i32"}, [])],
+    "ones": [({"shape": ()}, []), ({"shape": (2,), "dtype": "bf16"}, [])],
+    "full": [({"shape": (2, 2), "value": 0.5}, []), ({"shape": 3, "value": 7, "dtype": "u8"}, [])],
+    "param": [
+        ({"shape": (3, 4)}, []),
+        ({"shape": 5, "init": "normal", "stddev": 1.0}, []),
+        ({"shape": (2, 3), "init": "glorot_uniform", "dtype": "bf16"}, []),
+        ({"shape": 4, "init": "glorot_uniform"}, []),
+        ({"shape": (), "init": "ones"}, []),
+    ],
     # recurrent
     "lstm": [
         ({"units": 6}, ["f32[5, 3]"]),
@@ -327,12 +338,14 @@ def test_kind_matches_flax(name: str, kw: dict[str, Any], specs: list[str]) -> N
     flops = kind.flops(args, ins, outs)
     assert isinstance(flops, int) and flops >= 0
 
+    # a layer with no input is called with one of the model's inputs, for its batch size
+    called = ins or [T("f32[1]")]
     for batch in (2, 3):
-        got = eval_shape(fn, *(struct(t, batch) for t in ins))
+        got = eval_shape(fn, *(struct(t, batch) for t in called))
         assert [(o.shape, o.dtype) for o in got] == expect(outs, batch)
 
     rng = np.random.default_rng(0)
-    ys = run_jit(fn, *(sample(t, 2, rng) for t in ins))
+    ys = run_jit(fn, *(sample(t, 2, rng) for t in called))
     assert [(y.shape, y.dtype) for y in ys] == expect(outs, 2)
     for y, o in zip(ys, outs, strict=True):
         if o.is_float and name not in PARTIAL:

@@ -1,6 +1,7 @@
 """Tensor arithmetic and primitives end to end: a model written with `x * 0.5`, `-x`,
-`exp`, `sum(axis = ..., keepdims = true)` and `grad_reverse` trains from the CLI,
-exports to StableHLO through the parity gate, and computes what the equations say."""
+`exp`, `sum(axis = ..., keepdims = true)`, `grad_reverse` and a learned `param` trains
+from the CLI, exports to StableHLO through the parity gate, and computes what the
+equations say."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from nnlang.lower.network import lower
 PRIMS = """
 model Prims(scale: float = 0.5) {
     input  image: f32[8, 8, 1]
-    h = image -> flatten -> dense(32)
+    bias = param(32, init = "normal")
+    h = (image -> flatten -> dense(32)) + bias + full(32, 0.1) * ones(1)
     total = h -> sum(axis = -1, keepdims = true)
     g = (-h) -> clip(-10, 10) -> exp
     z = h * scale + 0.1 * g - total / 32 + (1 - h ** 2 -> mean(axis = 0, keepdims = true))
@@ -186,3 +188,18 @@ def test_indexing_computes_what_numpy_does(tmp_path: Path) -> None:
     }
     for k, w in want.items():
         np.testing.assert_array_equal(got[k], w, err_msg=k)
+
+
+def test_param_is_learned_and_shared_by_every_sample(tmp_path: Path) -> None:
+    src = """model M {
+        input x: f32[3]
+        w = param((2, 3), init = "ones")
+        output y = x * w + zeros(3)
+    }"""
+    graph = build(write(tmp_path, "m.nn", src))
+    assert graph.total_params() == 6
+    model = lower(graph)
+    x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    y = np.asarray(model(x=x)["y"])
+    assert y.shape == (4, 2, 3)
+    np.testing.assert_array_equal(y, np.broadcast_to(x[:, None, :], (4, 2, 3)))

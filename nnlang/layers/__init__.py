@@ -10,6 +10,7 @@ from __future__ import annotations
 from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     activation,
     attention,
+    constant,
     conv,
     core,
     elementwise,
@@ -35,6 +36,7 @@ FAMILIES: dict[str, str] = {
     index.FAMILY: "Indexing",
     recurrent.FAMILY: "Recurrent",
     attention.FAMILY: "Attention",
+    constant.FAMILY: "Constants and learned tensors",
 }
 
 __all__ = ["FAMILIES", "REGISTRY", "Args", "Attr", "LayerKind"]

@@ -133,3 +133,42 @@ def grad_reverse(scale: float) -> Any:
         return _reverse(x, jnp.asarray(scale, jnp.float32))
 
     return reverse
+
+
+def _batch_of(ref: jax.Array | None) -> Any:
+    return 1 if ref is None else ref.shape[0]
+
+
+def constant(value: float, shape: tuple[int, ...], t: TensorType) -> Any:
+    """A constant of per-sample ``shape``, broadcast over the batch of ``ref``."""
+    dtype = dtype_of(t)
+
+    def const(ref: jax.Array | None = None) -> jax.Array:
+        return jnp.broadcast_to(jnp.asarray(value, dtype), (_batch_of(ref), *shape))
+
+    return const
+
+
+class Learned(nnx.Module):
+    """One learned tensor of per-sample ``shape``, broadcast over the batch of ``ref``."""
+
+    def __init__(
+        self, shape: tuple[int, ...], init: str, stddev: float, dtype: Any, *, rngs: nnx.Rngs
+    ) -> None:
+        initializers = {
+            "zeros": nnx.initializers.zeros,
+            "ones": nnx.initializers.ones,
+            "normal": nnx.initializers.normal(stddev),
+            # glorot needs a fan-in and fan-out: the last two axes (a vector: 1 and its size)
+            "glorot_uniform": nnx.initializers.glorot_uniform(in_axis=-2, out_axis=-1),
+        }
+        key = rngs.params()
+        if init == "glorot_uniform" and len(shape) < 2:
+            value = initializers[init](key, (1, *shape), dtype).reshape(shape)
+        else:
+            value = initializers[init](key, shape, dtype)
+        self.value = nnx.Param(value)
+        self.shape = shape
+
+    def __call__(self, ref: jax.Array | None = None) -> jax.Array:
+        return jnp.broadcast_to(self.value[...][None], (_batch_of(ref), *self.shape))

@@ -84,9 +84,10 @@ class Network(nnx.Module):
             (name, 0): jnp.asarray(kwargs[name], dtype)
             for name, dtype in zip(self.input_names, self.input_dtypes, strict=True)
         }
+        first = env[(self.input_names[0], 0)]  # sizes the batch of a layer with no input
         for node_id, owner, is_module, inputs, n_out in self.plan:
             fn = self.layers[owner] if is_module else self.functions[owner]
-            y = fn(*[env[r] for r in inputs])
+            y = fn(*[env[r] for r in inputs]) if inputs else fn(first)
             if n_out == 1:
                 env[(node_id, 0)] = y
             else:
