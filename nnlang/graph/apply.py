@@ -21,6 +21,7 @@ from nnlang.graph.evaluate import (
     Scope,
     Tensor,
     format_value,
+    repeat_index,
     type_name,
 )
 from nnlang.graph.graph import Graph, Node
@@ -153,7 +154,8 @@ class Applier(TensorOps):
                 times = n
             for i in range(times):
                 before = len(self.graph) if self.graph is not None else 0
-                cur = self.apply_stage(st.callee, inputs, scope)
+                with repeat_index(scope, i if st.repeat is not None else None):
+                    cur = self.apply_stage(st.callee, inputs, scope)
                 if isinstance(cur, Poison) or (
                     isinstance(cur, tuple) and any(isinstance(x, Poison) for x in cur)
                 ):
@@ -190,8 +192,9 @@ class Applier(TensorOps):
             return
         args = callee.args if isinstance(callee, A.Call) else ()
         kwargs = callee.kwargs if isinstance(callee, A.Call) else ()
-        _, values, ok = self.split_args(args, scope)
-        kw = [(k, self.const(k.value, scope)) for k in kwargs]
+        with repeat_index(scope, 0 if st.repeat is not None else None):
+            _, values, ok = self.split_args(args, scope)
+            kw = [(k, self.const(k.value, scope)) for k in kwargs]
         if not ok or any(isinstance(v, Poison) for _, v in kw):
             return
         if name in REGISTRY:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import difflib
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,11 +78,37 @@ class Scope:
     counters: dict[str, int] = field(default_factory=dict)
     block_stack: tuple[str, ...] = ()
     call_span: Span | None = None  # inside a block: the call being expanded
+    repeats: set[str] = field(default_factory=set)  # names bound by a repetition
 
     def fresh(self, base: str) -> str:
         n = self.counters.get(base, 0)
         self.counters[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
+
+
+#: The name a repeated stage's arguments read its repeat's index from (0, 1, ...).
+REPEAT_INDEX = "repeat_index"
+
+
+@contextmanager
+def repeat_index(scope: Scope, i: int | None) -> Iterator[None]:
+    """Bind :data:`REPEAT_INDEX` to ``i`` while one repeat of a stage is applied (nothing
+    when ``i`` is None or the body defines the name itself)."""
+    if i is None or (REPEAT_INDEX in scope.values and REPEAT_INDEX not in scope.repeats):
+        yield
+        return
+    had, saved = REPEAT_INDEX in scope.values, scope.values.get(REPEAT_INDEX)
+    scope.values[REPEAT_INDEX] = i
+    scope.repeats.add(REPEAT_INDEX)
+    scope.used.add(REPEAT_INDEX)
+    try:
+        yield
+    finally:
+        if had:
+            scope.values[REPEAT_INDEX] = saved  # an enclosing repetition's index
+        else:
+            del scope.values[REPEAT_INDEX]
+            scope.repeats.discard(REPEAT_INDEX)
 
 
 def format_value(v: Any) -> str:
@@ -207,9 +234,10 @@ class Evaluator:
                 e.span,
                 help=f"apply it to a tensor: `x -> {e.id}`",
             )
-        return self.err(
-            "E101", f"unknown name `{e.id}`", e.span, help=self.suggest_value(e.id, scope)
-        )
+        hint = self.suggest_value(e.id, scope)
+        if e.id == REPEAT_INDEX:
+            hint = "it is known in the arguments of a repeated stage: `-> Block(repeat_index) * n`"
+        return self.err("E101", f"unknown name `{e.id}`", e.span, help=hint)
 
     def suggest_value(self, name: str, scope: Scope) -> str | None:
         """ "did you mean" for an unknown name; the suggested value counts as used, so it
