@@ -410,6 +410,7 @@ SYMBOLIC: list[tuple[str, dict[str, Any], list[str]]] = [
     ("slice", {"axis": 0, "start": 2, "stop": -1}, ["f32[T, 3]"]),
     ("take", {"axis": 0, "index": -1}, ["f32[T, 3]"]),
     ("pad", {"widths": ((2, 1), 0)}, ["f32[T, 3]"]),
+    ("pad", {"widths": ((1, 2), (0, 1)), "mode": "edge"}, ["f32[T, 3]"]),
     ("flip", {"axis": 0}, ["f32[T, 3]"]),
     ("one_hot", {"classes": 5}, ["i32[T]"]),
     ("stack", {"axis": 1}, ["f32[T, 3]", "f32[T, 3]"]),

@@ -203,3 +203,44 @@ def test_param_is_learned_and_shared_by_every_sample(tmp_path: Path) -> None:
     y = np.asarray(model(x=x)["y"])
     assert y.shape == (4, 2, 3)
     np.testing.assert_array_equal(y, np.broadcast_to(x[:, None, :], (4, 2, 3)))
+
+
+EVERY_NEW_KIND = """
+model Every {
+    input x: f32[8, 8]
+    input ids: i32[8]
+    scalars = (x * 0.5 - 1) / 3 + 2 ** x - (1 - x) + x ** 2 + 2 / (x -> abs -> add_scalar(1))
+    merges = -x + x / (x -> abs -> add_scalar(1)) + (x -> abs) ** x + maximum(x, -x) + minimum(x, 1 - x)
+    funcs = (x -> clip(-1, 1) -> exp -> log) + (x -> abs -> sqrt) + (x -> sign) + (x -> heaviside)
+        + (x -> square) + (x -> relu6) + (x -> hard_sigmoid) + (x -> hard_swish)
+    reduced = (x -> sum(axis = -1, keepdims = true)) + (x -> mean(axis = 0)) + max(x, axis = 0)
+        + min(x, axis = 0) + (x -> prod(axis = 0)) + (x -> logsumexp(axis = 0))
+        + (x -> norm(axis = 0)) + (x -> norm(axis = 0, ord = 1))
+    p1, p2 = x -> split(2, axis = 0)
+    indexed = (x -> slice(0, 1, -1) -> pad(((1, 1), 0), mode = "edge"))
+        + (x -> take(1, (0, 2, 4, 6)) -> pad(((0, 0), (2, 2)), value = 0.5))
+        + ((p1, p2 -> flip(0)) -> stack(axis = 0) -> sum(axis = 0) -> pad(((2, 2), 0), mode = "reflect"))
+        + (x -> take(0, -1) -> expand_dims(0)) + (x -> expand_dims(0) -> squeeze(0))
+    made = ones((8, 8)) + param((8, 8), init = "normal") + zeros(8) + full(8, 0.25)
+    hot = ids -> clip(0, 3) -> one_hot(4) -> sum(axis = 0) -> pad((0, 4))
+    output y = (scalars + merges + funcs + reduced + indexed + made + hot)
+        -> stop_gradient -> grad_reverse(0.5)
+}
+"""
+
+
+def test_every_new_kind_converts_to_onnx_with_parity(tmp_path: Path) -> None:
+    pytest.importorskip("jax2onnx")
+    pytest.importorskip("onnxruntime")
+    from nnlang.export import onnx as onnx_export
+    from nnlang.export.artifact import onnx_call
+
+    graph = build(write(tmp_path, "every.nn", EVERY_NEW_KIND))
+    model = lower(graph)
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 8, 8)).astype(np.float32)
+    ids = rng.integers(-1, 5, (3, 8)).astype(np.int32)
+    want = np.asarray(model(x=x, ids=ids)["y"])
+    blob = onnx_export.export(graph, model)
+    got = onnx_call(blob, ["x", "ids"], ["y"])([x, ids])[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

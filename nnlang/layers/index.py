@@ -267,6 +267,10 @@ def _pad_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     import jax.numpy as jnp
 
     widths = [(0, 0), *_widths(a, ins[0])]
+    if a.mode == "edge":
+        from nnlang.layers.modules import edge_pad
+
+        return edge_pad(widths)
     if a.mode == "constant":
         return lambda v: jnp.pad(v, widths, constant_values=a.value)
     return lambda v: jnp.pad(v, widths, mode=a.mode)

@@ -172,3 +172,24 @@ class Learned(nnx.Module):
 
     def __call__(self, ref: jax.Array | None = None) -> jax.Array:
         return jnp.broadcast_to(self.value[...][None], (_batch_of(ref), *self.shape))
+
+
+def edge_pad(widths: list[tuple[int, int]]) -> Any:
+    """``jnp.pad(mode="edge")`` written as concatenations of repeated edge slices (one
+    converter mis-translates edge padding; this form exports the same everywhere)."""
+
+    def pad(x: jax.Array) -> jax.Array:
+        for axis, (lo, hi) in enumerate(widths):
+            if not lo and not hi:
+                continue
+            n = x.shape[axis]
+            first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
+            last = jax.lax.slice_in_dim(x, n - 1, n, axis=axis)
+            parts = [jnp.repeat(first, lo, axis=axis)] if lo else []
+            parts.append(x)
+            if hi:
+                parts.append(jnp.repeat(last, hi, axis=axis))
+            x = jnp.concatenate(parts, axis=axis)
+        return x
+
+    return pad
