@@ -167,6 +167,7 @@ STRICT = [
     "nnlang/graph/overrides.py",
     "nnlang/graph/graph.py",
     "nnlang/graph/apply.py",
+    "nnlang/graph/tensorops.py",
     "nnlang/graph/build.py",
     "nnlang/fitting.py",
     "nnlang/fsio.py",

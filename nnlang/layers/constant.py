@@ -113,7 +113,7 @@ def _param_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
             "init",
             "str",
             "zeros",
-            doc="initial values: zeros, ones, normal (with `stddev`) or glorot_uniform",
+            doc='initial values (`"normal"` draws with `stddev`)',
             choices=("zeros", "ones", "normal", "glorot_uniform"),
         ),
         Attr("stddev", "float", 0.02, doc='standard deviation for init = "normal"', min=0.0),
