@@ -1,8 +1,8 @@
 """Applying: a call of a layer kind, a block or a shared instance becomes graph nodes.
 
 The evaluator's hooks for what only a graph can give meaning to are filled in here: a
-call (``conv(16)``, ``Block(x)``, ``enc(x)``), tensor operators (:mod:`.tensorops`), and a pipeline
-(``x -> conv(16) -> Block() * 3``). A layer call binds its attributes, infers its
+call (``conv(16)``, ``Block(x)``, ``enc(x)``) and a pipeline (``x -> conv(16) ->
+Block() * 3``); tensor operators are in :mod:`.tensorops`. A layer call binds its attributes, infers its
 output types and adds one node; a block call expands its body in a fresh scope (the
 statement walker runs it); a shared instance reuses one parameter owner for every call.
 """
