@@ -77,6 +77,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E502": ("run", "checkpoint does not match the model"),
     "E503": ("run", "run directory missing or unreadable"),
     "E504": ("run", "bad input file"),
+    "E505": ("run", "evaluation of the trained model is not finite"),
     # export
     "E601": ("export", "layer cannot be exported"),
     "E602": ("export", "exported artifact differs from the live model"),

@@ -10,6 +10,7 @@ May import the stages before ``train`` and the ``train`` modules other than ``tr
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,7 @@ def _train(
             result_state, _ = ckpts.restore(best, state, what=f"model `{graph.name}`")
         split = "test" if "test" in data.splits else ("val" if has_val else "train")
         test = engine.evaluate(result_state, data.splits[split])
+        check_finite_result(test, split, spec, run, ckpts.best() or ckpts.latest())
         test = {"split": split, **test}  # type: ignore[dict-item]
         write_result(run, test, stopped, prog.epoch)
         plot_curves(prog.history, run / "curves.png")
@@ -228,6 +230,31 @@ def _train(
         prog.epoch * spe + prog.step_in_epoch,
         prog.train_seconds,
         {"signal": loop.signal, "monitor": monitor},
+    )
+
+
+def check_finite_result(
+    values: dict[str, float], split: str, spec: TrainSpec, run: Path, step: int | None
+) -> None:
+    """E505: an evaluation that is NaN or infinite is no result. Every applied update
+    was finite (the step's guard), so the weights are; what overflowed is the model's
+    outputs or the loss on this split."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if not bad:
+        return
+    shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+    raise NNError(
+        Diagnostic(
+            "E505",
+            f"the trained model's evaluation on the {split} split is not finite: {shown}",
+            spec.spans.get("loss"),
+            help="the weights are finite: the outputs overflow on this split. In `f16`, "
+            "compute in `f32` or `bf16` (`cast`), or normalise the data (`normalize = standardize`)",
+            notes=[
+                f"the checkpoints in `{run / 'checkpoints'}` are kept (step {step}); "
+                "no result.json was written"
+            ],
+        )
     )
 
 

@@ -87,6 +87,8 @@ class TrainSpec:
     monitor: str | None = None
     patience: int | None = None
     init_from: str | None = None
+    nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
+    max_skipped: int = 25
     spans: dict[str, Span] = field(default_factory=dict)
 
     def loss_terms(self) -> list[LossTerm]:
@@ -369,6 +371,8 @@ def build_spec(
         "monitor",
         "patience",
         "init_from",
+        "nonfinite",
+        "max_skipped",
     ):
         if key in values:
             setattr(spec, key, values[key])
