@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import jax
 
 from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean
+from nnlang.environment import environment_error
 from nnlang.graph.build import build as build_graph
 from nnlang.graph.checks import Budget, check_budget
 from nnlang.graph.graph import Graph
@@ -204,7 +207,8 @@ def _train(
         engine, spec, data, train_arrays, ckpts, run, bar, monitor, greater, chunk_steps, max_epochs
     )
     try:
-        state, stopped = loop.run_until_stop(state, prog)
+        with out_of_memory_at(spec):
+            state, stopped = loop.run_until_stop(state, prog)
     finally:
         bar.close()
     result_state = state
@@ -214,7 +218,8 @@ def _train(
         if best is not None and best != ckpts.latest():
             result_state, _ = ckpts.restore(best, state, what=f"model `{graph.name}`")
         split = "test" if "test" in data.splits else ("val" if has_val else "train")
-        test = engine.evaluate(result_state, data.splits[split])
+        with out_of_memory_at(spec):
+            test = engine.evaluate(result_state, data.splits[split])
         check_finite_result(test, split, spec, run, ckpts.best() or ckpts.latest())
         test = {"split": split, **test}  # type: ignore[dict-item]
         write_result(run, test, stopped, prog.epoch)
@@ -231,6 +236,29 @@ def _train(
         prog.train_seconds,
         {"signal": loop.signal, "monitor": monitor},
     )
+
+
+@contextmanager
+def out_of_memory_at(spec: TrainSpec) -> Iterator[None]:
+    """XLA's RESOURCE_EXHAUSTED (or a MemoryError) while training or evaluating is
+    E704 at the `batch` setting, naming the batch size (exit 3: the machine's limit)."""
+    try:
+        yield
+    except NNError:
+        raise
+    except Exception as e:  # noqa: BLE001 - XLA raises its own runtime error type
+        d = environment_error(e)
+        if d is None or d.code != "E704":
+            raise
+        raise NNError(
+            replace(
+                d,
+                message=f"{d.message} training with `batch = {spec.batch}`",
+                span=spec.spans.get("batch"),
+                help=f"lower `batch` (--set batch={max(1, spec.batch // 2)}); "
+                "`nnlang check` estimates the activation memory of one batch",
+            )
+        ) from None
 
 
 def check_finite_result(
