@@ -130,3 +130,21 @@ def test_nonfinite_setting_is_checked(tmp_path, capsys) -> None:
     nn = write(tmp_path, "m.nn", F16.replace("epochs = 1", "epochs = 1\n    nonfinite = skp"))
     assert main(["check", str(nn)]) == 1
     assert "E202" in capsys.readouterr().err
+
+
+def test_run_written_by_other_versions_loads_with_a_notice(tmp_path, capsys) -> None:
+    from _util import ROOT
+
+    mlp = ROOT / "examples" / "digits_mlp.nn"
+    run = tmp_path / "run"
+    assert main(["train", str(mlp), "--out", str(run), "-q", "--set", "epochs=1"]) == 0
+    settings = json.loads((run / "settings.json").read_text())
+    assert {"nnlang", "jax", "flax", "optax", "orbax-checkpoint"} <= set(settings["versions"])
+    capsys.readouterr()
+    assert main(["eval", str(mlp), "--run", str(run)]) == 0
+    assert "warning" not in capsys.readouterr().err  # same versions: nothing said
+    settings["versions"]["jax"] = "0.0.1"
+    (run / "settings.json").write_text(json.dumps(settings))
+    assert main(["eval", str(mlp), "--run", str(run)]) == 0  # a notice, not an error
+    err = capsys.readouterr().err
+    assert "warning:" in err and "jax 0.0.1 (installed: " in err and "flax" not in err

@@ -10,6 +10,7 @@ May import the stages before ``train`` and the ``train`` modules other than ``tr
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from nnlang.train.rundir import (
 )
 from nnlang.train.settings import apply_overrides
 from nnlang.train.spec import TrainSpec, build_spec
+from nnlang.train.versions import warn_if_other
 
 CHUNK_STEPS = 500  # at most this many steps between two looks at Ctrl-C / SIGTERM
 
@@ -174,6 +176,8 @@ def _train(
                     help="start the run without --resume",
                 )
             )
+        if (run / "settings.json").is_file():
+            warn_if_other(run, json.loads((run / "settings.json").read_text("utf-8")))
     else:
         run = base if out and not (base / "checkpoints").exists() else next_run_dir(base)
     data = load_data(graph, spec, s.program.root)
