@@ -76,6 +76,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E406": ("train", "bad command-line override"),
     "E407": ("train", "data does not fit the model"),
     "E408": ("train", "data file missing or unreadable"),
+    "W401": ("train", "batch norm statistics will not settle"),
     # run time
     "E501": ("run", "non-finite loss"),
     "E502": ("run", "checkpoint does not match the model"),

@@ -148,3 +148,29 @@ def test_run_written_by_other_versions_loads_with_a_notice(tmp_path, capsys) -> 
     assert main(["eval", str(mlp), "--run", str(run)]) == 0  # a notice, not an error
     err = capsys.readouterr().err
     assert "warning:" in err and "jax 0.0.1 (installed: " in err and "flax" not in err
+
+
+BN = """
+model Iris {
+    input x: f32[4]
+    output logits = x -> dense(16) -> batch_norm(momentum = MOMENTUM) -> relu -> dense(3)
+}
+train Iris {
+    data = iris(test = 0.2)
+    loss = cross_entropy(logits, label)
+    batch = 16
+    epochs = 20
+}
+"""
+
+
+def test_batch_norm_that_cannot_settle_is_warned(tmp_path, capsys) -> None:
+    # 140 steps: momentum 0.99 needs about 500 to forget its starting statistics
+    nn = write(tmp_path, "bn.nn", BN.replace("MOMENTUM", "0.99"))
+    assert main(["train", str(nn), "--out", str(tmp_path / "a"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning[W401]" in err and "needs about 500 training steps" in err
+    assert "this run has 140" in err and "momentum = 0.9" in err
+    nn = write(tmp_path, "bn.nn", BN.replace("MOMENTUM", "0.9"))
+    assert main(["train", str(nn), "--out", str(tmp_path / "b"), "-q"]) == 0
+    assert "W401" not in capsys.readouterr().err

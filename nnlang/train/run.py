@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from typing import Any
 
 import jax
 
-from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean
+from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean, render
 from nnlang.environment import environment_error
 from nnlang.graph.build import build as build_graph
 from nnlang.graph.checks import Budget, check_budget
@@ -43,7 +44,7 @@ from nnlang.train.rundir import (
     write_settings,
 )
 from nnlang.train.settings import apply_overrides
-from nnlang.train.spec import TrainSpec, build_spec
+from nnlang.train.spec import TrainSpec, build_spec, settle_warnings
 from nnlang.train.versions import warn_if_other
 
 CHUNK_STEPS = 500  # at most this many steps between two looks at Ctrl-C / SIGTERM
@@ -188,6 +189,9 @@ def _train(
         k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
     }
     engine = make_engine(graph, spec, net, data.size("train"), shapes)
+    if not resume:
+        for w in settle_warnings(graph, spec, engine.steps_per_epoch * spec.epochs):
+            print(render(w, s.program.sources), file=sys.stderr)
     has_val = "val" in data.splits
     monitor, greater = monitor_of(spec, engine, has_val)
     engine.check_traces(train_arrays_shapes(data), spec)
