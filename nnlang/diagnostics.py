@@ -76,6 +76,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E406": ("train", "bad command-line override"),
     "E407": ("train", "data does not fit the model"),
     "E408": ("train", "data file missing or unreadable"),
+    "E409": ("train", "batch does not fit in memory"),
     "W401": ("train", "batch norm statistics will not settle"),
     # run time
     "E501": ("run", "non-finite loss"),

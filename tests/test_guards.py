@@ -174,3 +174,33 @@ def test_batch_norm_that_cannot_settle_is_warned(tmp_path, capsys) -> None:
     nn = write(tmp_path, "bn.nn", BN.replace("MOMENTUM", "0.9"))
     assert main(["train", str(nn), "--out", str(tmp_path / "b"), "-q"]) == 0
     assert "W401" not in capsys.readouterr().err
+
+
+WIDE = """
+model Wide {
+    input x: f32[64, 64, 3]
+    output logits = x -> conv(64, 3) -> relu -> flatten -> dense(10)
+}
+train Wide {
+    data = digits()
+    loss = cross_entropy(logits, label)
+    batch = 65536
+}
+"""
+
+
+def test_batch_that_does_not_fit_is_refused_at_check(tmp_path, capsys) -> None:
+    nn = write(tmp_path, "wide.nn", WIDE)
+    assert main(["check", str(nn), "--memory-mb", "16384"]) == 1
+    err = capsys.readouterr().err
+    assert "E409" in err and "`batch = 65536` needs about 390.0 GiB" in err
+    assert "the largest batch that fits is 2682: `batch = 2682`" in err
+    assert "wide.nn:9:13" in err  # at the batch setting
+    # the same limit, the suggested batch: accepted
+    nn = write(tmp_path, "wide.nn", WIDE.replace("65536", "2682"))
+    assert main(["check", str(nn), "--memory-mb", "16384"]) == 0
+    # the default limit is the host's memory: no accelerator is asked at check time
+    from nnlang.graph.checks import Budget, memory_of
+
+    host = memory_of(Budget())
+    assert host is not None and "host" in host[1]

@@ -25,7 +25,7 @@ import jax
 from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean, render
 from nnlang.environment import environment_error
 from nnlang.graph.build import build as build_graph
-from nnlang.graph.checks import Budget, check_budget
+from nnlang.graph.checks import Budget, check_budget, memory_of
 from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
@@ -45,7 +45,7 @@ from nnlang.train.rundir import (
     write_settings,
 )
 from nnlang.train.settings import apply_overrides
-from nnlang.train.spec import TrainSpec, build_spec
+from nnlang.train.spec import TrainSpec, build_spec, check_memory
 from nnlang.train.versions import warn_if_other
 
 CHUNK_STEPS = 500  # at most this many steps between two looks at Ctrl-C / SIGTERM
@@ -63,6 +63,19 @@ def enable_compilation_cache(enabled: bool = True) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     except (OSError, AttributeError):  # read-only home: run without the cache
         pass
+
+
+def device_memory() -> tuple[int, str] | None:
+    """An accelerator's memory as XLA reports it (its allocator's limit); None on the
+    CPU backend, where the host's memory is the limit (graph.checks.memory_of)."""
+    if jax.default_backend() == "cpu":
+        return None
+    try:
+        stats = jax.local_devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 - not every backend reports memory
+        return None
+    limit = stats.get("bytes_limit")
+    return (int(limit), f"the {jax.devices()[0].device_kind} device's memory") if limit else None
 
 
 @dataclass
@@ -110,6 +123,8 @@ def setup(
         )
         check_budget(graph, budget or Budget(), rep)
         spec = build_spec(program, train, graph, rep, setting_overrides)
+        if spec is not None and not rep.errors:
+            check_memory(graph, spec, rep, memory_of(budget or Budget(), device_memory()))
         if rep.errors or spec is None:
             raise NNError(rep.diagnostics)
     except NNError as e:
