@@ -238,6 +238,11 @@ class EpochLoop:
         if spec.nonfinite == "skip" and c.why != 3:
             msg += f", one skipped step more in this epoch than `max_skipped = {spec.max_skipped}` allows"
         hint = "lower the learning rate, add `clip = 1.0`, or normalise the data (`normalize = standardize`)"
+        outcome = (
+            "nothing after that step was saved"
+            if c.why == 3
+            else "the update of that step was not applied"
+        )
         if spec.nonfinite != "skip":
             hint += "; for reduced precision (`f16`), `nonfinite = skip` skips such steps and counts them"
         return NNError(
@@ -247,20 +252,10 @@ class EpochLoop:
                 spec.spans.get("loss"),
                 help=hint,
                 notes=[
-                    (
-                        "nothing after that step was saved"
-                        if c.why == 3
-                        else "the update of that step was not applied"
-                    )
-                    + " and training stopped there; "
-                    f"the last good checkpoint in `{self.run / 'checkpoints'}` was left untouched"
+                    f"{outcome} and training stopped there; the last good checkpoint in "
+                    f"`{self.run / 'checkpoints'}` was left untouched"
                     if self.ckpts.latest() is not None
-                    else (
-                        "nothing after that step was saved"
-                        if c.why == 3
-                        else "the update of that step was not applied"
-                    )
-                    + " and training stopped there, before its first checkpoint"
+                    else f"{outcome} and training stopped there, before its first checkpoint"
                 ],
             )
         )
