@@ -108,7 +108,7 @@ def _check(
     if with_train:
         from nnlang.train.spec import check_trains
 
-        res.diagnostics.extend(check_trains(program, res.graphs))
+        res.diagnostics.extend(check_trains(program, res.graphs, budget))
     res.diagnostics = _dedupe(res.diagnostics)
     return res
 

@@ -5,6 +5,10 @@ diagnostics into a :class:`Reporter` and keep going; the CLI renders them. A Pyt
 traceback is never shown for a user mistake: :class:`NNError` carries diagnostics out
 of a stage, and anything else that escapes is an nnlang bug and is reported as one.
 
+Failures of the machine rather than the file (a full disk, a read-only folder, a path
+below a regular file, memory exhausted) are recognised by
+:func:`nnlang.environment.environment_error` and reported as E7xx, never as a bug.
+
 This module imports nothing else from nnlang.
 """
 
@@ -72,16 +76,24 @@ CODES: dict[str, tuple[str, str]] = {
     "E406": ("train", "bad command-line override"),
     "E407": ("train", "data does not fit the model"),
     "E408": ("train", "data file missing or unreadable"),
+    "E409": ("train", "batch does not fit in memory"),
+    "W401": ("train", "batch norm statistics will not settle"),
     # run time
     "E501": ("run", "non-finite loss"),
     "E502": ("run", "checkpoint does not match the model"),
     "E503": ("run", "run directory missing or unreadable"),
     "E504": ("run", "bad input file"),
+    "E505": ("run", "evaluation of the trained model is not finite"),
     # export
     "E601": ("export", "layer cannot be exported"),
     "E602": ("export", "exported artifact differs from the live model"),
     "E603": ("export", "output exists"),
     "E604": ("export", "artifact input mismatch"),
+    # environment: the machine, not the file (exit 3)
+    "E701": ("environment", "no space left or file too large"),
+    "E702": ("environment", "permission denied or read-only"),
+    "E703": ("environment", "not a directory"),
+    "E704": ("environment", "out of memory"),
     # internal
     "E999": ("internal", "internal error (an nnlang bug)"),
 }

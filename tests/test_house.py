@@ -25,6 +25,7 @@ RANKS: dict[str, int] = {
     "nnlang.diagnostics": 0,
     "nnlang.shapes": 0,
     "nnlang.fsio": 0,
+    "nnlang.environment": 0,
     "nnlang.signature": 1,
     "nnlang.syntax": 2,
     "nnlang.overrides": 3,

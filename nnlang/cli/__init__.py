@@ -10,7 +10,8 @@ the table.
 - :mod:`nnlang.cli.run`: the runtime verbs (train, eval, predict, export).
 
 Exit codes: 0 success; 1 a mistake in a .nn file, its data or its run (diagnostics were
-printed); 2 a usage error, or an internal error (an nnlang bug, reported as such);
+printed); 2 a usage error, or an internal error (an nnlang bug, reported as such); 3 the
+environment failed (E7xx: no space, no permission, a path below a file, out of memory);
 130 interrupted.
 """
 
@@ -19,16 +20,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nnlang.cli import model, run
-from nnlang.cli.report import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_USER, fail
+from nnlang.cli.report import (
+    EXIT_ENV,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_USER,
+    fail,
+)
 from nnlang.diagnostics import InternalError, NNError, render
+from nnlang.environment import environment_error
 
-__all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_USER", "VERBS", "Verb", "build_parser", "main"]
+__all__ = [
+    "EXIT_ENV",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "EXIT_USER",
+    "VERBS",
+    "Verb",
+    "build_parser",
+    "main",
+]
 
 
 @dataclass(frozen=True)
@@ -105,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nnlang",
         description="Define, check, train and export neural networks written as .nn files.",
-        epilog="exit codes: 0 ok, 1 a mistake in a .nn file or its data, 2 usage or internal error.\n"
+        epilog="exit codes: 0 ok, 1 a mistake in a .nn file or its data, 2 usage or internal error,\n"
+        "3 the environment failed (no space, no permission, out of memory).\n"
         "run `nnlang VERB --help` for each verb's options and an example.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -140,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     fmt = getattr(a, "format", "full")
+    if hasattr(signal, "SIGXFSZ"):  # over `ulimit -f`: a write fails (EFBIG, E701), no kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return int(a.fn(a))
     except NNError as e:
@@ -158,7 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print("  (set NNLANG_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_USAGE
-    except Exception:
+    except Exception as exc:
+        env = environment_error(exc)
+        if env is not None:  # the machine's doing (disk, permissions, memory), not a bug
+            if getattr(a, "json", False):
+                print(json.dumps({"ok": False, "diagnostics": [env.to_json()]}))
+            return fail(NNError(env), fmt if fmt in ("full", "concise", "json") else "full")
         print(
             "error[E999]: internal error — this is a bug in nnlang, not in your file.\n"
             "Please report it with the file and the command. Details:",

@@ -9,11 +9,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from nnlang.diagnostics import Diagnostic, NNError, Sources, render_all
+from nnlang.diagnostics import CODES, Diagnostic, NNError, Sources, render_all
 
 #: 0 success; 1 a mistake in a .nn file, its data or its run (diagnostics were printed);
-#: 2 a usage error, or an internal error (an nnlang bug, reported as such); 130 interrupted.
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: 2 a usage error, or an internal error (an nnlang bug, reported as such); 3 the
+#: environment failed (E7xx: no space, no permission, a path below a file, out of
+#: memory): nothing is wrong with the file, and retrying elsewhere may work; 130
+#: interrupted.
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_ENV, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def console(stderr: bool = False) -> Any:
@@ -39,6 +42,14 @@ def report(diags: Sequence[Diagnostic], sources: Sources | None, fmt: str = "ful
         print("\n" + ", ".join(parts), file=sys.stderr)
 
 
+def exit_code(diags: Sequence[Diagnostic]) -> int:
+    """EXIT_ENV when every error is the environment's (E7xx), else EXIT_USER."""
+    errors = [d for d in diags if d.severity == "error"]
+    if errors and all(CODES[d.code][0] == "environment" for d in errors):
+        return EXIT_ENV
+    return EXIT_USER
+
+
 def fail(e: NNError, fmt: str = "full") -> int:
     report(e.diagnostics, e.sources, fmt)
-    return EXIT_USER
+    return exit_code(e.diagnostics)

@@ -40,6 +40,7 @@ def cmd_train(a: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    skipped = sum(int(h.get("skipped", 0)) for h in r.history)
     if a.json:
         print(
             json.dumps(
@@ -49,6 +50,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                     "test": r.test,
                     "epochs": len(r.history),
                     "steps": r.steps,
+                    **({"skipped": skipped} if skipped else {}),
                     "train_seconds": round(r.train_seconds, 3),
                 },
                 indent=2,
@@ -58,7 +60,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         split = r.test.get("split", "test")
         shown = " ".join(f"{k}={v:.4f}" for k, v in r.test.items() if k != "split")
         print(
-            f"{split}: {shown}  ({r.steps} steps, {r.train_seconds:.1f}s training) -> {r.run_dir}"
+            f"{split}: {shown}  ({r.steps} steps{f', {skipped} skipped' if skipped else ''}, "
+            f"{r.train_seconds:.1f}s training) -> {r.run_dir}"
         )
     return EXIT_OK
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError
+from nnlang.environment import environment_error
 from nnlang.export import gate
 from nnlang.export import stablehlo as hlo
 from nnlang.export.artifact import (
@@ -179,12 +180,23 @@ def export(
     meta["gate"] = report.to_json()
     _refuse_existing([out, side_json, side_npz], force)
     written = [out]
-    if norms:
-        atomic_write_bytes(side_npz, normalizers_npz(norms))
-    elif side_npz.exists():  # --force over an export that had one: it would be stale
-        side_npz.unlink()
-    atomic_write_bytes(out, blob)
-    atomic_write_text(side_json, json.dumps(meta, indent=2) + "\n")
+    wrote_out = False
+    try:
+        if norms:
+            atomic_write_bytes(side_npz, normalizers_npz(norms))
+        elif side_npz.exists():  # --force over an export that had one: it would be stale
+            side_npz.unlink()
+        atomic_write_bytes(out, blob)
+        wrote_out = True
+        atomic_write_text(side_json, json.dumps(meta, indent=2) + "\n")
+    except OSError as e:  # a full disk, a read-only folder, --out below a file: E7xx
+        env = environment_error(e, out)
+        if env is None:
+            raise
+        env.notes.append(f"the artifact is {len(blob):,} bytes; nothing was left half-written")
+        if wrote_out:  # an artifact without its .json beside it cannot be loaded
+            out.unlink(missing_ok=True)
+        raise NNError(env) from None
     written.append(side_json)
     if norms:
         written.append(side_npz)

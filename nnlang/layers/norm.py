@@ -76,7 +76,16 @@ _norm_kind(
     "(`nnx.BatchNorm`). Training uses batch statistics and updates the running averages "
     "(`nnx.BatchStat`, not parameters); eval mode uses the running averages.",
     (
-        Attr("momentum", "float", 0.99, doc="decay of the running averages", min=0.0, max=1.0),
+        Attr(
+            "momentum",
+            "float",
+            0.99,
+            doc="decay of the running averages (as Flax and Keras; PyTorch's 0.1 is 0.9 here). "
+            "They settle in about 5 / (1 - momentum) steps (500 for 0.99): `nnlang train` "
+            "warns (W401) when a run has fewer; use 0.9 for short runs",
+            min=0.0,
+            max=1.0,
+        ),
         Attr("epsilon", "float", 1e-5, doc=_EPS, min=0.0),
     ),
     lambda nnx, a, c, dt, rngs: nnx.BatchNorm(

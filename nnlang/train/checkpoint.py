@@ -22,6 +22,7 @@ from flax import nnx
 from orbax.checkpoint import checkpoint_managers as policies
 
 from nnlang.diagnostics import Diagnostic, NNError
+from nnlang.environment import environment_error
 
 
 def to_arrays(state: Any) -> dict[str, Any]:
@@ -77,16 +78,20 @@ def diff(saved: Any, current: Any) -> list[str]:
 
 
 @contextmanager
-def _quiet_asyncio() -> Iterator[None]:
+def _quiet_asyncio(*names: str) -> Iterator[None]:
     """Orbax reads arrays in asyncio tasks; when a file is corrupt every failed task is
-    also logged with a traceback. The error is reported once, as a diagnostic."""
-    log = logging.getLogger("asyncio")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    also logged with a traceback. The error is reported once, as a diagnostic. Writes
+    run in Orbax's threads, which log their failure with a traceback on the ``absl``
+    logger (``names``) before the error reaches the caller."""
+    logs = [logging.getLogger(n) for n in ("asyncio", *names)]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
 
 
 class Checkpoints:
@@ -129,17 +134,32 @@ class Checkpoints:
         score: float | None,
         greater_is_better: bool = True,
     ) -> None:
+        """Write checkpoint ``step`` and wait for it. A full disk, a folder that cannot be
+        written or a file size limit is E701/E702/E703 naming the checkpoint folder
+        (exit 3), with no traceback from Orbax's writer threads."""
         ok = score is not None and np.isfinite(score)
         metrics = {"score": float(score if greater_is_better else -score)} if ok else None  # type: ignore[operator]
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(to_arrays(state)), progress=ocp.args.JsonSave(progress)
-            ),
-            metrics=metrics,
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        try:
+            with _quiet_asyncio("absl", "orbax"):
+                self.manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(to_arrays(state)),
+                        progress=ocp.args.JsonSave(progress),
+                    ),
+                    metrics=metrics,
+                    force=True,
+                )
+                self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise bare ValueError/Exception
+            env = environment_error(e, self.directory / str(step))
+            if env is None:
+                raise
+            env.notes.append(
+                "the checkpoints written before this one are untouched; "
+                "free space and resume with --resume"
+            )
+            raise NNError(env) from None
 
     def latest(self) -> int | None:
         return self.manager.latest_step()

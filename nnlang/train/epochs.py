@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
 from nnlang.train.checkpoint import Checkpoints
+from nnlang.train.guard import BAD, Chunk
 from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label
 from nnlang.train.progress import Progress, fmt_metrics
 from nnlang.train.spec import TrainSpec
@@ -34,6 +33,7 @@ class TrainProgress:
     step_in_epoch: int = 0  # steps done in the current epoch
     loss_sum: float = 0.0  # training loss summed over the current epoch's steps
     loss_steps: int = 0
+    skipped: int = 0  # steps skipped in the current epoch (`nonfinite = skip`)
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
     best: float | None = None  # the best monitored score so far
     bad_epochs: int = 0  # epochs since it last improved
@@ -45,6 +45,7 @@ class TrainProgress:
             "step_in_epoch": self.step_in_epoch,
             "loss_sum": self.loss_sum,
             "loss_steps": self.loss_steps,
+            "skipped": self.skipped,
             "history": self.history,
             "best": self.best,
             "bad_epochs": self.bad_epochs,
@@ -58,6 +59,7 @@ class TrainProgress:
             step_in_epoch=int(rec.get("step_in_epoch", 0)),
             loss_sum=rec.get("loss_sum", 0.0),
             loss_steps=rec.get("loss_steps", 0),
+            skipped=int(rec.get("skipped", 0)),
             history=list(rec.get("history", [])),
             best=rec.get("best"),
             bad_epochs=rec.get("bad_epochs", 0),
@@ -127,19 +129,22 @@ class EpochLoop:
         while p.epoch < epochs:
             start, end = p.step_in_epoch, min(spe, p.step_in_epoch + self.chunk_steps)
             t0 = time.perf_counter()
-            state, done, loss_sum, last = engine.run(state, self.train_arrays, p.epoch, start, end)
+            allowed = spec.max_skipped - p.skipped
+            state, c = engine.run(state, self.train_arrays, p.epoch, start, end, allowed)
             p.train_seconds += time.perf_counter() - t0
-            if not np.isfinite(last):
-                raise self._diverged(last, p.epoch * spe + start + done, p.epoch)
-            p.loss_sum += float(loss_sum)
-            p.loss_steps += done
+            if c.why:  # the state is the last good one: the bad update was not applied
+                raise self._diverged(c, p.epoch * spe + c.bad + 1, p.epoch)
+            applied = c.done - c.skipped
+            p.loss_sum += c.loss_sum
+            p.loss_steps += applied
+            p.skipped += c.skipped
             p.step_in_epoch = end
-            self.bar.update(done, f"loss {float(loss_sum) / max(done, 1):.4f}", p.epoch + 1, epochs)
+            self.bar.update(c.done, f"loss {c.loss_sum / max(applied, 1):.4f}", p.epoch + 1, epochs)
             if p.step_in_epoch >= spe:
                 record = self._record(state, p)
                 p.epoch, p.step_in_epoch = p.epoch + 1, 0
                 epochs_this_call += 1
-                p.loss_sum, p.loss_steps = 0.0, 0
+                p.loss_sum, p.loss_steps, p.skipped = 0.0, 0, 0
                 score = _score(record, self.monitor)
                 improved = score is not None and (
                     p.best is None or (score > p.best if self.greater else score < p.best)
@@ -190,11 +195,14 @@ class EpochLoop:
         record: dict[str, Any] = {
             "epoch": p.epoch + 1,
             "step": (p.epoch + 1) * engine.steps_per_epoch,
-            "loss": p.loss_sum / max(p.loss_steps, 1),
         }
+        if p.loss_steps:  # an epoch whose every step was skipped has no training loss
+            record["loss"] = p.loss_sum / p.loss_steps
         lr = current_lr(engine, state)
         if lr is not None:
             record["lr"] = lr
+        if self.spec.nonfinite == "skip":
+            record["skipped"] = p.skipped
         if "val" in self.data.splits:
             record.update(
                 {f"val_{k}": v for k, v in engine.evaluate(state, self.data.splits["val"]).items()}
@@ -211,20 +219,43 @@ class EpochLoop:
         )
         return record
 
-    def _diverged(self, last: float, bad_step: int, epoch: int) -> NNError:
-        """E501: the loss became NaN or infinite; ``bad_step`` is 1-based (checkpoints
-        count completed steps)."""
+    def _diverged(self, c: Chunk, bad_step: int, epoch: int) -> NNError:
+        """E501: the loss, the gradients or the update of step ``bad_step`` (1-based:
+        checkpoints count completed steps) was NaN or infinite. That update was not
+        applied, and nothing after it was saved."""
         spec = self.spec
+        what = BAD[c.why]
+        where = f"at step {bad_step} (epoch {epoch + 1})"
+        if c.why == 1:
+            msg = f"the loss `{spec.loss_text}` became {c.bad_loss} {where}"
+        elif c.why == 2:
+            msg = f"the gradients became non-finite {where}; the loss `{spec.loss_text}` was {c.bad_loss:.4g}"
+        else:
+            msg = (
+                f"the update {where} made the {what} non-finite, from finite gradients; "
+                f"the loss `{spec.loss_text}` was {c.bad_loss:.4g}"
+            )
+        if spec.nonfinite == "skip" and c.why != 3:
+            msg += f", one skipped step more in this epoch than `max_skipped = {spec.max_skipped}` allows"
+        hint = "lower the learning rate, add `clip = 1.0`, or normalise the data (`normalize = standardize`)"
+        outcome = (
+            "nothing after that step was saved"
+            if c.why == 3
+            else "the update of that step was not applied"
+        )
+        if spec.nonfinite != "skip":
+            hint += "; for reduced precision (`f16`), `nonfinite = skip` skips such steps and counts them"
         return NNError(
             Diagnostic(
                 "E501",
-                f"the loss `{spec.loss_text}` became {last} at step {bad_step} (epoch {epoch + 1})",
+                msg,
                 spec.spans.get("loss"),
-                help="lower the learning rate, add `clip = 1.0`, or normalise the data (`normalize = standardize`)",
+                help=hint,
                 notes=[
-                    f"training stopped there; the last good checkpoint in `{self.run / 'checkpoints'}` was left untouched"
+                    f"{outcome} and training stopped there; the last good checkpoint in "
+                    f"`{self.run / 'checkpoints'}` was left untouched"
                     if self.ckpts.latest() is not None
-                    else "training stopped there, before its first checkpoint"
+                    else f"{outcome} and training stopped there, before its first checkpoint"
                 ],
             )
         )

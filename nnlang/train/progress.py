@@ -62,4 +62,6 @@ class Progress:
 
 def fmt_metrics(m: dict[str, float], prefix: str = "") -> str:
     """``loss=0.1234 val_accuracy=0.9000``: the per-epoch line's values."""
-    return " ".join(f"{prefix}{k}={v:.4f}" for k, v in m.items())
+    return " ".join(
+        f"{prefix}{k}={v}" if isinstance(v, int) else f"{prefix}{k}={v:.4f}" for k, v in m.items()
+    )

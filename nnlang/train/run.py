@@ -10,16 +10,22 @@ May import the stages before ``train`` and the ``train`` modules other than ``tr
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import jax
 
-from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean
+from nnlang.diagnostics import Diagnostic, NNError, Reporter, did_you_mean, render
+from nnlang.environment import environment_error
 from nnlang.graph.build import build as build_graph
-from nnlang.graph.checks import Budget, check_budget
+from nnlang.graph.checks import Budget, check_budget, memory_of
 from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
@@ -29,6 +35,7 @@ from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.finetune import init_from
 from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
+from nnlang.train.preflight import settle_warnings
 from nnlang.train.progress import Progress
 from nnlang.train.rundir import (
     latest_run_dir,
@@ -38,7 +45,8 @@ from nnlang.train.rundir import (
     write_settings,
 )
 from nnlang.train.settings import apply_overrides
-from nnlang.train.spec import TrainSpec, build_spec
+from nnlang.train.spec import TrainSpec, build_spec, check_memory
+from nnlang.train.versions import warn_if_other
 
 CHUNK_STEPS = 500  # at most this many steps between two looks at Ctrl-C / SIGTERM
 
@@ -55,6 +63,19 @@ def enable_compilation_cache(enabled: bool = True) -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     except (OSError, AttributeError):  # read-only home: run without the cache
         pass
+
+
+def device_memory() -> tuple[int, str] | None:
+    """An accelerator's memory as XLA reports it (its allocator's limit); None on the
+    CPU backend, where the host's memory is the limit (graph.checks.memory_of)."""
+    if jax.default_backend() == "cpu":
+        return None
+    try:
+        stats = jax.local_devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 - not every backend reports memory
+        return None
+    limit = stats.get("bytes_limit")
+    return (int(limit), f"the {jax.devices()[0].device_kind} device's memory") if limit else None
 
 
 @dataclass
@@ -102,6 +123,8 @@ def setup(
         )
         check_budget(graph, budget or Budget(), rep)
         spec = build_spec(program, train, graph, rep, setting_overrides)
+        if spec is not None and not rep.errors:
+            check_memory(graph, spec, rep, memory_of(budget or Budget(), device_memory()))
         if rep.errors or spec is None:
             raise NNError(rep.diagnostics)
     except NNError as e:
@@ -170,6 +193,8 @@ def _train(
                     help="start the run without --resume",
                 )
             )
+        if (run / "settings.json").is_file():
+            warn_if_other(run, json.loads((run / "settings.json").read_text("utf-8")))
     else:
         run = base if out and not (base / "checkpoints").exists() else next_run_dir(base)
     data = load_data(graph, spec, s.program.root)
@@ -180,6 +205,9 @@ def _train(
         k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
     }
     engine = make_engine(graph, spec, net, data.size("train"), shapes)
+    if not resume:
+        for w in settle_warnings(graph, spec, engine.steps_per_epoch * spec.epochs):
+            print(render(w, s.program.sources), file=sys.stderr)
     has_val = "val" in data.splits
     monitor, greater = monitor_of(spec, engine, has_val)
     engine.check_traces(train_arrays_shapes(data), spec)
@@ -203,7 +231,8 @@ def _train(
         engine, spec, data, train_arrays, ckpts, run, bar, monitor, greater, chunk_steps, max_epochs
     )
     try:
-        state, stopped = loop.run_until_stop(state, prog)
+        with out_of_memory_at(spec):
+            state, stopped = loop.run_until_stop(state, prog)
     finally:
         bar.close()
     result_state = state
@@ -213,7 +242,9 @@ def _train(
         if best is not None and best != ckpts.latest():
             result_state, _ = ckpts.restore(best, state, what=f"model `{graph.name}`")
         split = "test" if "test" in data.splits else ("val" if has_val else "train")
-        test = engine.evaluate(result_state, data.splits[split])
+        with out_of_memory_at(spec):
+            test = engine.evaluate(result_state, data.splits[split])
+        check_finite_result(test, split, spec, run, ckpts.best() or ckpts.latest())
         test = {"split": split, **test}  # type: ignore[dict-item]
         write_result(run, test, stopped, prog.epoch)
         plot_curves(prog.history, run / "curves.png")
@@ -228,6 +259,54 @@ def _train(
         prog.epoch * spe + prog.step_in_epoch,
         prog.train_seconds,
         {"signal": loop.signal, "monitor": monitor},
+    )
+
+
+@contextmanager
+def out_of_memory_at(spec: TrainSpec) -> Iterator[None]:
+    """XLA's RESOURCE_EXHAUSTED (or a MemoryError) while training or evaluating is
+    E704 at the `batch` setting, naming the batch size (exit 3: the machine's limit)."""
+    try:
+        yield
+    except NNError:
+        raise
+    except Exception as e:  # noqa: BLE001 - XLA raises its own runtime error type
+        d = environment_error(e)
+        if d is None or d.code != "E704":
+            raise
+        raise NNError(
+            replace(
+                d,
+                message=f"{d.message} training with `batch = {spec.batch}`",
+                span=spec.spans.get("batch"),
+                help=f"lower `batch` (--set batch={max(1, spec.batch // 2)}); "
+                "`nnlang check` estimates the activation memory of one batch",
+            )
+        ) from None
+
+
+def check_finite_result(
+    values: dict[str, float], split: str, spec: TrainSpec, run: Path, step: int | None
+) -> None:
+    """E505: an evaluation that is NaN or infinite is no result. Every applied update
+    was finite (the step's guard), so the weights are; what overflowed is the model's
+    outputs or the loss on this split."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if not bad:
+        return
+    shown = ", ".join(f"{k}={v}" for k, v in bad.items())
+    raise NNError(
+        Diagnostic(
+            "E505",
+            f"the trained model's evaluation on the {split} split is not finite: {shown}",
+            spec.spans.get("loss"),
+            help="the weights are finite: the outputs overflow on this split. In `f16`, "
+            "compute in `f32` or `bf16` (`cast`), or normalise the data (`normalize = standardize`)",
+            notes=[
+                f"the checkpoints in `{run / 'checkpoints'}` are kept (step {step}); "
+                "no result.json was written"
+            ],
+        )
     )
 
 

@@ -52,15 +52,9 @@ def latest_run_dir(base: Path) -> Path | None:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from nnlang.train.versions import installed
 
-    out = {}
-    for pkg in ("nnlang", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
+    return installed()
 
 
 def write_settings(

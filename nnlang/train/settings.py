@@ -33,6 +33,7 @@ class Setting:
     default: Any = None
     required: bool = False
     min: float | None = None
+    choices: tuple[str, ...] | None = None
 
 
 SETTINGS: dict[str, Setting] = {
@@ -97,6 +98,22 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "init_from", "str", "fine-tune: start from the parameters of this run directory", None
         ),
+        Setting(
+            "nonfinite",
+            "str",
+            "a step whose loss, gradients or updated weights are not finite is never applied; "
+            "`stop`: the run stops there (E501), `skip`: the step is skipped and counted "
+            "(for reduced precision such as `f16`), up to `max_skipped` per epoch",
+            "stop",
+            choices=("stop", "skip"),
+        ),
+        Setting(
+            "max_skipped",
+            "int",
+            "with `nonfinite = skip`: steps that may be skipped in one epoch; one more stops the run (E501)",
+            25,
+            min=0,
+        ),
     ]
 }
 
@@ -114,7 +131,14 @@ CATALOGS: dict[str, tuple[Catalog, str]] = {
 def check_scalar(s: Setting, v: Any) -> Any:
     """A scalar setting's value checked by the one binder's value rule; the problem is
     raised as :class:`~nnlang.diagnostics.ArgError`."""
-    param = Param(s.name, "name" if s.kind == "str" else s.kind, s.default, s.doc, min=s.min)
+    param = Param(
+        s.name,
+        "name" if s.kind == "str" else s.kind,
+        s.default,
+        s.doc,
+        min=s.min,
+        choices=s.choices,
+    )
     return check_value(None, param, v)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nnlang.diagnostics import ArgError, Diagnostic, Label, Reporter, Span, did_you_mean
+from nnlang.graph.checks import Budget, check_batch_memory, memory_of
 from nnlang.graph.evaluate import POISON, word_or_value
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
@@ -87,6 +88,8 @@ class TrainSpec:
     monitor: str | None = None
     patience: int | None = None
     init_from: str | None = None
+    nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
+    max_skipped: int = 25
     spans: dict[str, Span] = field(default_factory=dict)
 
     def loss_terms(self) -> list[LossTerm]:
@@ -369,6 +372,8 @@ def build_spec(
         "monitor",
         "patience",
         "init_from",
+        "nonfinite",
+        "max_skipped",
     ):
         if key in values:
             setattr(spec, key, values[key])
@@ -426,9 +431,20 @@ def _text(program: Program, span: Span | None) -> str:
     return "(loss)"
 
 
-def check_trains(program: Program, graphs: dict[str, Graph]) -> list[Diagnostic]:
-    """Validate every train section of the main file (for `nnlang check`)."""
+def check_memory(
+    graph: Graph, spec: TrainSpec, rep: Reporter, memory: tuple[int, str] | None
+) -> None:
+    """E409 when one batch of ``spec`` would not fit ``memory`` (graph.checks)."""
+    check_batch_memory(graph, spec.batch, spec.spans.get("batch", spec.span), memory, rep)
+
+
+def check_trains(
+    program: Program, graphs: dict[str, Graph], budget: Budget | None = None
+) -> list[Diagnostic]:
+    """Validate every train section of the main file (for `nnlang check`), one batch's
+    memory against the host's (no JAX here) or ``budget.memory_bytes``."""
     rep = Reporter()
+    memory = memory_of(budget or Budget())
     for t in program.trains:
         decl = program.decls.get(t.model)
         if decl is None or decl.is_block:
@@ -459,5 +475,8 @@ def check_trains(program: Program, graphs: dict[str, Graph]) -> list[Diagnostic]
                     secondary=[Label(decl.name_span, "declared here")],
                 )
             )
-        build_spec(program, t, graphs.get(t.model), rep)
+        spec = build_spec(program, t, graphs.get(t.model), rep)
+        graph = graphs.get(t.model)
+        if spec is not None and graph is not None:
+            check_memory(graph, spec, rep, memory)
     return rep.diagnostics

@@ -33,6 +33,7 @@ from nnlang.train.loop import load as load_data
 from nnlang.train.run import Setup, setup
 from nnlang.train.rundir import load_normalizers, read_settings
 from nnlang.train.spec import TrainSpec
+from nnlang.train.versions import warn_if_other
 
 Arrays = dict[str, np.ndarray]
 
@@ -52,6 +53,7 @@ class TrainedRun:
         E502 if the checkpoint does not fit the model the file now defines."""
         run = Path(run)
         settings = read_settings(run)
+        warn_if_other(run, settings)
         s = setup(file, model or settings.get("model"), settings.get("overrides", []))
         net = lower(s.graph, s.spec.seed)
         ck = Checkpoints(run / "checkpoints", create=False)

@@ -1,0 +1,84 @@
+"""The training step's guard: whether a tree is finite, keeping an update only when it
+is, and what a chunk of guarded steps carries and reports.
+
+A step whose loss or gradients are not finite is never applied (:func:`keep_if`, a
+select fused into the update); under ``nonfinite = "stop"`` the chunk halts there,
+under ``"skip"`` the step is counted and the chunk goes on, up to a cap (see
+``train.loop.Engine._guarded_step``). Why not ``optax.apply_if_finite``: it checks the
+gradients only, like this, but keeps its counters in the optimizer state, which would
+change every checkpoint's tree (runs written before it would no longer resume), and it
+has no "stop" policy; the counters here live in the chunk's carry and the epoch's
+progress record instead.
+
+May import JAX and NumPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: What :attr:`Guard.why` says about the step that halted a chunk.
+BAD = {1: "loss", 2: "gradients", 3: "parameters or optimizer state"}
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every floating leaf of ``tree`` is finite, as one traced scalar.
+
+    ``sum(x * 0)`` is 0 exactly when every element is finite (``inf * 0`` and ``nan * 0``
+    are NaN, and NaN survives the sum), and XLA fuses the multiply into the reduction:
+    one read of each leaf, where ``all(isfinite(x))`` measured about four times the
+    cost in the fused MLP loop."""
+    total = jnp.zeros((), jnp.float32)
+    for x in jax.tree.leaves(tree):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.inexact):
+            total = total + jnp.sum(x * 0).astype(jnp.float32)
+    return total == 0
+
+
+def keep_if(ok: jax.Array, new: Any, old: Any) -> Any:
+    """``new`` where ``ok``, else ``old``, leaf by leaf (a select XLA fuses into the
+    update when ``ok`` is known before it): a bad update is never applied."""
+    return jax.tree.map(lambda n, o: jax.lax.select(ok, n, o), new, old)
+
+
+@jax.tree_util.register_dataclass
+@dataclass
+class Guard:
+    """What a chunk of steps carries on the device: steps done (applied or skipped),
+    steps skipped, why it halted (0: it did not; else a key of :data:`BAD`), the sum of
+    the applied steps' losses, the loss of the last non-finite step, and the index and
+    loss of the last applied step."""
+
+    done: jax.Array
+    skipped: jax.Array
+    why: jax.Array
+    total: jax.Array
+    bad_loss: jax.Array
+    last: jax.Array
+    last_loss: jax.Array
+
+    @classmethod
+    def zero(cls) -> Guard:
+        i, f = np.zeros((), np.int32), np.zeros((), np.float32)
+        return cls(i, i, i, f, f, np.int32(-1), f)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk's outcome on the host (see :class:`Guard`). ``done`` counts the steps the
+    position advanced by. When ``why`` is set, ``bad`` is the 0-based index in the epoch
+    of the step at fault and ``bad_loss`` its loss: for a non-finite loss or gradients
+    (1, 2) the step the chunk stopped before, whose update was not applied; for
+    non-finite weights (3) the last applied step, whose update made them so."""
+
+    done: int
+    skipped: int
+    why: int
+    loss_sum: float
+    bad: int = -1
+    bad_loss: float = 0.0
