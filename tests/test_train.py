@@ -320,3 +320,37 @@ def test_corrupt_checkpoint_is_reported_and_previous_offered(tmp_path, capsys) -
     assert "Traceback" not in err
     latest.rename(tmp_path / "broken-66")
     assert main(args) == 0
+
+
+STOCHASTIC = """# every stochastic layer in one small model
+model Stoch {
+    input image: f32[8, 8, 1]
+    h = image -> flatten -> gaussian_noise(0.1) -> dense(32) -> relu
+    z = sample_normal(h -> dense(8), h -> dense(8))
+    r = h + (h -> dense(32) -> relu -> drop_path(0.3))
+    gate = r -> dense(32) -> sigmoid -> bernoulli
+    pick = r -> dense(32) -> categorical
+    output logits = (z, r * gate, pick) -> concat -> dense(10)
+}
+train Stoch {
+    data      = digits(test = 0.2, seed = 0)
+    loss      = cross_entropy(logits, label)
+    batch     = 64
+    epochs    = 4
+    metrics   = [accuracy]
+}
+"""
+
+
+def test_resume_is_exact_with_stochastic_layers(tmp_path) -> None:
+    """The stochastic layers' RNG streams are checkpointed: 2 + 2 epochs equal 4."""
+    src = tmp_path / "stoch.nn"
+    src.write_text(STOCHASTIC)
+    ref = train(src, out=tmp_path / "ref", progress=False)
+    train(src, out=tmp_path / "split", sets=["epochs=2"], progress=False)
+    again = train(src, out=tmp_path / "split", resume=True, progress=False)
+    assert again.stopped == "finished"
+    arrays = final_arrays(ref.run_dir)
+    assert any("rngs" in k or "count" in k for k in arrays), list(arrays)
+    assert_same(arrays, final_arrays(again.run_dir))
+    assert ref.test["accuracy"] > 0.5, ref.test
