@@ -168,6 +168,7 @@ STRICT = [
     "nnlang/graph/graph.py",
     "nnlang/graph/apply.py",
     "nnlang/graph/tensorops.py",
+    "nnlang/layers/stochastic.py",
     "nnlang/graph/build.py",
     "nnlang/fitting.py",
     "nnlang/fsio.py",
