@@ -14,7 +14,15 @@ from nnlang.lower.network import count_params
 
 def test_examples_exist() -> None:
     names = {p.stem for p in EXAMPLES}
-    assert {"digits_mlp", "digits_cnn", "residual", "two_inputs", "siamese"} <= names
+    assert {
+        "digits_mlp",
+        "digits_cnn",
+        "residual",
+        "two_inputs",
+        "siamese",
+        "siamese_contrastive",
+        "vae",
+    } <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -50,6 +58,8 @@ HAND_COUNTS = {
     "two_inputs": 2 * dense(32, 64) + dense(128, 64) + dense(64, 10),
     # the encoder is shared: counted once
     "siamese": dense(64, 64) + dense(64, 32) + dense(64, 32) + dense(32, 1),
+    "siamese_contrastive": dense(64, 128) + dense(128, 16),
+    "vae": dense(64, 128) + 2 * dense(128, 8) + dense(8, 128) + dense(128, 64),
     "residual": (
         conv(3, 1, 16)
         + bn(16)

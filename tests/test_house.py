@@ -169,6 +169,7 @@ STRICT = [
     "nnlang/graph/graph.py",
     "nnlang/graph/apply.py",
     "nnlang/graph/tensorops.py",
+    "nnlang/layers/stochastic.py",
     "nnlang/graph/build.py",
     "nnlang/fitting.py",
     "nnlang/fsio.py",

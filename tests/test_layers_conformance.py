@@ -221,6 +221,15 @@ CASES: dict[str, list[Case]] = {
         ({"heads": 2, "dropout": 0.1}, ["f32[4, 6]", "f32[3, 5]", "f32[3, 5]"]),
     ],
     "positional_embedding": [({"max_len": 9}, ["f32[5, 4]"]), ({"max_len": 3}, ["bf16[3, 2]"])],
+    # stochastic
+    "sample_normal": [
+        ({}, ["f32[6]", "f32[6]"]),
+        ({"eval": "sample"}, ["bf16[2, 3]", "bf16[2, 3]"]),
+    ],
+    "bernoulli": [({}, ["f32[5]"]), ({"gradient": "none", "eval": "mean"}, ["f32[2, 3]"])],
+    "categorical": [({}, ["f32[5]"]), ({"gradient": "none", "eval": "sample"}, ["f32[2, 3]"])],
+    "drop_path": [({"rate": 0.2}, ["f32[4, 3]"]), ({"rate": 0.0}, ["bf16[5]"])],
+    "gaussian_noise": [({"stddev": 0.1}, ["f32[4]"]), ({"stddev": 1.0}, ["f16[2, 2]"])],
 }
 
 ALL_CASES = [
@@ -536,3 +545,45 @@ def test_merge_broadcasts_per_sample_shapes() -> None:
     a = jnp.arange(24.0).reshape(2, 4, 3)
     b = jnp.asarray([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
     np.testing.assert_array_equal(fn(a, b), a + b[:, None, :])
+
+
+def test_stochastic_layers_sample_in_training_and_are_deterministic_in_eval() -> None:
+    x = np.full((500, 8), 0.3, np.float32)
+    lv = np.full((500, 8), np.log(4.0), np.float32)  # variance 4: stddev 2
+    cases: list[tuple[str, dict[str, Any], tuple[Any, ...], Any]] = [
+        ("sample_normal", {}, (x, lv), x),
+        ("bernoulli", {}, (x,), np.zeros_like(x)),  # eval: p > 0.5
+        ("categorical", {}, (np.zeros_like(x),), None),  # uniform over 8 classes
+        ("drop_path", {"rate": 0.5}, (x,), x),
+        ("gaussian_noise", {"stddev": 2.0}, (x,), x),
+    ]
+    for name, kw, xs, want in cases:
+        kind = REGISTRY[name]
+        ins = [T("f32[8]")] * len(xs)
+        m = kind.build(bind(kind, kw), ins, nnx.Rngs(0))
+        y1, y2 = np.asarray(_call_module(m, *xs)), np.asarray(_call_module(m, *xs))
+        assert not np.array_equal(y1, y2), f"{name}: fresh draws each call"
+        m.eval()
+        e1, e2 = np.asarray(_call_module(m, *xs)), np.asarray(_call_module(m, *xs))
+        np.testing.assert_array_equal(e1, e2)
+        if want is not None:
+            np.testing.assert_array_equal(e1, want)
+        if name == "sample_normal":
+            assert abs(y1.std() - 2.0) < 0.1 and abs(y1.mean() - 0.3) < 0.1
+        if name == "bernoulli":
+            assert set(np.unique(y1)) == {0.0, 1.0} and abs(y1.mean() - 0.3) < 0.03
+        if name == "drop_path":  # whole rows dropped, kept rows scaled by 2
+            assert set(np.unique(y1)) == {0.0, np.float32(0.3) / np.float32(0.5)} and np.all(
+                y1.min(1) == y1.max(1)
+            )
+        if name == "categorical":
+            assert np.all(y1.sum(1) == 1.0) and np.all(e1.sum(1) == 1.0)
+
+
+def test_straight_through_gradients() -> None:
+    p = jnp.full((3, 4), 0.5, jnp.float32)
+    for name, straight in (("bernoulli", "straight_through"), ("bernoulli", "none")):
+        kind = REGISTRY[name]
+        m = kind.build(bind(kind, {"gradient": straight}), [T("f32[4]")], nnx.Rngs(0))
+        g = nnx.grad(lambda q, mod: mod(q).sum())(p, m)
+        np.testing.assert_array_equal(g, 1.0 if straight == "straight_through" else 0.0)

@@ -693,3 +693,92 @@ def test_the_spec_binds_every_call_once_and_the_loop_runs_it(
     with pytest.raises(NNError) as info:
         setup(f, sets=["optimizer.lr=-1"])
     assert [x.code for x in info.value.diagnostics] == ["E202"]
+
+
+def test_losses_over_several_tensors_match_their_equations() -> None:
+    rng = np.random.default_rng(0)
+    m, lv = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    want = -0.5 * np.sum(1 + lv - m**2 - np.exp(lv), axis=1)
+    np.testing.assert_allclose(losses.kl_normal(jnp.asarray(m), jnp.asarray(lv)), want, rtol=1e-5)
+    a, b = np.zeros((2, 2), np.float32), np.array([[3.0, 4.0], [0.3, 0.4]], np.float32)
+    y = np.array([1.0, 0.0], np.float32)  # similar, dissimilar
+    # Hadsell et al.: y d^2 / 2 + (1 - y) max(0, m - d)^2 / 2 with d = 5 and 0.5
+    np.testing.assert_allclose(losses.contrastive(a, b, y, margin=1.0), [12.5, 0.125], rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.contrastive(np.array([5.0, 0.5]), y, margin=1.0), [12.5, 0.125], rtol=1e-6
+    )
+    np.testing.assert_allclose(losses.triplet(a, 0.1 * b, b, margin=1.0), [0.0, 0.7525], rtol=1e-5)
+    # capsule margin loss: class 0 present (0.95 >= 0.9: free), class 2 absent at 0.5
+    np.testing.assert_allclose(
+        losses.margin(jnp.array([[0.95, 0.05, 0.5]]), jnp.array([0])), [0.5 * 0.4**2], rtol=1e-5
+    )
+    one_hot = jnp.array([[1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(
+        losses.margin(jnp.array([[0.95, 0.05, 0.5]]), one_hot), [0.5 * 0.4**2], rtol=1e-5
+    )
+    c = losses.cosine_embedding(
+        jnp.array([[1.0, 0.0], [1.0, 0.0]]), jnp.array([[1.0, 1.0], [1.0, 1.0]]), jnp.array([1, -1])
+    )
+    np.testing.assert_allclose(c, [1 - 2**-0.5, 2**-0.5], rtol=1e-5)
+    x = jnp.ones((2, 4, 4))
+    np.testing.assert_allclose(losses.mse(x, 0 * x, reduction="sum"), [16.0, 16.0])
+    _raises("E407", losses.kl_normal, jnp.ones((2, 3)), jnp.ones((2, 4)))
+    _raises("E407", losses.triplet, jnp.ones((2, 3)), jnp.ones((2, 3)), jnp.ones((2, 4)))
+    # no NaN gradient where the two embeddings coincide
+    g = jax.grad(lambda p: losses.contrastive(p, p, jnp.array([0.0, 0.0])).sum())(jnp.ones((2, 3)))
+    assert np.all(np.isfinite(g))
+
+
+def test_new_metrics() -> None:
+    y, p = np.array([1.0, 2, 3, 4]), np.array([1.1, 1.9, 3.2, 3.8])
+    r2 = 1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert metrics.compute("r2", p, y) == pytest.approx(r2, rel=1e-6)
+    multi = np.array([[1.0, -1.0], [1.0, 1.0]])
+    assert metrics.compute("binary_accuracy", multi, np.array([[1, 0], [0, 1]])) == 0.75
+    assert metrics.compute("perplexity", np.zeros((3, 4)), np.array([0, 1, 2])) == pytest.approx(4)
+    d = np.array([0.1, 0.9, 0.4, 0.6])
+    assert metrics.compute("pair_accuracy", d, np.array([1.0, 0.0, 0.0, 0.0])) == 0.75
+
+
+_WEIGHTED = """model W {
+    input x: f32[4]
+    output y = x -> dense(3)
+    output w = x -> dense(1)
+}
+train W {
+    data = iris(test = 0.2)
+    loss = cross_entropy(y, label, weights = w) + 0.5 * kl_normal(y, y)
+}
+"""
+
+
+def test_loss_weights_and_several_tensors_bind_in_the_spec(tmp_path: Path) -> None:
+    from nnlang.diagnostics import NNError
+    from nnlang.train.loop import evaluate_loss
+    from nnlang.train.run import setup
+
+    f = tmp_path / "w.nn"
+    f.write_text(_WEIGHTED)
+    s = setup(f)
+    ce, kl = s.spec.loss_terms()
+    assert (ce.call.tensors, ce.call.weights) == (("y", "label"), "w")
+    assert (kl.call.tensors, kl.call.weights) == (("y", "y"), None)
+    y = jnp.zeros((2, 3))
+    env = {"y": y, "label": jnp.array([0, 1]), "w": jnp.array([[0.0], [2.0]])}
+    kl_zero = -0.5 * 3 * (1 + 0 - 0 - 1)  # KL of N(0, 1) to itself
+    per = evaluate_loss(s.spec.loss, env, {}, 2)
+    np.testing.assert_allclose(per, [kl_zero, 2 * np.log(3) + kl_zero], rtol=1e-6)
+    for bad, code in (
+        ("weights = nothing", "E404"),
+        ("weights = 2", "E404"),
+    ):
+        f.write_text(_WEIGHTED.replace("weights = w", bad))
+        with pytest.raises(NNError) as info:
+            setup(f)
+        assert [x.code for x in info.value.diagnostics] == [code]
+    f.write_text(_WEIGHTED.replace("kl_normal(y, y)", "kl_normal(y)"))
+    with pytest.raises(NNError) as info:
+        setup(f)
+    assert "`kl_normal` needs 2 tensors: `kl_normal(mean, log_var)`" in str(
+        info.value.diagnostics[0].message
+    )

@@ -20,6 +20,7 @@ from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     pool,
     recurrent,
     reduce,
+    stochastic,
 )
 from nnlang.layers.base import REGISTRY, Args, Attr, LayerKind
 
@@ -37,6 +38,7 @@ FAMILIES: dict[str, str] = {
     recurrent.FAMILY: "Recurrent",
     attention.FAMILY: "Attention",
     constant.FAMILY: "Constants and learned tensors",
+    stochastic.FAMILY: "Stochastic",
 }
 
 __all__ = ["FAMILIES", "REGISTRY", "Args", "Attr", "LayerKind"]

@@ -193,3 +193,25 @@ def edge_pad(widths: list[tuple[int, int]]) -> Any:
         return x
 
     return pad
+
+
+class Stochastic(nnx.Module):
+    """A layer that draws random numbers while training: ``train(key, *xs)`` there, and
+    ``infer(key, *xs)`` in eval mode (``model.eval()`` sets ``deterministic``).
+
+    The key comes from its own fork of the ``dropout`` stream, as ``nnx.Dropout``'s does:
+    the stream's counter is model state, so it is checkpointed and a resumed run draws
+    exactly the numbers an uninterrupted one would. ``infer`` gets a key too, for the
+    ``eval = "sample"`` variants; the deterministic ones ignore it.
+    """
+
+    def __init__(self, train: Any, infer: Any, *, rngs: nnx.Rngs) -> None:
+        self.train_fn = train
+        self.infer_fn = infer
+        self.deterministic = False
+        self.rngs = rngs["dropout"].fork()
+
+    def __call__(self, *xs: jax.Array) -> jax.Array:
+        if self.deterministic:
+            return self.infer_fn(self.rngs, *xs)
+        return self.train_fn(self.rngs(), *xs)

@@ -73,7 +73,11 @@ CATALOGUES: tuple[tuple[str, str, str, Mapping[str, Entry], str], ...] = (
         "arguments name a model output, a model input or `label`; settings follow. "
         "Predictions are raw model outputs (logits for the classification losses). Each "
         "loss gives one value per example (axes it does not consume are averaged), and "
-        "the batch mean is minimised.",
+        "the batch mean is minimised. Losses over other tensors name them in their "
+        "signature: `kl_normal(mean, log_var)`, `triplet(anchor, positive, negative)`. "
+        "Any loss takes per-example weights, `weights = name` naming a model output, "
+        "input or label with one number per example: the loss of each example is "
+        "multiplied by its weight before the batch mean.",
     ),
     (
         "Penalties",
@@ -177,6 +181,9 @@ def signature(e: Entry) -> str:
     """Like :meth:`Entry.signature`, with ``unset`` for a default of none (as in
     docs/layers.md: there is no `none` literal to write)."""
     parts = []
+    inputs = e.extra.get("inputs", losses.INPUTS)
+    if inputs != losses.INPUTS:  # a loss over other tensors than a prediction and target
+        parts = list(inputs)
     for p in e.params:
         if p.required:
             parts.append(p.name)

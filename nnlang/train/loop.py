@@ -117,15 +117,25 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
 
 
 # ------------------------------------------------------------------ loss
+def example_weights(w: jax.Array, batch: int) -> jax.Array:
+    """A loss's `weights = name`: one number per example, as a [B] float vector."""
+    if w.size != batch:
+        raise ArgError(
+            "E407",
+            f"loss `weights` need one number per example, got {list(w.shape[1:])} per sample",
+        )
+    return w.reshape(batch).astype(jnp.float32)
+
+
 def evaluate_loss(expr: Any, env: dict[str, jax.Array], params: Any, batch: int) -> jax.Array:
     """The loss expression as a per-example vector [B] (penalties broadcast)."""
     if isinstance(expr, float):
         return jnp.full((batch,), expr, jnp.float32)
     if isinstance(expr, LossTerm):
         c = expr.call
-        pred, target = (env[n] for n in c.tensors)
-        v = c.entry.fn(pred, target, **c.args)
-        return jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))
+        v = c.entry.fn(*(env[n] for n in c.tensors), **c.args)
+        v = jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))
+        return v if c.weights is None else v * example_weights(env[c.weights], batch)
     if isinstance(expr, Penalty):
         return jnp.broadcast_to(expr.fn(params).astype(jnp.float32), (batch,))
     assert isinstance(expr, LossOp)

@@ -38,6 +38,24 @@ def _per_example(x: jax.Array) -> jax.Array:
     return x.reshape(x.shape[0], -1).mean(axis=1) if x.ndim > 1 else x
 
 
+#: how element-wise losses reduce the axes after the batch axis
+REDUCTION = Param(
+    "reduction",
+    "str",
+    "mean",
+    '"mean" or "sum" over the axes after the batch axis (a sum over pixels is the '
+    "log-likelihood of an image, as in a VAE)",
+    choices=("mean", "sum"),
+    kw_only=True,
+)
+
+
+def _reduce(x: jax.Array, reduction: str) -> jax.Array:
+    if reduction == "sum" and x.ndim > 1:
+        return x.reshape(x.shape[0], -1).sum(axis=1)
+    return _per_example(x)
+
+
 def _shapes(pred: jax.Array, target: jax.Array) -> str:
     return f"prediction {list(pred.shape[1:])}, target {list(target.shape[1:])} (per sample)"
 
@@ -118,23 +136,24 @@ def cross_entropy(pred: jax.Array, target: jax.Array, label_smoothing: float = 0
     "binary_cross_entropy",
     "Sigmoid cross-entropy on logits, element-wise (one or several independent binary "
     "outputs); targets are 0/1 or probabilities.",
+    REDUCTION,
     inputs=INPUTS,
 )
-def binary_cross_entropy(pred: jax.Array, target: jax.Array) -> jax.Array:
+def binary_cross_entropy(pred: jax.Array, target: jax.Array, reduction: str = "mean") -> jax.Array:
     target = _float(_align("binary_cross_entropy", pred, target), pred)
-    return _per_example(optax.losses.sigmoid_binary_cross_entropy(pred, target))
+    return _reduce(optax.losses.sigmoid_binary_cross_entropy(pred, target), reduction)
 
 
-@declare(LOSSES, "mse", "Mean squared error.", inputs=INPUTS)
-def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
+@declare(LOSSES, "mse", "Mean squared error.", REDUCTION, inputs=INPUTS)
+def mse(pred: jax.Array, target: jax.Array, reduction: str = "mean") -> jax.Array:
     target = _float(_align("mse", pred, target), pred)
-    return _per_example(optax.losses.squared_error(pred, target))
+    return _reduce(optax.losses.squared_error(pred, target), reduction)
 
 
-@declare(LOSSES, "mae", "Mean absolute error.", inputs=INPUTS)
-def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
+@declare(LOSSES, "mae", "Mean absolute error.", REDUCTION, inputs=INPUTS)
+def mae(pred: jax.Array, target: jax.Array, reduction: str = "mean") -> jax.Array:
     target = _float(_align("mae", pred, target), pred)
-    return _per_example(jnp.abs(pred - target))
+    return _reduce(jnp.abs(pred - target), reduction)
 
 
 @declare(
@@ -200,6 +219,167 @@ def cosine_distance(pred: jax.Array, target: jax.Array) -> jax.Array:
     if pred.ndim < 2:  # one number per sample: treat it as a 1-vector
         pred, target = pred[:, None], target[:, None]
     return _per_example(optax.losses.cosine_distance(pred, target, epsilon=1e-8))
+
+
+# ------------------------------------------------------ losses over several tensors
+def _flat(x: jax.Array) -> jax.Array:
+    """[B, ...] -> [B, F] (a per-sample scalar becomes a 1-vector)."""
+    return x.reshape(x.shape[0], -1)
+
+
+def _same(name: str, a: jax.Array, b: jax.Array, what: str) -> None:
+    if a.shape != b.shape:
+        raise ArgError(
+            "E407",
+            f"`{name}` needs {what} of one shape, got {list(a.shape[1:])} and "
+            f"{list(b.shape[1:])} (per sample)",
+        )
+
+
+def _label_vector(name: str, label: jax.Array, batch: int) -> jax.Array:
+    """One label per example, as a [B] float vector."""
+    if label.size != batch:
+        raise ArgError(
+            "E407",
+            f"`{name}` needs one label per example, got {list(label.shape[1:])} per sample",
+        )
+    return label.reshape(batch).astype(jnp.float32)
+
+
+def _squared_distance(a: jax.Array, b: jax.Array) -> jax.Array:
+    return jnp.square(_flat(a) - _flat(b)).astype(jnp.float32).sum(axis=1)
+
+
+def _norm(sq: jax.Array) -> jax.Array:
+    """sqrt with a gradient that stays finite at 0."""
+    return jnp.sqrt(sq + 1e-12)
+
+
+@declare(
+    LOSSES,
+    "kl_normal",
+    "KL divergence of N(mean, exp(log_var)) from N(0, 1), the VAE's prior term: "
+    "`KL = -1/2 * sum(1 + log_var - mean^2 - exp(log_var))`, summed over the features "
+    "of an example (the batch mean is minimised, as for every loss). With a "
+    'reconstruction term summed over the features (`reduction = "sum"`), '
+    "`reconstruction + kl_normal(mean, log_var)` is the negative ELBO.",
+    inputs=("mean", "log_var"),
+)
+def kl_normal(mean: jax.Array, log_var: jax.Array) -> jax.Array:
+    _same("kl_normal", mean, log_var, "`mean` and `log_var`")
+    m, lv = _flat(mean).astype(jnp.float32), _flat(log_var).astype(jnp.float32)
+    return -0.5 * jnp.sum(1.0 + lv - jnp.square(m) - jnp.exp(lv), axis=1)
+
+
+@declare(
+    LOSSES,
+    "contrastive",
+    "Contrastive loss of Hadsell, Chopra and LeCun (2006) for pairs: with `d` the "
+    "Euclidean distance of the pair's embeddings and `y = 1` for a similar pair, "
+    "`y = 0` for a dissimilar one, `L = y * d^2 / 2 + (1 - y) * max(0, margin - d)^2 / 2`. "
+    "Written `contrastive(left, right, label)` with the two embeddings, or "
+    "`contrastive(distance, label)` with a distance the model computes (one per example).",
+    Param("margin", "float", 1.0, "distance beyond which dissimilar pairs cost nothing", min=0.0),
+    inputs=("left", "right", "label"),
+    min_inputs=2,
+)
+def contrastive(*tensors: jax.Array, margin: float = 1.0) -> jax.Array:
+    *pair, label = tensors
+    b = label.shape[0]
+    if len(pair) == 2:
+        _same("contrastive", pair[0], pair[1], "two embeddings")
+        sq = _squared_distance(pair[0], pair[1])
+        d = _norm(sq)
+    else:
+        d = _label_vector("contrastive", pair[0], b)  # one distance per example
+        sq = jnp.square(d)
+    y = (_label_vector("contrastive", label, b) > 0).astype(jnp.float32)
+    return 0.5 * (y * sq + (1.0 - y) * jnp.square(jnp.maximum(0.0, margin - d)))
+
+
+@declare(
+    LOSSES,
+    "triplet",
+    "Triplet loss (Schroff et al. 2015, FaceNet) on squared Euclidean distances: "
+    "`L = max(0, |anchor - positive|^2 - |anchor - negative|^2 + margin)`.",
+    Param("margin", "float", 1.0, "how much closer the positive must be", min=0.0),
+    inputs=("anchor", "positive", "negative"),
+)
+def triplet(anchor: jax.Array, pos: jax.Array, neg: jax.Array, margin: float = 1.0) -> jax.Array:
+    _same("triplet", anchor, pos, "anchor and positive")
+    _same("triplet", anchor, neg, "anchor and negative")
+    return jnp.maximum(
+        0.0, _squared_distance(anchor, pos) - _squared_distance(anchor, neg) + margin
+    )
+
+
+@declare(
+    LOSSES,
+    "margin",
+    "Capsule margin loss (Sabour, Frosst and Hinton 2017) on per-class lengths `v` "
+    "`[.., C]` (e.g. `norm(capsules, axis = -1)`): with `T_k = 1` for the example's "
+    "class(es), `L = sum_k T_k max(0, m_plus - v_k)^2 + lambda (1 - T_k) "
+    "max(0, v_k - m_minus)^2`. Integer targets are class indices; float targets of the "
+    "prediction's shape are one-hot or multi-hot.",
+    Param("m_plus", "float", 0.9, "length a present class must reach", min=0.0),
+    Param("m_minus", "float", 0.1, "length an absent class must stay below", min=0.0),
+    Param("lam", "float", 0.5, "down-weighting of the absent classes", min=0.0),
+    inputs=INPUTS,
+)
+def margin(
+    pred: jax.Array,
+    target: jax.Array,
+    m_plus: float = 0.9,
+    m_minus: float = 0.1,
+    lam: float = 0.5,
+) -> jax.Array:
+    if pred.ndim < 2:
+        raise ArgError(
+            "E407", f"`margin` needs per-class lengths [.., C], got {list(pred.shape[1:])}"
+        )
+    if jnp.issubdtype(target.dtype, jnp.integer):
+        if target.shape == pred.shape[:-1] + (1,):
+            target = target[..., 0]
+        if target.shape != pred.shape[:-1]:
+            raise ArgError(
+                "E407",
+                f"`margin` with integer labels needs one label per length vector: "
+                f"{_shapes(pred, target)}",
+            )
+        t = jax.nn.one_hot(target, pred.shape[-1], dtype=jnp.float32)
+    else:
+        t = _align("margin", pred, target).astype(jnp.float32)
+    v = pred.astype(jnp.float32)
+    per = t * jnp.square(jnp.maximum(0.0, m_plus - v)) + lam * (1.0 - t) * jnp.square(
+        jnp.maximum(0.0, v - m_minus)
+    )
+    return _per_example(per.sum(axis=-1))
+
+
+@declare(
+    LOSSES,
+    "cosine_embedding",
+    "Cosine embedding loss for pairs: with `c` the cosine similarity of the two vectors "
+    "(last axis flattened per example) and `y > 0` for a similar pair (labels 1/0 or "
+    "1/-1), `L = 1 - c` for a similar pair and `max(0, c - margin)` for a dissimilar one.",
+    Param(
+        "margin",
+        "float",
+        0.0,
+        "similarity below which dissimilar pairs cost nothing",
+        min=-1.0,
+        max=1.0,
+    ),
+    inputs=("left", "right", "label"),
+)
+def cosine_embedding(
+    left: jax.Array, right: jax.Array, label: jax.Array, margin: float = 0.0
+) -> jax.Array:
+    _same("cosine_embedding", left, right, "two embeddings")
+    a, b = _flat(left).astype(jnp.float32), _flat(right).astype(jnp.float32)
+    c = (a * b).sum(1) / (_norm(jnp.square(a).sum(1)) * _norm(jnp.square(b).sum(1)))
+    y = _label_vector("cosine_embedding", label, a.shape[0]) > 0
+    return jnp.where(y, 1.0 - c, jnp.maximum(0.0, c - margin))
 
 
 def make_loss(

@@ -264,6 +264,100 @@ _metric(
 )
 
 
+def _binary_accuracy_stats(
+    pred: jax.Array, target: jax.Array, mask: jax.Array | None, threshold: float
+) -> Stats:
+    p, t = _binary_targets(pred, target)
+    correct = ((p > threshold) == (t > 0.5)).astype(jnp.float32)
+    w = _expand(_mask(mask, pred.shape[0]), correct)
+    return {"correct": (correct * w).sum(), "count": w.sum()}
+
+
+_metric(
+    "binary_accuracy",
+    "Fraction of correct elements, each output element an independent binary decision "
+    "(multi-label outputs `[.., C]` of logits): `mean(1[pred > threshold] == 1[target > 0.5])`.",
+    Param(
+        "threshold",
+        "float",
+        0.0,
+        "decision threshold (0 for logits, 0.5 for probabilities)",
+    ),
+    greater_is_better=True,
+)(MetricImpl(_binary_accuracy_stats, _counted("correct"), _scalar_zeros("correct", "count")))
+
+
+def _pair_accuracy_stats(
+    pred: jax.Array, target: jax.Array, mask: jax.Array | None, threshold: float
+) -> Stats:
+    d, t = _binary_targets(pred, target)
+    correct = ((d < threshold) == (t > 0.5)).astype(jnp.float32)
+    w = _expand(_mask(mask, pred.shape[0]), correct)
+    return {"correct": (correct * w).sum(), "count": w.sum()}
+
+
+_metric(
+    "pair_accuracy",
+    "Fraction of pairs classified right from their distance (as trained by "
+    "`contrastive`): a pair is predicted similar when `distance < threshold` and is "
+    "similar when its label is > 0.5.",
+    Param(
+        "threshold",
+        "float",
+        0.5,
+        "distance below which a pair counts as similar (half the contrastive margin)",
+    ),
+    greater_is_better=True,
+)(MetricImpl(_pair_accuracy_stats, _counted("correct"), _scalar_zeros("correct", "count")))
+
+
+def _r2_stats(pred: jax.Array, target: jax.Array, mask: jax.Array | None) -> Stats:
+    if target.size != pred.size:
+        raise ArgError(
+            "E407",
+            f"metric `r2` needs a target shaped like the prediction: prediction "
+            f"{list(pred.shape[1:])}, target {list(target.shape[1:])} (per sample)",
+        )
+    p = pred.astype(jnp.float32).reshape(pred.shape[0], -1)
+    t = target.astype(jnp.float32).reshape(p.shape)
+    w = _expand(_mask(mask, pred.shape[0]), p)
+    return {
+        "count": w.sum(),
+        "sum": (t * w).sum(),
+        "sum_sq": (t * t * w).sum(),
+        "residual": (jnp.square(t - p) * w).sum(),
+    }
+
+
+def _r2_finalize(s: Mapping[str, Any], **_: Any) -> float:
+    n = float(s["count"])
+    if n == 0:
+        return float("nan")
+    total = float(s["sum_sq"]) - float(s["sum"]) ** 2 / n
+    return 1.0 - float(s["residual"]) / total if total > 0 else float("nan")
+
+
+_metric(
+    "r2",
+    "Coefficient of determination over all output elements: "
+    "`R^2 = 1 - sum (y - p)^2 / sum (y - mean(y))^2` (1 is a perfect fit, 0 is no better "
+    "than predicting the mean).",
+    greater_is_better=True,
+)(MetricImpl(_r2_stats, _r2_finalize, _scalar_zeros("count", "sum", "sum_sq", "residual")))
+
+
+def _perplexity_finalize(s: Mapping[str, Any], **_: Any) -> float:
+    return float(np.exp(_ratio(s["total"], s["count"])))
+
+
+_metric(
+    "perplexity",
+    "`exp` of the mean negative log-likelihood per prediction (per token, for sequence "
+    "outputs): `exp(-mean log softmax(logits)[label])`.",
+    greater_is_better=False,
+)(MetricImpl(_nll_stats, _perplexity_finalize, _scalar_zeros("total", "count")))
+
+
 # ----------------------------------------------------------------------------- API
 @dataclass(frozen=True)
 class BoundMetric:

@@ -39,6 +39,7 @@ class CallSpec:
     args: dict[str, Any]
     span: Span
     tensors: tuple[str, ...] = ()  # loss/metric tensor names (prediction, target)
+    weights: str | None = None  # a loss's per-example weights: a tensor name
 
     @property
     def name(self) -> str:
@@ -141,6 +142,8 @@ class _SpecBuilder:
             return None
         tensor_names: list[str] = []
         rest = list(args)
+        if tensors and "inputs" in entry.extra:  # losses over other tensors than a pair
+            tensors = len(entry.extra["inputs"])
         if tensors:
             while (
                 rest
@@ -169,7 +172,20 @@ class _SpecBuilder:
             spans.append(a.span)
         kw_values = {}
         kw_spans = {}
+        weights = None
         for k in kwargs:
+            if k.name == "weights" and catalog is losses.LOSSES:
+                if not isinstance(k.value, A.Name) or k.value.id not in self.tensor_names:
+                    self.err(
+                        "E404",
+                        "`weights` must name a model output, model input or label",
+                        k.value.span,
+                        help=did_you_mean(getattr(k.value, "id", ""), self.tensor_names)
+                        or f"known: {', '.join(sorted(self.tensor_names))}",
+                    )
+                    return None
+                weights = k.value.id
+                continue
             v = self.consts(k.value)
             if v is _BAD:
                 return None
@@ -186,7 +202,7 @@ class _SpecBuilder:
                 where = spans[positional.index(ex.arg)]
             self.err(ex.code, ex.message, where or e.span, help=ex.help)
             return None
-        return CallSpec(entry, bound, e.span, tuple(tensor_names))
+        return CallSpec(entry, bound, e.span, tuple(tensor_names), weights)
 
     def calls(
         self, setting: str, e: A.Expr, *, catalog: Catalog, word: str, tensors: int = 0
@@ -222,12 +238,14 @@ class _SpecBuilder:
             c = self.call("loss", e, catalog=losses.LOSSES, word="loss", tensors=2)
             if c is None:
                 return _BAD
-            if len(c.tensors) != 2:
-                self.err(
-                    "E404",
-                    f"`{c.name}` needs a prediction and a target, e.g. `{c.name}(logits, label)`",
-                    e.span,
-                )
+            names = c.entry.extra.get("inputs", losses.INPUTS)
+            least = c.entry.extra.get("min_inputs", len(names))
+            if not least <= len(c.tensors) <= len(names):
+                if names == losses.INPUTS:
+                    wanted = f"a prediction and a target, e.g. `{c.name}(logits, label)`"
+                else:
+                    wanted = f"{len(names)} tensors: `{c.name}({', '.join(names)})`"
+                self.err("E404", f"`{c.name}` needs {wanted}", e.span)
                 return _BAD
             return LossTerm(c)
         self.err(
@@ -377,7 +395,9 @@ def build_spec(
     ):
         if key in values:
             setattr(spec, key, values[key])
-    terms = spec.loss_terms()
+    # metrics compare the first (prediction, target) loss term's pair by default
+    terms = [t for t in spec.loss_terms() if len(t.call.tensors) == 2]
+    terms = [t for t in terms if t.call.entry.extra.get("inputs") == losses.INPUTS] or terms
     if terms:
         pair = terms[0].call.tensors
         spec.metrics = [m if m.tensors else replace(m, tensors=pair) for m in spec.metrics]
