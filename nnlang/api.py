@@ -106,7 +106,7 @@ def _check(
             rep.diagnostics = _dedupe(rep.diagnostics + e.diagnostics)
         res.diagnostics.extend(rep.diagnostics)
     if with_train:
-        from nnlang.train.spec import check_trains
+        from nnlang.train.preflight import check_trains
 
         res.diagnostics.extend(check_trains(program, res.graphs, budget))
     res.diagnostics = _dedupe(res.diagnostics)

@@ -35,7 +35,7 @@ from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.finetune import init_from
 from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
-from nnlang.train.preflight import settle_warnings
+from nnlang.train.preflight import check_memory, settle_warnings
 from nnlang.train.progress import Progress
 from nnlang.train.rundir import (
     latest_run_dir,
@@ -45,7 +45,7 @@ from nnlang.train.rundir import (
     write_settings,
 )
 from nnlang.train.settings import apply_overrides
-from nnlang.train.spec import TrainSpec, build_spec, check_memory
+from nnlang.train.spec import TrainSpec, build_spec
 from nnlang.train.versions import warn_if_other
 
 CHUNK_STEPS = 500  # at most this many steps between two looks at Ctrl-C / SIGTERM

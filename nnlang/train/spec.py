@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nnlang.diagnostics import ArgError, Diagnostic, Label, Reporter, Span, did_you_mean
-from nnlang.graph.checks import Budget, check_batch_memory, memory_of
 from nnlang.graph.evaluate import POISON, word_or_value
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
@@ -449,54 +448,3 @@ def _text(program: Program, span: Span | None) -> str:
         line = program.sources.line(span.file, span.line) or ""
         return line[span.col - 1 : span.end_col - 1]
     return "(loss)"
-
-
-def check_memory(
-    graph: Graph, spec: TrainSpec, rep: Reporter, memory: tuple[int, str] | None
-) -> None:
-    """E409 when one batch of ``spec`` would not fit ``memory`` (graph.checks)."""
-    check_batch_memory(graph, spec.batch, spec.spans.get("batch", spec.span), memory, rep)
-
-
-def check_trains(
-    program: Program, graphs: dict[str, Graph], budget: Budget | None = None
-) -> list[Diagnostic]:
-    """Validate every train section of the main file (for `nnlang check`), one batch's
-    memory against the host's (no JAX here) or ``budget.memory_bytes``."""
-    rep = Reporter()
-    memory = memory_of(budget or Budget())
-    for t in program.trains:
-        decl = program.decls.get(t.model)
-        if decl is None or decl.is_block:
-            models = [m.name for m in program.models]
-            what = (
-                f"`{t.model}` is a block, not a model"
-                if decl is not None
-                else f"no model named `{t.model}`"
-            )
-            rep.add(
-                Diagnostic(
-                    "E108",
-                    f"`train {t.model}`: {what}",
-                    t.model_span,
-                    help=did_you_mean(t.model, models)
-                    or f"models in this file: {', '.join(models) or 'none'}",
-                )
-            )
-            continue
-        if len(t.args) > len(decl.params):
-            n = len(decl.params)
-            rep.add(
-                Diagnostic(
-                    "E107",
-                    f"model `{t.model}` takes {n} parameter{'s' if n != 1 else ''} but {len(t.args)} "
-                    f"{'was' if len(t.args) == 1 else 'were'} given",
-                    t.args[n].span,
-                    secondary=[Label(decl.name_span, "declared here")],
-                )
-            )
-        spec = build_spec(program, t, graphs.get(t.model), rep)
-        graph = graphs.get(t.model)
-        if spec is not None and graph is not None:
-            check_memory(graph, spec, rep, memory)
-    return rep.diagnostics
