@@ -172,7 +172,7 @@ def _sinusoidal_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     family=FAMILY,
     doc="Add the fixed sinusoidal position code to a `[T, F]` sequence (Vaswani et al. "
     "2017): `PE[t, 2i] = sin(t / base^(2i/F))`, `PE[t, 2i+1] = cos(t / base^(2i/F))`. "
-    "No parameters; T may be symbolic.",
+    "No parameters; T may be symbolic (ONNX export needs a fixed T).",
     attrs=(_BASE,),
     flops=lambda a, ins, outs: concrete_numel(ins[0].shape),
     build=_sinusoidal_build,

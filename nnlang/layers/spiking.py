@@ -94,11 +94,13 @@ def _rate_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     doc="Rate coding (snnTorch `spikegen.rate`): `[...]` to `[steps, ...]` spikes, each a "
     "Bernoulli draw with probability `x` clipped to [0, 1]. Training draws fresh spikes "
     "from the `dropout` RNG stream, as `dropout` does; in eval mode a fixed key, so "
-    "evaluation, prediction and export give the same spikes every run.",
+    "evaluation, prediction and export give the same spikes every run. Exports to "
+    "StableHLO only (ONNX has no counter-based random numbers).",
     attrs=(_STEPS,),
     flops=_elements,
     build=_rate_build,
     has_train_mode=True,
+    onnx=False,  # jax.random's threefry does not convert; StableHLO export works
     example="""model Example {
     input x: f32[64]
     output counts = x -> rate_encode(20) -> dense(10) -> lif -> sum(axis = 0)
