@@ -21,8 +21,8 @@ BRIEF = {
     "snn": (5, 0.80, False),
     "transformer": (5, 0.85, False),
     "capsnet": (3, 0.80, True),
-    "mobilenet_small": (5, 0.80, True),
-    "efficientnet_small": (5, 0.80, True),
+    "mobilenet_small": (15, 0.80, True),
+    "efficientnet_small": (15, 0.80, True),
 }
 
 
