@@ -18,7 +18,7 @@ SLOW = os.environ.get("NNLANG_FAST_TESTS") == "1"
 BRIEF = {
     "rbf": (10, 0.85, False),
     "bilstm": (5, 0.85, False),
-    "snn": (5, 0.80, False),
+    "snn": (15, 0.85, False),
     "transformer": (5, 0.85, False),
     "capsnet": (3, 0.80, True),
     "mobilenet_small": (15, 0.80, True),
