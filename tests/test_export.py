@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nnlang
 from nnlang.cli import main as cli
 from nnlang.diagnostics import NNError
 from nnlang.export import ExportResult, export, gate
@@ -601,14 +602,17 @@ def test_docs_snippet_runs_without_nnlang_and_matches_predict(
     sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "examples").glob("*.nn")),
 )
 def test_every_example_exports_to_both_formats(example: str, tmp_path: Path) -> None:
-    """Each shipped example, trained briefly, exports to StableHLO and ONNX and passes
-    the parity gate on its own data."""
+    """Each shipped example, trained briefly, exports to StableHLO and ONNX (StableHLO
+    only where a layer is declared not convertible) and passes the parity gate on its
+    own data."""
     from nnlang.export import export
     from nnlang.train.run import train
 
     src = Path(__file__).resolve().parent.parent / "examples" / f"{example}.nn"
     run = train(src, out=tmp_path / "run", sets=["epochs=1"], progress=False).run_dir
-    for fmt in ("stablehlo", "onnx"):
+    graph = nnlang.build(src)
+    onnx_ok = all(n.kind is None or n.kind.onnx for n in graph.order())
+    for fmt in ("stablehlo", "onnx") if onnx_ok else ("stablehlo",):
         res = export(src, run, fmt=fmt, out=tmp_path / f"model.{fmt}")
         assert (tmp_path / f"model.{fmt}").stat().st_size > 0
         assert "parity gate passed" in res.summary()

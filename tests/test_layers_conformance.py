@@ -230,6 +230,45 @@ CASES: dict[str, list[Case]] = {
     "categorical": [({}, ["f32[5]"]), ({"gradient": "none", "eval": "sample"}, ["f32[2, 3]"])],
     "drop_path": [({"rate": 0.2}, ["f32[4, 3]"]), ({"rate": 0.0}, ["bf16[5]"])],
     "gaussian_noise": [({"stddev": 0.1}, ["f32[4]"]), ({"stddev": 1.0}, ["f16[2, 2]"])],
+    "sinusoidal_position": [({}, ["f32[5, 4]"]), ({"base": 100.0}, ["bf16[3, 5]"])],
+    "rotary": [({}, ["f32[5, 4]"]), ({"base": 100.0}, ["f32[3, 2, 6]"])],
+    "bidirectional": [
+        ({"units": 3}, ["f32[5, 2]"]),
+        ({"units": 4, "cell": "gru", "merge": "sum", "return_sequences": False}, ["f32[3, 3]"]),
+        ({"units": 2, "cell": "rnn", "merge": "ave"}, ["f32[4, 3]"]),
+        ({"units": 2, "merge": "mul", "return_sequences": False}, ["f32[4, 3]"]),
+    ],
+    # radial basis functions
+    "rbf": [
+        ({"units": 5}, ["f32[4]"]),
+        ({"units": 3, "kernel": "multiquadric"}, ["f32[2, 6]"]),
+        ({"units": 2, "kernel": "inverse_multiquadric"}, ["bf16[3]"]),
+    ],
+    # capsules
+    "squash": [({}, ["f32[6, 4]"]), ({}, ["f32[3]"])],
+    "primary_caps": [
+        ({"capsules": 4, "dim": 3, "kernel": 3, "stride": 2}, ["f32[8, 8, 2]"]),
+        ({"capsules": 2, "dim": 5, "kernel": (2, 3)}, ["f32[4, 5, 1]"]),
+    ],
+    "capsule": [
+        ({"capsules": 3, "dim": 4}, ["f32[6, 5]"]),
+        ({"capsules": 2, "dim": 3, "routing": 1}, ["f32[4, 2]"]),
+    ],
+    "mask_capsules": [({}, ["f32[4, 3]"]), ({}, ["f32[3, 2]", "f32[3]"])],
+    # spiking
+    "lif": [
+        ({}, ["f32[5, 3]"]),
+        ({"beta": 0.5, "reset": "zero", "surrogate": "arctan", "slope": 2.0}, ["f32[4, 2, 3]"]),
+    ],
+    "rate_encode": [({"steps": 4}, ["f32[3]"]), ({"steps": 2}, ["f32[2, 2]"])],
+    "latency_encode": [({"steps": 5}, ["f32[3]"]), ({"steps": 3, "threshold": 0.0}, ["f32[2, 2]"])],
+    # preprocessing
+    "rescale": [({"scale": 0.5}, ["f32[3, 2]"]), ({"scale": 2.0, "offset": -1.0}, ["bf16[4]"])],
+    "normalize": [
+        ({"mean": 0.5, "variance": 4.0}, ["f32[3]"]),
+        ({"mean": [0.0, 1.0, 2.0], "variance": 2}, ["f32[2, 3]"]),
+        ({"mean": 1, "variance": [1.0, 4.0]}, ["bf16[2]"]),
+    ],
 }
 
 ALL_CASES = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     activation,
     attention,
+    capsule,
     constant,
     conv,
     core,
@@ -18,8 +19,11 @@ from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     merge,
     norm,
     pool,
+    preprocess,
+    rbf,
     recurrent,
     reduce,
+    spiking,
     stochastic,
 )
 from nnlang.layers.base import REGISTRY, Args, Attr, LayerKind
@@ -37,6 +41,10 @@ FAMILIES: dict[str, str] = {
     index.FAMILY: "Indexing",
     recurrent.FAMILY: "Recurrent",
     attention.FAMILY: "Attention",
+    preprocess.FAMILY: "Preprocessing",
+    rbf.FAMILY: "Radial basis functions",
+    capsule.FAMILY: "Capsules",
+    spiking.FAMILY: "Spiking",
     constant.FAMILY: "Constants and learned tensors",
     stochastic.FAMILY: "Stochastic",
 }

@@ -1,5 +1,5 @@
-"""Attention over ``[T, F]`` sequences (``nnx.MultiHeadAttention``) and learned
-positional embeddings."""
+"""Attention over ``[T, F]`` sequences (``nnx.MultiHeadAttention``), learned positional
+embeddings and the fixed position codes (sinusoidal, rotary)."""
 
 from __future__ import annotations
 
@@ -153,5 +153,76 @@ def _positional(a: Args, ins: list[TensorType]) -> list[TensorType]:
             f"`positional_embedding` has {a.max_len} positions but the input {x} has {t} steps",
             arg="max_len",
             help=f"use max_len >= {t}",
+        )
+    return [x]
+
+
+# ------------------------------------------------------- fixed position codes
+_BASE = Attr("base", "float", 10000.0, doc="the wavelength base (10000 in both papers)", min=1.0)
+
+
+def _sinusoidal_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+    from nnlang.layers.family_modules import sinusoidal_position
+
+    return sinusoidal_position(a.base)
+
+
+@layer(
+    "sinusoidal_position",
+    family=FAMILY,
+    doc="Add the fixed sinusoidal position code to a `[T, F]` sequence (Vaswani et al. "
+    "2017): `PE[t, 2i] = sin(t / base^(2i/F))`, `PE[t, 2i+1] = cos(t / base^(2i/F))`. "
+    "No parameters; T may be symbolic (ONNX export needs a fixed T).",
+    attrs=(_BASE,),
+    flops=lambda a, ins, outs: concrete_numel(ins[0].shape),
+    build=_sinusoidal_build,
+    example="""model Example {
+    input x: f32[T, 32]
+    h = x -> sinusoidal_position
+    output y = attention(h, heads = 4) -> layer_norm
+}""",
+)
+def _sinusoidal(a: Args, ins: list[TensorType]) -> list[TensorType]:
+    x = ins[0]
+    expect_float("sinusoidal_position", x)
+    expect_rank("sinusoidal_position", x, (2,), "[T, F]")
+    concrete_last("sinusoidal_position", x)
+    return [x]
+
+
+def _rotary_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+    from nnlang.layers.family_modules import rotary
+
+    return rotary(a.base)
+
+
+@layer(
+    "rotary",
+    family=FAMILY,
+    doc="Rotary position embedding (RoPE, Su et al. 2021) of `[T, F]` or `[T, H, F]` "
+    "(per head): each feature pair `(x[2i], x[2i+1])` at step t is rotated by the angle "
+    "`t / base^(2i/F)`, so dot products of rotated queries and keys depend on their "
+    "relative position. F must be even. `attention` projects its inputs, so RoPE "
+    "applied before it is only exactly relative where queries and keys are not "
+    "projected again: use it on the projected, per-head vectors (`dense`, `reshape`).",
+    attrs=(_BASE,),
+    flops=lambda a, ins, outs: 3 * concrete_numel(ins[0].shape),
+    build=_rotary_build,
+    example="""model Example {
+    input x: f32[T, 32]
+    q = x -> dense(32) -> reshape((-1, 4, 8)) -> rotary
+    k = x -> dense(32) -> reshape((-1, 4, 8)) -> rotary
+    output scores = q -> mul(k) -> sum(axis = -1)
+}""",
+)
+def _rotary(a: Args, ins: list[TensorType]) -> list[TensorType]:
+    x = ins[0]
+    expect_float("rotary", x)
+    expect_rank("rotary", x, (2, 3), "[T, F] or [T, H, F]")
+    f = concrete_last("rotary", x)
+    if f % 2:
+        raise fail(
+            f"`rotary` rotates feature pairs, so the last axis must be even, but got {x}",
+            help="use an even number of features per head",
         )
     return [x]

@@ -90,3 +90,66 @@ _recurrent_kind("gru", "GRUCell", "Gated recurrent unit", gates=3, bias=3, state
 _recurrent_kind(
     "rnn", "SimpleCell", "Simple (Elman) tanh recurrence", gates=1, bias=1, states=("h",)
 )
+
+
+# ------------------------------------------------------------- bidirectional
+#: cell name -> (nnx cell, gates, bias vectors)
+_CELLS = {"lstm": ("LSTMCell", 4, 4), "gru": ("GRUCell", 3, 3), "rnn": ("SimpleCell", 1, 1)}
+_MERGES = ("concat", "sum", "mul", "ave")
+
+
+def _bi_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
+    from flax import nnx
+
+    from nnlang.layers.family_modules import Bidirectional
+    from nnlang.layers.modules import dtype_of
+
+    x = ins[0]
+    cell = getattr(nnx, _CELLS[a.cell][0])
+    f, b = (cell(int(x.shape[-1]), a.units, dtype=dtype_of(x), rngs=rngs) for _ in range(2))
+    return Bidirectional(f, b, a.units, merge=a.merge, return_sequences=a.return_sequences)
+
+
+def _bi_params(a: Args, ins: list[TensorType]) -> int:
+    _, gates, bias = _CELLS[a.cell]
+    f, u = int(ins[0].shape[-1]), a.units
+    return 2 * (gates * (f * u + u * u) + bias * u)
+
+
+def _bi_flops(a: Args, ins: list[TensorType], outs: list[TensorType]) -> int:
+    _, gates, _ = _CELLS[a.cell]
+    f, u = int(ins[0].shape[-1]), a.units
+    return 2 * concrete_numel(ins[0].shape[:1]) * (2 * gates * (f + u) * u + 4 * gates * u)
+
+
+@layer(
+    "bidirectional",
+    family=FAMILY,
+    doc="A recurrence run forwards and backwards in time over `[T, F]` (two `nnx.RNN` "
+    "scans with their own weights; the backward one reversed and re-ordered), their "
+    "outputs merged step by step: `concat` (`[T, 2·units]`), `sum`, `mul` or `ave` "
+    "(`[T, units]`). With `return_sequences = false` the forward pass's last step is "
+    "merged with the backward pass's last step (time 0).",
+    attrs=(
+        _ATTRS[0],
+        Attr(
+            "cell", "str", "lstm", doc="the recurrent cell of each direction", choices=tuple(_CELLS)
+        ),
+        Attr("merge", "str", "concat", doc="how the two directions combine", choices=_MERGES),
+        _ATTRS[1],
+    ),
+    params=_bi_params,
+    flops=_bi_flops,
+    build=_bi_build,
+    example="""model Example {
+    input x: f32[T, 8]
+    output y = x -> bidirectional(32, cell = "gru", return_sequences = false) -> dense(2)
+}""",
+)
+def _bidirectional(a: Args, ins: list[TensorType]) -> list[TensorType]:
+    x = ins[0]
+    expect_float("bidirectional", x)
+    expect_rank("bidirectional", x, (2,), "[T, F]")
+    concrete_last("bidirectional", x)
+    u = 2 * a.units if a.merge == "concat" else a.units
+    return [x.with_shape((x.shape[0], u) if a.return_sequences else (u,))]
