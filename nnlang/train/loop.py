@@ -396,14 +396,14 @@ def current_lr(engine: Engine, state: Any) -> float | None:
 
 # ------------------------------------------------------------------ interruption
 class StopFlag:
-    """Ctrl-C / SIGTERM: finish the running chunk, checkpoint, tell how to resume."""
+    """Ctrl-C / SIGTERM / SIGHUP: finish the running chunk, checkpoint, tell how to resume."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> StopFlag:
-        for s in (signal.SIGINT, signal.SIGTERM):
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             try:
                 self._old[s] = signal.signal(s, self._handle)
             except ValueError:  # not the main thread (e.g. called from a worker)

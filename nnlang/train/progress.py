@@ -59,6 +59,16 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
 
+    def silence(self) -> None:
+        """Show nothing more: the terminal is gone (SIGHUP), and writing to it fails."""
+        self.enabled = False
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            try:
+                bar.stop()
+            except OSError:
+                pass
+
 
 def fmt_metrics(m: dict[str, float], prefix: str = "") -> str:
     """``loss=0.1234 val_accuracy=0.9000``: the per-epoch line's values."""
