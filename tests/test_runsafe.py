@@ -225,6 +225,27 @@ def test_sighup_checkpoints_and_resumes(tmp_path: Path) -> None:
     assert _epochs(run) == list(range(1, 11))
 
 
+@slow
+def test_sighup_under_nohup_is_still_ignored(tmp_path: Path) -> None:
+    """`nohup nnlang train ...` ignores SIGHUP on purpose: the run goes on to the end."""
+    run = tmp_path / "run"
+
+    def ignore_hup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        _cmd(run, epochs=3), stderr=subprocess.PIPE, text=True, preexec_fn=ignore_hup
+    )
+    t = time.time()
+    while not ((run / "checkpoints").is_dir() and _steps(run)):
+        assert proc.poll() is None and time.time() - t < 120, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "interrupted" not in err, err
+    assert _epochs(run) == [1, 2, 3]
+
+
 # ------------------------------------------------------------------ 5. first checkpoint killed
 def test_first_checkpoint_left_incomplete_resumes_from_the_start(
     trained: Path, tmp_path: Path, capsys

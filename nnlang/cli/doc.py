@@ -34,7 +34,7 @@ HEADER = """\
 | `0` | success (warnings may have been printed) |
 | `1` | a mistake in a `.nn` file, its data or its run: the diagnostics were printed |
 | `2` | a usage error (unknown option, missing argument), or an internal error |
-| `130` | `nnlang train` was interrupted (Ctrl-C or SIGTERM) after writing a checkpoint |
+| `130` | `nnlang train` was interrupted (Ctrl-C, SIGTERM or SIGHUP) after writing a checkpoint |
 
 ## Diagnostics
 

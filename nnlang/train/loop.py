@@ -404,6 +404,8 @@ class StopFlag:
 
     def __enter__(self) -> StopFlag:
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN:
+                continue  # under nohup: the run is meant to outlive its terminal
             try:
                 self._old[s] = signal.signal(s, self._handle)
             except ValueError:  # not the main thread (e.g. called from a worker)
