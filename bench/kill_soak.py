@@ -9,8 +9,12 @@ a fresh process and kills it with SIGKILL:
 
 - in a quarter of the trials while Orbax writes the first checkpoint (the driver polls
   for its temporary folder and kills as soon as it appears);
-- otherwise at a moment drawn uniformly over the training window of an uninterrupted
-  reference run (from just before its first checkpoint to its end).
+- in another quarter just after an epoch's line reaches metrics.jsonl (its checkpoint
+  is written after it): the driver watches the file grow, at a random epoch;
+- in a tenth while it starts (uniformly before the reference run's first checkpoint:
+  often before `checkpoints/` exists, and then the run is started again, not resumed);
+- otherwise at a moment drawn uniformly over the training time of an uninterrupted
+  reference run, counted from the moment `checkpoints/` appears (training begins).
 
 Then it runs `--resume` (or, if the process died before creating `checkpoints/`, the
 same command without it, as a person would) until one finishes; each of those is
@@ -109,6 +113,26 @@ def kill_at_first_checkpoint(proc: subprocess.Popen[str], run: Path) -> bool:
     return False
 
 
+def kill_after_metrics_line(proc: subprocess.Popen[str], run: Path, lines: int) -> bool:
+    metrics = run / "metrics.jsonl"
+    while proc.poll() is None:
+        try:
+            if metrics.read_bytes().count(b"\n") >= lines:
+                proc.send_signal(signal.SIGKILL)
+                return True
+        except FileNotFoundError:
+            pass
+        time.sleep(0.0005)
+    return False
+
+
+def kill_in_training(proc: subprocess.Popen[str], run: Path, seconds: float) -> bool:
+    """SIGKILL ``seconds`` after ``checkpoints/`` appears (when training starts)."""
+    while proc.poll() is None and not (run / "checkpoints").is_dir():
+        time.sleep(0.002)
+    return kill_after(proc, seconds)
+
+
 def kill_after(proc: subprocess.Popen[str], seconds: float) -> bool:
     try:
         proc.wait(timeout=seconds)
@@ -120,17 +144,29 @@ def kill_after(proc: subprocess.Popen[str], seconds: float) -> bool:
 
 def run_trial(i: int, args: argparse.Namespace, window: tuple[float, float], work: Path) -> Trial:
     rng = random.Random(args.seed * 100_003 + i)
-    mode = "first-checkpoint" if rng.random() < 0.25 else "random"
+    draw = rng.random()
+    mode = (
+        "first-checkpoint"
+        if draw < 0.25
+        else "metrics-line"
+        if draw < 0.5
+        else "startup"
+        if draw < 0.6
+        else "random"
+    )
     trial = Trial(i, mode)
     t0 = time.perf_counter()
     run = work / f"trial-{i}"
-    lo, hi = max(0.0, window[0] - 0.5), window[1]
+    hi = window[1]
     proc = start(run, args.epochs, False)
-    killed = (
-        kill_at_first_checkpoint(proc, run)
-        if mode == "first-checkpoint"
-        else kill_after(proc, rng.uniform(lo, hi))
-    )
+    if mode == "first-checkpoint":
+        killed = kill_at_first_checkpoint(proc, run)
+    elif mode == "metrics-line":
+        killed = kill_after_metrics_line(proc, run, rng.randint(1, args.epochs - 1))
+    elif mode == "startup":
+        killed = kill_after(proc, rng.uniform(0.0, window[0]))
+    else:
+        killed = kill_in_training(proc, run, rng.uniform(0.0, window[1] - window[0]))
     _, err = proc.communicate()
     check_output(trial, "first run", proc.returncode, err, killed)
     trial.kills += killed
@@ -255,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "trials": len(trials),
         "kills": sum(t.kills for t in trials),
         "first_checkpoint_trials": sum(t.mode == "first-checkpoint" for t in trials),
+        "metrics_line_trials": sum(t.mode == "metrics-line" for t in trials),
         "restarts_without_checkpoints": sum(t.restarts for t in trials),
         **{k: sum(len(t.problems.get(k, [])) for t in trials) for k in kinds},
         "seconds": round(time.perf_counter() - t0, 1),

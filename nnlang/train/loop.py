@@ -413,6 +413,8 @@ class StopFlag:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGHUP:
+            return  # a hangup often comes twice (the terminal, then the shell): not "stop now"
         if self.signal is not None:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.signal = signum

@@ -50,10 +50,13 @@ class Progress:
     def epoch_line(self, line: str) -> None:
         if not self.enabled:
             return
-        if self.bar is not None:
-            self.bar.console.print(line, highlight=False)
-        else:
-            print(line, file=sys.stderr, flush=True)
+        try:
+            if self.bar is not None:
+                self.bar.console.print(line, highlight=False)
+            else:
+                print(line, file=sys.stderr, flush=True)
+        except OSError:  # the terminal is gone (a hangup): training goes on without display
+            self.silence()
 
     def close(self) -> None:
         if self.bar is not None:

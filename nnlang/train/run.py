@@ -2,8 +2,9 @@
 
 :func:`setup` parses, checks and resolves what a run needs (also for eval, predict and
 export, through :mod:`nnlang.train.trained`); :func:`train` is ``nnlang train``. The run
-directory's layout is in :mod:`nnlang.train.rundir`, the epoch loop and its checkpointed
-progress in :mod:`nnlang.train.epochs`, the display in :mod:`nnlang.train.progress`.
+directory's layout (and its lock, held while :func:`train` writes into it) is in
+:mod:`nnlang.train.rundir`, the epoch loop and its checkpointed progress in
+:mod:`nnlang.train.epochs`, the display in :mod:`nnlang.train.progress`.
 
 May import the stages before ``train`` and the ``train`` modules other than ``trained``.
 """
