@@ -231,11 +231,15 @@ def test_sighup_under_nohup_is_still_ignored(tmp_path: Path) -> None:
     """`nohup nnlang train ...` ignores SIGHUP on purpose: the run goes on to the end."""
     run = tmp_path / "run"
 
-    def ignore_hup() -> None:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
+    # what nohup does: SIGHUP ignored, then exec (no preexec_fn: forking JAX is unsafe)
+    nohup = "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+    nohup += "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    cmd = _cmd(run, epochs=3)
     proc = subprocess.Popen(
-        _cmd(run, epochs=3), stderr=subprocess.PIPE, text=True, preexec_fn=ignore_hup
+        [cmd[0], "-c", nohup, *cmd[1:]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     t = time.time()
     while not ((run / "checkpoints").is_dir() and _steps(run)):
