@@ -132,18 +132,18 @@ def _walk(top: Path) -> Iterator[Path]:
 
 def read_confined(root: str | Path, path: str | Path) -> bytes:
     """The bytes of the regular file ``path`` inside ``root``: the path is checked by
-    :func:`confined` and :func:`confined_member`, then opened with ``O_NOFOLLOW`` and
-    ``O_NONBLOCK`` (a link or FIFO swapped in meanwhile is refused, never waited on) and
-    checked again on the open descriptor. :class:`Escape` if refused, OSError if it
-    cannot be read."""
-    confined(root, path)
+    :func:`confined` and :func:`confined_member` (a link inside ``root`` is read where it
+    points), then its resolved path is opened with ``O_NOFOLLOW`` and ``O_NONBLOCK`` (a
+    link or FIFO swapped in meanwhile is refused, never waited on) and checked again on
+    the open descriptor. :class:`Escape` if refused, OSError if it cannot be read."""
     confined_member(root, path)
+    target = confined(root, path)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(target, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        if e.errno == getattr(os, "ELOOP", -1) or os.path.islink(path):
-            raise Escape(path, Path(root), f"`{path}` is a symlink") from None
+        if e.errno == getattr(os, "ELOOP", -1):
+            raise Escape(path, Path(root), f"`{path}` became a symlink while read") from None
         raise
     try:
         why = _member_problem(os.fstat(fd))

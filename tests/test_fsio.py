@@ -53,6 +53,7 @@ def test_confined_tree_refuses_members_that_leave(tmp_path: Path) -> None:
     (root / "dir-inside").symlink_to(root / "a", target_is_directory=True)
     confined_tree(root)  # links that stay inside are fine
     assert read_confined(root, root / "a" / "b" / "f") == b"x"
+    assert read_confined(root, root / "inside") == b"x"  # read where it points
 
     def refused(make, why: str) -> None:
         bad = root / "a" / "b" / "bad"

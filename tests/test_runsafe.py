@@ -170,7 +170,8 @@ def test_hard_link_and_state_folder_link_are_refused(trained: Path, tmp_path: Pa
 
 def test_a_link_that_stays_inside_is_fine(trained: Path, tmp_path: Path, capsys) -> None:
     run = _copy(trained, tmp_path)
-    (run / "settings-link.json").symlink_to(run / "settings.json")
+    shutil.move(run / "settings.json", run / "sources" / "settings.json")
+    (run / "settings.json").symlink_to(run / "sources" / "settings.json")
     assert main(["eval", str(MLP), "--run", str(run)]) == 0
 
 
