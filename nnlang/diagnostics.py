@@ -84,6 +84,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E503": ("run", "run directory missing or unreadable"),
     "E504": ("run", "bad input file"),
     "E505": ("run", "evaluation of the trained model is not finite"),
+    "E510": ("run", "run directory in use by another process"),
+    "E511": ("run", "run directory holds a link, hard link or special file"),
     # export
     "E601": ("export", "layer cannot be exported"),
     "E602": ("export", "exported artifact differs from the live model"),

@@ -3,13 +3,19 @@
 - Atomic writes: a file appears complete or not at all (temporary file, fsync, rename),
   so a crash or `kill -9` never leaves a half-written output.
 - Path confinement (:func:`confined`): the one rule that keeps the paths a .nn file
-  names (its imports, its data files) inside its folder.
+  names (its imports, its data files) inside its folder. Its extensions for a folder
+  that nnlang reads back (a run directory): :func:`confined_tree` walks it and refuses
+  any member that leaves it (a symlink pointing out, a hard link, a FIFO, socket or
+  device), and :func:`read_confined` reads one member without following a link or
+  blocking on a FIFO.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -43,6 +49,114 @@ def confined(
     if not target.is_relative_to(real_root):
         raise Escape(path, real_root, f"`{path}` leads outside `{real_root}`")
     return target
+
+
+def _member_problem(st: os.stat_result) -> str | None:
+    """Why a member of a confined tree with this (non-link) status is refused, or None."""
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISREG(mode):
+        if st.st_nlink > 1:
+            return (
+                f"is hard-linked ({st.st_nlink} links): the same file may be reached "
+                "from outside the folder"
+            )
+        return None
+    kind = (
+        "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    return f"is {kind}, not a regular file"
+
+
+def confined_member(root: str | Path, path: str | Path) -> None:
+    """:class:`Escape` unless ``path`` (inside ``root``) stays there: a symlink must point
+    inside ``root`` (by :func:`confined`) to a member that itself passes; a regular file
+    must have one link; FIFOs, sockets and devices are refused. Only ``lstat``/``stat``
+    are used, so a FIFO is never opened. A path that does not exist passes."""
+    p = Path(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = confined(root, p)
+        except Escape as e:
+            dest = os.readlink(p)
+            raise Escape(
+                path, e.root, f"`{p}` is a symlink to `{dest}`, outside `{e.root}`"
+            ) from None
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            raise Escape(path, Path(root), f"`{p}` is a dangling symlink") from None
+    why = _member_problem(st)
+    if why is not None:
+        raise Escape(path, Path(root), f"`{p}` {why}")
+
+
+def confined_tree(root: str | Path, top: str | Path | None = None) -> None:
+    """Every member of the folder ``top`` (default: ``root``), recursively, passes
+    :func:`confined_member` for ``root``; :class:`Escape` naming the first that does
+    not. Symlinked folders are not descended into (a link pointing inside is walked
+    where it points). Members that vanish during the walk (a writer deleting an old
+    checkpoint) are skipped."""
+    start = Path(root if top is None else top)
+    confined_member(root, start)
+    for entry in _walk(start):
+        confined_member(root, entry)
+
+
+def _walk(top: Path) -> Iterator[Path]:
+    try:
+        with os.scandir(top) as it:
+            entries = list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for e in entries:
+        yield Path(e.path)
+        try:
+            is_dir = e.is_dir(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if is_dir:
+            yield from _walk(Path(e.path))
+
+
+def read_confined(root: str | Path, path: str | Path) -> bytes:
+    """The bytes of the regular file ``path`` inside ``root``: the path is checked by
+    :func:`confined` and :func:`confined_member` (a link inside ``root`` is read where it
+    points), then its resolved path is opened with ``O_NOFOLLOW`` and ``O_NONBLOCK`` (a
+    link or FIFO swapped in meanwhile is refused, never waited on) and checked again on
+    the open descriptor. :class:`Escape` if refused, OSError if it cannot be read."""
+    confined_member(root, path)
+    target = confined(root, path)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(target, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == getattr(os, "ELOOP", -1):
+            raise Escape(path, Path(root), f"`{path}` became a symlink while read") from None
+        raise
+    try:
+        why = _member_problem(os.fstat(fd))
+        if why is None and stat.S_ISDIR(os.fstat(fd).st_mode):
+            why = "is a folder, not a file"
+        if why is not None:
+            raise Escape(path, Path(root), f"`{path}` {why}")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

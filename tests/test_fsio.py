@@ -36,3 +36,46 @@ def test_confined_follows_symlinks(tmp_path: Path) -> None:
     assert confined(root, "self/a") == (root / "a").resolve()
     with pytest.raises(Escape):
         confined(root, "out/a")
+
+
+# ------------------------------------------------------------------ folders read back
+def test_confined_tree_refuses_members_that_leave(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    from nnlang.fsio import confined_tree, read_confined
+
+    root, outside = tmp_path / "run", tmp_path / "out.txt"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f").write_text("x")
+    outside.write_text("secret")
+    (root / "inside").symlink_to(root / "a" / "b" / "f")
+    (root / "dir-inside").symlink_to(root / "a", target_is_directory=True)
+    confined_tree(root)  # links that stay inside are fine
+    assert read_confined(root, root / "a" / "b" / "f") == b"x"
+    assert read_confined(root, root / "inside") == b"x"  # read where it points
+
+    def refused(make, why: str) -> None:
+        bad = root / "a" / "b" / "bad"
+        make(bad)
+        with pytest.raises(Escape) as e:
+            confined_tree(root)
+        assert str(bad) in str(e.value) and why in str(e.value), str(e.value)
+        with pytest.raises(Escape):
+            read_confined(root, bad)  # never blocks, never follows
+        bad.unlink()
+
+    refused(lambda p: p.symlink_to(outside), "is a symlink to")
+    refused(lambda p: p.symlink_to(tmp_path / "nowhere"), "")
+    refused(lambda p: os.link(outside, p), "hard-linked (2 links)")
+    refused(os.mkfifo, "is a FIFO, not a regular file")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        refused(lambda p: sock.bind(str(p)), "is a socket")
+    finally:
+        sock.close()
+    # a link to a FIFO inside the folder: the FIFO is refused through the link too
+    os.mkfifo(root / "fifo")
+    (root / "to-fifo").symlink_to(root / "fifo")
+    with pytest.raises(Escape):
+        read_confined(root, root / "to-fifo")

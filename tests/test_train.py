@@ -152,7 +152,7 @@ def test_kill_and_resume_is_exact(tmp_path) -> None:
     subprocess.run(_train_cmd(run, "--resume"), check=True, capture_output=True)
     assert_same(final_arrays(ref), final_arrays(run))
     hist = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert hist[-1]["epoch"] == 30
+    assert [h["epoch"] for h in hist] == list(range(1, 31))  # each epoch once (issue 8)
 
 
 def test_sigterm_checkpoints_and_resumes(tmp_path) -> None:

@@ -35,7 +35,7 @@ HEADER = """\
 | `1` | a mistake in a `.nn` file, its data or its run: the diagnostics were printed |
 | `2` | a usage error (unknown option, missing argument), or an internal error |
 | `3` | the environment failed, not the file (E7xx): no space left or a file size limit, a folder that cannot be written, a path below a regular file, out of memory |
-| `130` | `nnlang train` was interrupted (Ctrl-C or SIGTERM) after writing a checkpoint |
+| `130` | `nnlang train` was interrupted (Ctrl-C, SIGTERM or SIGHUP) after writing a checkpoint |
 
 ## Diagnostics
 

@@ -34,11 +34,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     )
     if r.stopped == "interrupted":
         flags = " ".join(f"--set {s}" for s in a.set or [])
-        print(
-            f"\ninterrupted: checkpoint written at step {r.steps} in {r.run_dir}/checkpoints\n"
-            f"resume with: nnlang train {a.file} {flags + ' ' if flags else ''}--out {r.run_dir} --resume",
-            file=sys.stderr,
-        )
+        try:
+            print(
+                f"\ninterrupted: checkpoint written at step {r.steps} in {r.run_dir}/checkpoints\n"
+                f"resume with: nnlang train {a.file} {flags + ' ' if flags else ''}--out {r.run_dir} --resume",
+                file=sys.stderr,
+            )
+        except OSError:  # SIGHUP: the terminal that would show it is gone
+            pass
         return EXIT_INTERRUPTED
     skipped = sum(int(h.get("skipped", 0)) for h in r.history)
     if a.json:

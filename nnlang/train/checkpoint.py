@@ -3,12 +3,19 @@
 A checkpoint holds the whole training state as plain arrays (parameters, optimizer
 state, batch statistics, RNG keys and counters) plus a JSON ``progress`` record (epoch,
 position in the epoch, history, early-stopping state). Nothing executable: Orbax writes arrays
-and JSON, into a temporary directory renamed into place when complete.
+and JSON, into a temporary directory renamed into place when complete, so a step folder
+is a whole checkpoint or absent. Deleting an old one is a rename too (into ``.deleted/``,
+emptied after each save), so a ``kill -9`` never leaves half a checkpoint under a step
+number; what a killed save leaves behind (a temporary folder, the trash) is removed by
+:func:`discard_incomplete` when a run is resumed.
+
+May import JAX, Flax, Orbax, NumPy and ``diagnostics``.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,6 +101,35 @@ def _quiet_asyncio(*names: str) -> Iterator[None]:
             log.setLevel(level)
 
 
+#: Orbax's temporary step folders end with this (``22.orbax-checkpoint-tmp``, some
+#: versions add ``-<timestamp>``): a save that was not committed.
+TMP_MARK = ".orbax-checkpoint-tmp"
+#: Where deleted checkpoints are renamed before their files are removed.
+TRASH = ".deleted"
+
+
+def discard_incomplete(directory: Path) -> list[str]:
+    """Remove what a process killed while saving left in ``directory``: temporary step
+    folders (uncommitted checkpoints) and the trash of deleted ones. Returns the names
+    of the uncommitted checkpoints removed. Only the holder of the run's lock calls it
+    (a reader must not remove the folder a running trainer is writing)."""
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in sorted(directory.iterdir()):
+        if TMP_MARK in p.name and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    _empty_trash(directory)
+    return removed
+
+
+def _empty_trash(directory: Path) -> None:
+    trash = directory / TRASH
+    if trash.is_dir() and not trash.is_symlink():
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 class Checkpoints:
     def __init__(self, directory: Path, *, keep: int = 3, create: bool = True) -> None:
         self.directory = Path(directory).absolute()
@@ -114,6 +150,8 @@ class Checkpoints:
             options=ocp.CheckpointManagerOptions(
                 create=create,
                 enable_async_checkpointing=False,
+                # deleting an old checkpoint renames it away first (atomic); see _empty_trash
+                todelete_subdir=TRASH,
                 preservation_policy=policy,
                 # best_fn makes Orbax store each checkpoint's metrics, so best_step() and the
                 # BestN policy still know them after the manager is reopened (--resume, eval)
@@ -151,6 +189,7 @@ class Checkpoints:
                     force=True,
                 )
                 self.manager.wait_until_finished()
+                _empty_trash(self.directory)
         except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise bare ValueError/Exception
             env = environment_error(e, self.directory / str(step))
             if env is None:

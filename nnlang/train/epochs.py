@@ -3,7 +3,10 @@
 :class:`TrainProgress` is what a checkpoint's JSON ``progress`` record holds (position,
 running loss, history, best score); :class:`EpochLoop` advances it from wherever it
 stands — a fresh run or a resumed checkpoint — to the end, an early stop, a pause
-(``max_epochs``) or Ctrl-C / SIGTERM, and saves checkpoints on the way.
+(``max_epochs``) or Ctrl-C / SIGTERM / SIGHUP, and saves checkpoints on the way. Its
+line in metrics.jsonl is appended when an epoch ends; a resumed run rewrites the file
+from the checkpoint's history first (``rundir.write_metrics``), so an epoch a killed
+run listed after its last checkpoint is not listed twice.
 
 May import NumPy, ``diagnostics``, ``train.checkpoint``, ``train.loop``,
 ``train.progress`` and ``train.spec``.
@@ -12,6 +15,7 @@ May import NumPy, ``diagnostics``, ``train.checkpoint``, ``train.loop``,
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +136,8 @@ class EpochLoop:
             allowed = spec.max_skipped - p.skipped
             state, c = engine.run(state, self.train_arrays, p.epoch, start, end, allowed)
             p.train_seconds += time.perf_counter() - t0
+            if flag.signal == signal.SIGHUP:  # the terminal is gone: writing to it would fail
+                self.bar.silence()
             if c.why:  # the state is the last good one: the bad update was not applied
                 raise self._diverged(c, p.epoch * spe + c.bad + 1, p.epoch)
             applied = c.done - c.skipped

@@ -1,17 +1,21 @@
 """Fine-tuning (`init_from`): a new run starts from another run's trained parameters.
 
-May import ``diagnostics``, ``train.checkpoint``, ``train.loop`` and ``train.spec``
-(Flax when it runs).
+The source run is checked like any run that is read back (``rundir.confine_run``: E511
+for a link out of it, a hard link or a FIFO). May import ``diagnostics``,
+``train.checkpoint``, ``train.loop``, ``train.rundir`` and ``train.spec`` (Flax when it
+runs).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.train.checkpoint import Checkpoints
 from nnlang.train.loop import Engine
+from nnlang.train.rundir import confine_run
 from nnlang.train.spec import TrainSpec
 
 
@@ -33,6 +37,11 @@ def init_from(spec: TrainSpec, root: Path, model: str, state: Any, engine: Engin
                 spec.spans.get("init_from"),
             )
         )
+    try:
+        confine_run(src, "`init_from` run directory")
+    except NNError as e:
+        e.diagnostics[0] = replace(e.diagnostics[0], span=spec.spans.get("init_from"))
+        raise
     ck = Checkpoints(src / "checkpoints", create=False)
     step = ck.best() or ck.latest()
     if step is None:

@@ -458,14 +458,16 @@ def current_lr(engine: Engine, state: Any) -> float | None:
 
 # ------------------------------------------------------------------ interruption
 class StopFlag:
-    """Ctrl-C / SIGTERM: finish the running chunk, checkpoint, tell how to resume."""
+    """Ctrl-C / SIGTERM / SIGHUP: finish the running chunk, checkpoint, tell how to resume."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> StopFlag:
-        for s in (signal.SIGINT, signal.SIGTERM):
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN:
+                continue  # under nohup: the run is meant to outlive its terminal
             try:
                 self._old[s] = signal.signal(s, self._handle)
             except ValueError:  # not the main thread (e.g. called from a worker)
@@ -473,6 +475,8 @@ class StopFlag:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGHUP:
+            return  # a hangup often comes twice (the terminal, then the shell): not "stop now"
         if self.signal is not None:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.signal = signum

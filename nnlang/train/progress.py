@@ -50,14 +50,27 @@ class Progress:
     def epoch_line(self, line: str) -> None:
         if not self.enabled:
             return
-        if self.bar is not None:
-            self.bar.console.print(line, highlight=False)
-        else:
-            print(line, file=sys.stderr, flush=True)
+        try:
+            if self.bar is not None:
+                self.bar.console.print(line, highlight=False)
+            else:
+                print(line, file=sys.stderr, flush=True)
+        except OSError:  # the terminal is gone (a hangup): training goes on without display
+            self.silence()
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+    def silence(self) -> None:
+        """Show nothing more: the terminal is gone (SIGHUP), and writing to it fails."""
+        self.enabled = False
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            try:
+                bar.stop()
+            except OSError:
+                pass
 
 
 def fmt_metrics(m: dict[str, float], prefix: str = "") -> str:

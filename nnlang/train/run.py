@@ -2,8 +2,9 @@
 
 :func:`setup` parses, checks and resolves what a run needs (also for eval, predict and
 export, through :mod:`nnlang.train.trained`); :func:`train` is ``nnlang train``. The run
-directory's layout is in :mod:`nnlang.train.rundir`, the epoch loop and its checkpointed
-progress in :mod:`nnlang.train.epochs`, the display in :mod:`nnlang.train.progress`.
+directory's layout (and its lock, held while :func:`train` writes into it) is in
+:mod:`nnlang.train.rundir`, the epoch loop and its checkpointed progress in
+:mod:`nnlang.train.epochs`, the display in :mod:`nnlang.train.progress`.
 
 May import the stages before ``train`` and the ``train`` modules other than ``trained``.
 """
@@ -30,7 +31,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
-from nnlang.train.checkpoint import Checkpoints
+from nnlang.train.checkpoint import Checkpoints, discard_incomplete
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.finetune import init_from
 from nnlang.train.loop import Data, Engine, make_engine
@@ -38,9 +39,13 @@ from nnlang.train.loop import load as load_data
 from nnlang.train.preflight import check_memory, settle_warnings
 from nnlang.train.progress import Progress
 from nnlang.train.rundir import (
+    RunLock,
+    confine_run,
     latest_run_dir,
     next_run_dir,
+    notice,
     plot_curves,
+    write_metrics,
     write_result,
     write_settings,
 )
@@ -211,19 +216,60 @@ def _train(
     has_val = "val" in data.splits
     monitor, greater = monitor_of(spec, engine, has_val)
     engine.check_traces(train_arrays_shapes(data), spec)
+    options: dict[str, Any] = {
+        "progress": progress,
+        "chunk_steps": chunk_steps,
+        "max_epochs": max_epochs,
+    }
     run.mkdir(parents=True, exist_ok=True)
+    lock = RunLock.acquire(run)  # E510 while another process trains into it
+    try:
+        return _train_locked(s, run, resume, data, engine, monitor, greater, sets, **options)
+    finally:
+        lock.release()
+
+
+def _train_locked(
+    s: Setup,
+    run: Path,
+    resume: bool,
+    data: Data,
+    engine: Engine,
+    monitor: str,
+    greater: bool,
+    sets: list[str],
+    *,
+    progress: bool,
+    chunk_steps: int,
+    max_epochs: int | None,
+) -> RunResult:
+    """The run itself, under the run directory's lock: restore or start, the epoch loop,
+    the result."""
+    spec, graph = s.spec, s.graph
+    has_val = "val" in data.splits
+    if resume:
+        confine_run(run)  # E511: nothing in it may lead out of it or block a reader
+    dropped = discard_incomplete(run / "checkpoints")
+    if dropped:
+        notice(f"removed an incomplete checkpoint left by a killed run: {', '.join(dropped)}")
     ckpts = Checkpoints(run / "checkpoints", keep=spec.keep)
     state = engine.state
     prog = TrainProgress()
-    if resume:
-        step = ckpts.latest()
-        assert step is not None
+    step = ckpts.latest() if resume else None
+    if resume and step is None:
+        notice(
+            f"`{run}` has no complete checkpoint yet (the first one was interrupted); training from the start"
+        )
+    if step is not None:
         state, rec = ckpts.restore(step, state, what=f"model `{graph.name}`")
         prog = TrainProgress.from_record(rec)
     else:
         if spec.init_from:
             state = init_from(spec, s.program.root, graph.name, state, engine)
         write_settings(run, s.program, graph, spec, s.model_args, data, sets)
+    # metrics.jsonl holds exactly the epochs the checkpoint covers (lines a killed run
+    # wrote after its last checkpoint are dropped, so no epoch is listed twice)
+    write_metrics(run, prog.history)
     train_arrays = {k: jax.device_put(v) for k, v in data.splits["train"].items()}
     spe = engine.steps_per_epoch
     bar = Progress(spe * spec.epochs, prog.epoch * spe + prog.step_in_epoch, progress)

@@ -9,6 +9,13 @@ Run directory layout (arrays and plain text only — nothing in it is ever execu
     result.json        the reported split's metrics and how the run stopped
     curves.png         learning curves, written at the end
     checkpoints/       Orbax checkpoints (last N and the best)
+    .lock              held (``flock``) by the one process training into it: pid, host, since
+
+A run directory is read back only when everything in it stays in it
+(:func:`confine_run`, the rule of :func:`nnlang.fsio.confined_tree`): no symlink pointing
+out, no hard link, no FIFO, socket or device. One process at a time trains into it
+(:class:`RunLock`); readers (eval, predict, export) take no lock: they read only
+committed checkpoints, which Orbax renames into place complete.
 
 May import the standard library, NumPy, ``diagnostics``, ``fsio``, the graph room and
 ``train.data``, ``train.spec`` and ``train.loop`` (for ``Data``); matplotlib only when
@@ -17,15 +24,22 @@ the curves are drawn.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import io
 import json
 import os
+import socket
+import stat
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError
-from nnlang.fsio import atomic_write_bytes, atomic_write_text
+from nnlang.fsio import Escape, atomic_write_bytes, atomic_write_text, confined_tree, read_confined
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.train.data import Normalizer, normalizers_npz, read_normalizers_npz
@@ -124,8 +138,39 @@ def _jsonable(x: Any) -> Any:
         return str(x)
 
 
-def read_settings(run: Path) -> dict[str, Any]:
-    """settings.json of a run directory; E503 if ``run`` is not one."""
+def notice(message: str) -> None:
+    """A line on stderr about something done to the run directory (also with -q)."""
+    try:
+        print(f"notice: {message}", file=sys.stderr, flush=True)
+    except OSError:  # no terminal any more (SIGHUP): nothing to tell
+        pass
+
+
+def _unconfined(run: Path, e: Escape, what: str) -> NNError:
+    return NNError(
+        Diagnostic(
+            "E511",
+            f"{what} `{run}` is refused: {e}",
+            help="nnlang reads a run directory only when every file in it is a regular "
+            "file of its own inside it: replace links with copies (`cp -r --dereference`) "
+            "and remove FIFOs, sockets and devices",
+        )
+    )
+
+
+def confine_run(run: Path, what: str = "run directory") -> None:
+    """E511 unless every member of ``run`` stays inside it (:func:`nnlang.fsio.confined_tree`):
+    checked before a run is resumed, opened for eval/predict/export or used by
+    ``init_from``, so Orbax is never handed a link out of it or a FIFO to block on."""
+    try:
+        confined_tree(run)
+    except Escape as e:
+        raise _unconfined(run, e, what) from None
+
+
+def read_settings(run: Path, what: str = "run directory") -> dict[str, Any]:
+    """settings.json of a run directory, after :func:`confine_run`; E503 if ``run`` is
+    not one, E511 if something in it leaves it."""
     if not (run / "settings.json").is_file() or not (run / "checkpoints").is_dir():
         raise NNError(
             Diagnostic(
@@ -134,19 +179,171 @@ def read_settings(run: Path) -> dict[str, Any]:
                 help="pass the folder `nnlang train` printed, e.g. --run runs/digits_mlp",
             )
         )
-    settings: dict[str, Any] = json.loads((run / "settings.json").read_text("utf-8"))
+    confine_run(run, what)
+    path = run / "settings.json"
+    try:
+        settings: dict[str, Any] = json.loads(read_confined(run, path).decode("utf-8"))
+    except Escape as e:
+        raise _unconfined(run, e, what) from None
+    except (OSError, ValueError) as e:
+        raise NNError(Diagnostic("E503", f"`{path}` cannot be read: {e}")) from None
     return settings
 
 
 def load_normalizers(run: Path) -> dict[str, Normalizer]:
     """normalizer.npz of a run directory (empty if the run normalises nothing)."""
     path = run / "normalizer.npz"
-    if not path.exists():
+    if not os.path.lexists(path):
         return {}
     try:
-        return read_normalizers_npz(path)
+        return read_normalizers_npz(io.BytesIO(read_confined(run, path)))
+    except Escape as e:
+        raise _unconfined(run, e, "run directory") from None
     except (OSError, ValueError, KeyError) as e:
         raise NNError(Diagnostic("E503", f"`{path}` cannot be read: {e}")) from None
+
+
+def write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
+    """metrics.jsonl rewritten (atomically) to exactly ``history``: one line per epoch
+    the restored checkpoint covers. Done whenever a run starts or resumes, so lines
+    appended after the last checkpoint by a killed process are dropped, and the epochs
+    trained again are written once."""
+    atomic_write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+
+# ------------------------------------------------------------------ the lock
+LOCK = ".lock"
+
+
+class RunLock:
+    """The exclusive lock of a run directory, held while one process trains into it.
+
+    An OS lock (``flock``) on ``.lock``, which also holds the holder's pid, host and
+    start time for the message a second trainer gets (E510). The OS drops the lock when
+    its process dies, however it dies; a ``.lock`` still naming a holder when the lock
+    is free was left by a process that died (``kill -9``, a crash) and is taken over
+    with a notice. Released (and emptied) by :meth:`release`."""
+
+    def __init__(self, run: Path, fd: int) -> None:
+        self.run = run
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, run: Path) -> RunLock:
+        path = run / LOCK
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise _unconfined(
+                    run, Escape(path, run, f"`{path}` is a symlink"), "run directory"
+                ) from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                raise _unconfined(
+                    run,
+                    Escape(path, run, f"`{path}` is not a regular file of its own"),
+                    "run directory",
+                )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _in_use(run, _holder(fd)) from None
+            stale = _holder(fd)
+            if stale:
+                notice(_stale_text(run, stale))
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(run, fd)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)  # a free lock names nobody: the next trainer sees no stale holder
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # drops the flock
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    """What ``.lock`` says about its holder ({} when it names nobody)."""
+    try:
+        data = os.pread(fd, 4096, 0)
+    except OSError:
+        return {}
+    if not data.strip():
+        return {}
+    try:
+        info = json.loads(data.decode("utf-8"))
+    except ValueError:
+        info = None
+    return info if isinstance(info, dict) else {"pid": "?", "host": "?", "since": "?"}
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _who(info: dict[str, Any]) -> str:
+    return f"pid {info.get('pid', '?')} on host {info.get('host', '?')} (since {info.get('since', '?')})"
+
+
+def _stale_text(run: Path, info: dict[str, Any]) -> str:
+    here = info.get("host") == socket.gethostname()
+    state = (
+        "which is no longer running"
+        if here and not _alive(info.get("pid"))
+        else "which no longer holds the lock"
+    )
+    return f"`{run}` was left locked by {_who(info)}, {state}; taking the lock over"
+
+
+def _in_use(run: Path, info: dict[str, Any]) -> NNError:
+    pid = info.get("pid")
+    return NNError(
+        Diagnostic(
+            "E510",
+            f"`{run}` is in use: {_who(info)} is training into it",
+            help=(
+                f"wait for it to finish, or stop it with `kill -TERM {pid}` (it writes a "
+                "checkpoint) and resume; or train into another directory with --out"
+            )
+            if isinstance(pid, int)
+            else "wait for the other run to finish, or train into another directory with --out",
+            notes=[
+                "two processes writing checkpoints and metrics.jsonl into one run would corrupt it"
+            ],
+        )
+    )
 
 
 def write_result(run: Path, test: dict[str, Any], stopped: str, epochs: int) -> None:

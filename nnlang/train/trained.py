@@ -7,7 +7,9 @@
 It holds the checked graph and train spec (from the .nn file and the run's --set
 overrides), the restored state of the run's best checkpoint (else its latest) and the
 run's input normalizers; :meth:`TrainedRun.model` gives the live ``nnx.Module`` with the
-trained parameters, for tracing. The run directory is only read.
+trained parameters, for tracing. The run directory is only read: first walked by
+``rundir.confine_run`` (E511 for a link out of it, a hard link or a FIFO), then read
+without a lock, since only committed checkpoints are visible to Orbax.
 
 May import the stages before ``train`` and the ``train`` modules.
 """
@@ -50,7 +52,8 @@ class TrainedRun:
     def open(cls, file: str | Path, run: str | Path, model: str | None = None) -> TrainedRun:
         """The run ``run`` of ``file``'s model (default: the one the run trained), with the
         run's --set overrides; E503 if ``run`` is no run directory or has no checkpoint,
-        E502 if the checkpoint does not fit the model the file now defines."""
+        E511 if something in it leads out of it, E502 if the checkpoint does not fit the
+        model the file now defines."""
         run = Path(run)
         settings = read_settings(run)
         warn_if_other(run, settings)

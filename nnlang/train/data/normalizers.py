@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def normalizers_npz(norms: Mapping[str, Normalizer]) -> bytes:
     return buf.getvalue()
 
 
-def read_normalizers_npz(path: Path) -> dict[str, Normalizer]:
+def read_normalizers_npz(path: Path | BinaryIO) -> dict[str, Normalizer]:
     """Read :func:`normalizers_npz`'s format (OSError/ValueError/KeyError if unreadable)."""
     with np.load(path, allow_pickle=False) as z:
         groups: dict[str, dict[str, np.ndarray]] = {}
