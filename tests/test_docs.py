@@ -151,3 +151,18 @@ def test_readme_commands() -> None:
 
 def test_docs_link_layer_reference() -> None:
     assert "layers.md" in (DOCS / "language.md").read_text("utf-8")
+
+
+def test_families_gallery_shows_every_example_as_it_is() -> None:
+    """docs/families.md shows each example file whole (`# NAME.nn — ...` on its first
+    line), identical to examples/NAME.nn, and no example is missing from it (the
+    examples themselves are checked, trained and exported by the example tests)."""
+    shown = {}
+    for b in blocks("families.md"):
+        name = re.match(r"# (\w+\.nn) — ", b.text)
+        assert name, f"families.md:{b.line}: a gallery block must be an example file"
+        shown[name.group(1)] = b
+        assert b.text == (ROOT / "examples" / name.group(1)).read_text("utf-8"), (
+            f"families.md:{b.line} differs from examples/{name.group(1)}"
+        )
+    assert sorted(shown) == sorted(p.name for p in (ROOT / "examples").glob("*.nn"))
