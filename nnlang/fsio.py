@@ -21,13 +21,24 @@ from pathlib import Path
 
 class Escape(ValueError):
     """A path :func:`confined` refuses; ``str(e)`` says why. ``absolute`` is true when it
-    was refused for being absolute, false when it leads outside ``root``."""
+    was refused for being absolute; ``leaves`` is false when it was refused for being no
+    usable path at all (a symlink loop, a NUL byte) rather than for leading outside
+    ``root``."""
 
-    def __init__(self, path: str | Path, root: Path, reason: str, *, absolute: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        root: Path,
+        reason: str,
+        *,
+        absolute: bool = False,
+        leaves: bool = True,
+    ):
         super().__init__(reason)
         self.path = path
         self.root = root
         self.absolute = absolute
+        self.leaves = leaves
 
 
 def confined(
@@ -45,7 +56,12 @@ def confined(
         raise Escape(path, Path(root), "absolute paths are not allowed", absolute=True)
     real_root = Path(root).resolve()
     p = Path(path)
-    target = (p if p.is_absolute() else Path(real_root if base is None else base) / p).resolve()
+    try:
+        target = (p if p.is_absolute() else Path(real_root if base is None else base) / p).resolve()
+    except RuntimeError:  # Python 3.11-3.12 raise it for a symlink loop (3.13: OSError ELOOP)
+        raise Escape(path, real_root, f"`{path}` is a symlink loop", leaves=False) from None
+    except ValueError:  # an embedded NUL byte
+        raise Escape(path, real_root, f"`{path}` holds a NUL byte", leaves=False) from None
     if not target.is_relative_to(real_root):
         raise Escape(path, real_root, f"`{path}` leads outside `{real_root}`")
     return target

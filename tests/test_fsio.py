@@ -79,3 +79,16 @@ def test_confined_tree_refuses_members_that_leave(tmp_path: Path) -> None:
     (root / "to-fifo").symlink_to(root / "fifo")
     with pytest.raises(Escape):
         read_confined(root, root / "to-fifo")
+
+
+def test_a_symlink_loop_or_a_nul_byte_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """Path.resolve raises RuntimeError for a loop and ValueError for a NUL byte; both
+    are an Escape that says so (not "leads outside"), for imports and data paths."""
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(Escape, match="symlink loop") as e:
+        confined(tmp_path, "a")
+    assert not e.value.leaves
+    with pytest.raises(Escape, match="NUL byte") as e:
+        confined(tmp_path, "x\0y")
+    assert not e.value.leaves

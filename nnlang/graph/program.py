@@ -65,6 +65,8 @@ def confine(root: Path, base: Path, rel: str) -> Path | str:
     except ValueError as e:  # Escape, or a path the OS cannot take (a NUL byte)
         if isinstance(e, Escape) and e.absolute:
             return "absolute paths are not allowed"
+        if isinstance(e, Escape) and not e.leaves:
+            return str(e)
         return f"`{rel}` leaves the project folder `{_display(root)}`"
     return base / rel
 

@@ -40,6 +40,8 @@ def confine(root: Path, path: str | Path, *, arg: str | None = "path") -> Path:
     try:
         return confined(root, p)
     except Escape as e:
+        if not e.leaves:
+            raise ArgError("E408", f"data path {e}", arg=arg) from None
         raise ArgError(
             "E408",
             f"data path `{path}` leads outside the directory of the .nn file ({e.root})",
