@@ -75,6 +75,19 @@ def _align(name: str, pred: jax.Array, target: jax.Array) -> jax.Array:
     )
 
 
+def _class_labels(name: str, pred: jax.Array, target: jax.Array, per: str) -> jax.Array:
+    """Integer class labels ``[..]`` (or ``[.., 1]``) for class scores ``[.., C]``; E407
+    naming ``per`` (what one label belongs to) when there is not one label per vector."""
+    if target.shape == pred.shape[:-1] + (1,):
+        target = target[..., 0]
+    if target.shape != pred.shape[:-1]:
+        raise ArgError(
+            "E407",
+            f"`{name}` with integer labels needs one label per {per}: {_shapes(pred, target)}",
+        )
+    return target
+
+
 def _float(x: jax.Array, like: jax.Array) -> jax.Array:
     return x.astype(like.dtype)
 
@@ -105,13 +118,7 @@ def cross_entropy(pred: jax.Array, target: jax.Array, label_smoothing: float = 0
         )
     n = pred.shape[-1]
     if jnp.issubdtype(target.dtype, jnp.integer) or target.dtype == jnp.bool_:
-        if target.shape == pred.shape[:-1] + (1,):
-            target = target[..., 0]
-        if target.shape != pred.shape[:-1]:
-            raise ArgError(
-                "E407",
-                f"`cross_entropy` with integer labels needs one label per logit vector: {_shapes(pred, target)}",
-            )
+        target = _class_labels("cross_entropy", pred, target, "logit vector")
         if label_smoothing == 0.0:
             return _per_example(
                 optax.losses.softmax_cross_entropy_with_integer_labels(
@@ -338,15 +345,11 @@ def margin(
             "E407", f"`margin` needs per-class lengths [.., C], got {list(pred.shape[1:])}"
         )
     if jnp.issubdtype(target.dtype, jnp.integer):
-        if target.shape == pred.shape[:-1] + (1,):
-            target = target[..., 0]
-        if target.shape != pred.shape[:-1]:
-            raise ArgError(
-                "E407",
-                f"`margin` with integer labels needs one label per length vector: "
-                f"{_shapes(pred, target)}",
-            )
-        t = jax.nn.one_hot(target, pred.shape[-1], dtype=jnp.float32)
+        t = jax.nn.one_hot(
+            _class_labels("margin", pred, target, "length vector"),
+            pred.shape[-1],
+            dtype=jnp.float32,
+        )
     else:
         t = _align("margin", pred, target).astype(jnp.float32)
     v = pred.astype(jnp.float32)
