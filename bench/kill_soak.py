@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,30 +101,28 @@ def reference(run: Path, epochs: int) -> tuple[float, float]:
     return (first if first is not None else end / 2), end
 
 
-def kill_at_first_checkpoint(proc: subprocess.Popen[str], run: Path) -> bool:
-    ck = run / "checkpoints"
+def kill_when(proc: subprocess.Popen[str], ready: Callable[[], bool]) -> bool:
+    """SIGKILL ``proc`` as soon as ``ready()`` (polled every 0.5 ms; a file it reads may
+    not exist yet); False when the process ended first."""
     while proc.poll() is None:
         try:
-            if ck.is_dir() and any(TMP_MARK in n for n in os.listdir(ck)):
+            if ready():
                 proc.send_signal(signal.SIGKILL)
                 return True
         except FileNotFoundError:
             pass
         time.sleep(0.0005)
     return False
+
+
+def kill_at_first_checkpoint(proc: subprocess.Popen[str], run: Path) -> bool:
+    ck = run / "checkpoints"
+    return kill_when(proc, lambda: ck.is_dir() and any(TMP_MARK in n for n in os.listdir(ck)))
 
 
 def kill_after_metrics_line(proc: subprocess.Popen[str], run: Path, lines: int) -> bool:
     metrics = run / "metrics.jsonl"
-    while proc.poll() is None:
-        try:
-            if metrics.read_bytes().count(b"\n") >= lines:
-                proc.send_signal(signal.SIGKILL)
-                return True
-        except FileNotFoundError:
-            pass
-        time.sleep(0.0005)
-    return False
+    return kill_when(proc, lambda: metrics.read_bytes().count(b"\n") >= lines)
 
 
 def kill_in_training(proc: subprocess.Popen[str], run: Path, seconds: float) -> bool:
