@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,3 +14,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text)
     return p
+
+
+def train_cmd(file: Path, run: Path, sets: dict[str, object], *extra: str) -> list[str]:
+    """`nnlang train FILE --out RUN -q --set K=V ...` as a subprocess argument list, for
+    tests that kill, signal or lock real training processes."""
+    cmd = [sys.executable, "-m", "nnlang.cli", "train", str(file), "--out", str(run), "-q"]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    return [*cmd, *extra]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _util import ROOT
+from _util import ROOT, train_cmd
 
 from nnlang.cli import main
 from nnlang.train.run import train
@@ -47,21 +47,7 @@ def _copy(trained: Path, tmp_path: Path) -> Path:
 
 
 def _cmd(run: Path, *extra: str, epochs: int = 2) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "nnlang.cli",
-        "train",
-        str(MLP),
-        "--out",
-        str(run),
-        "-q",
-        "--set",
-        f"epochs={epochs}",
-        "--set",
-        "hidden=32",
-        *extra,
-    ]
+    return train_cmd(MLP, run, {"epochs": epochs, "hidden": 32}, *extra)
 
 
 def _epochs(run: Path) -> list[int]:

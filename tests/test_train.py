@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from _util import ROOT, write
+from _util import ROOT, train_cmd, write
 
 import nnlang
 from nnlang.cli import main
@@ -102,21 +101,7 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path, capsys) -> None:
 
 
 def _train_cmd(run: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "nnlang.cli",
-        "train",
-        str(MLP),
-        "--out",
-        str(run),
-        "-q",
-        "--set",
-        "epochs=30",
-        "--set",
-        "batch=16",
-        *extra,
-    ]
+    return train_cmd(MLP, run, {"epochs": 30, "batch": 16}, *extra)
 
 
 @pytest.fixture(autouse=True)
