@@ -193,6 +193,7 @@ CASES: dict[str, list[Case]] = {
     "expand_dims": [({}, ["f32[3]"]), ({"axis": 0}, ["f32[2, 3]"]), ({"axis": -2}, ["i32[2, 3]"])],
     "squeeze": [({}, ["f32[3, 1, 2, 1]"]), ({"axis": -1}, ["f32[1, 3, 1]"])],
     "one_hot": [({"classes": 4}, ["i32[3]"]), ({"classes": 3, "dtype": "bf16"}, ["u8[2, 2]"])],
+    "padding_mask": [({}, ["i32[5]"]), ({"pad": 3, "dtype": "bf16"}, ["u8[2, 4]"])],
     # constants and learned tensors (no input)
     "zeros": [({"shape": (3, 2)}, []), ({"shape": 4, "dtype": "i32"}, [])],
     "ones": [({"shape": ()}, []), ({"shape": (2,), "dtype": "bf16"}, [])],
@@ -219,6 +220,8 @@ CASES: dict[str, list[Case]] = {
         ({"heads": 2}, ["f32[5, 8]"]),
         ({"heads": 3, "key_size": 4, "causal": True}, ["f32[5, 7]", "f32[6, 5]"]),
         ({"heads": 2, "dropout": 0.1}, ["f32[4, 6]", "f32[3, 5]", "f32[3, 5]"]),
+        ({"heads": 2, "key_mask": True}, ["f32[5, 8]", "f32[5]"]),
+        ({"heads": 2, "key_mask": True, "causal": True}, ["f32[4, 6]", "f32[3, 5]", "i32[3]"]),
     ],
     "positional_embedding": [({"max_len": 9}, ["f32[5, 4]"]), ({"max_len": 3}, ["bf16[3, 2]"])],
     # stochastic
@@ -452,6 +455,8 @@ SYMBOLIC: list[tuple[str, dict[str, Any], list[str]]] = [
     ("reshape", {"shape": (-1, 4)}, ["f32[T, 2, 6]"]),
     ("concat", {"axis": 0}, ["f32[T, 3]", "f32[2, 3]"]),
     ("attention", {"heads": 2, "causal": True}, ["f32[T, 4]"]),
+    ("attention", {"heads": 2, "key_mask": True}, ["f32[T, 4]", "f32[T]"]),
+    ("padding_mask", {}, ["i32[T]"]),
     ("add", {}, ["f32[T, 3]", "f32[1, 3]"]),
     ("mul_scalar", {"value": 0.5}, ["f32[T, 3]"]),
     ("slice", {"axis": 0, "start": 1}, ["f32[T, 3]"]),
@@ -575,6 +580,30 @@ def test_causal_attention_ignores_the_future() -> None:
     y1, y2 = _call_module(m, x), _call_module(m, changed)
     np.testing.assert_allclose(y1[:, :3], y2[:, :3], rtol=1e-5)
     assert not np.allclose(y1[:, 3:], y2[:, 3:])
+
+
+def test_key_mask_attention_ignores_padded_keys() -> None:
+    kind = REGISTRY["attention"]
+    ins = [T("f32[5, 4]"), T("f32[5]")]
+    m = build(kind, bind(kind, {"heads": 2, "key_mask": True}), ins)
+    x = np.random.default_rng(0).standard_normal((2, 5, 4)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], np.float32)
+    changed = x.copy()
+    changed[0, 3:] = 9.0
+    changed[1, 4:] = -9.0
+    y1, y2 = _call_module(m, x, mask), _call_module(m, changed, mask)
+    np.testing.assert_allclose(y1[0, :3], y2[0, :3], rtol=1e-5)
+    np.testing.assert_allclose(y1[1, :4], y2[1, :4], rtol=1e-5)
+    full = _call_module(m, x, np.ones_like(mask))
+    assert not np.allclose(full[0, :3], y1[0, :3])  # the mask changes what is attended
+
+
+def test_padding_mask_marks_real_ids() -> None:
+    kind = REGISTRY["padding_mask"]
+    fn = kind.build(bind(kind, {"pad": 2}), [T("i32[4]")], nnx.Rngs(0))
+    got = fn(jnp.asarray([[2, 0, 5, 2]]))
+    np.testing.assert_array_equal(got, [[0.0, 1.0, 1.0, 0.0]])
+    assert got.dtype == jnp.float32
 
 
 def test_merge_broadcasts_per_sample_shapes() -> None:

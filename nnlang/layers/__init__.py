@@ -15,6 +15,7 @@ from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     conv,
     core,
     elementwise,
+    ids,
     index,
     merge,
     norm,

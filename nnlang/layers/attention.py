@@ -14,8 +14,37 @@ from nnlang.shapes import TensorType, concrete_numel, is_concrete
 FAMILY = "attention"
 
 
+def _split_mask(a: Args, ins: list[TensorType]) -> list[TensorType]:
+    """The query / key / value inputs, with the key mask (the last input when
+    ``key_mask = true``) checked against the key length and removed."""
+    if not a.key_mask:
+        if len(ins) == 4:
+            raise fail(
+                "`attention` takes at most 3 inputs (query, key, value) unless "
+                "key_mask = true makes the last one a mask",
+                arg="key_mask",
+            )
+        return ins
+    if len(ins) < 2:
+        raise fail(
+            "`attention` with key_mask = true needs the mask as its last input: "
+            "`attention(x, mask, heads = 4, key_mask = true)`",
+            arg="key_mask",
+        )
+    *qkv, mask = ins
+    k = qkv[min(1, len(qkv) - 1)]
+    if len(mask.shape) != 1 or mask.shape[0] != k.shape[0]:
+        raise fail(
+            f"`attention` key mask must be [T_key] = [{k.shape[0]}] (one value per key "
+            f"position) but got {mask}",
+            arg="key_mask",
+        )
+    return qkv
+
+
 def _attention_config(a: Args, ins: list[TensorType]) -> dict[str, int]:
     """Check q / k / v and return the feature sizes: fq, fkv, qkv (= heads*key_size)."""
+    ins = _split_mask(a, ins)
     for x in ins:
         expect_float("attention", x)
         expect_rank("attention", x, (2,), "[T, F]", what="query, key and value")
@@ -49,6 +78,7 @@ def _attention_params(a: Args, ins: list[TensorType]) -> int:
 
 def _attention_flops(a: Args, ins: list[TensorType], outs: list[TensorType]) -> int:
     c = _attention_config(a, ins)
+    ins = _split_mask(a, ins)
     tq = concrete_numel(ins[0].shape[:1])
     tk = concrete_numel(ins[min(1, len(ins) - 1)].shape[:1])
     proj = tq * c["fq"] * c["qkv"] + 2 * tk * c["fkv"] * c["qkv"] + tq * c["qkv"] * c["fq"]
@@ -75,7 +105,7 @@ def _attention_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         dtype=dtype_of(ins[0]),
         rngs=rngs,
     )
-    return Attention(mha, causal=a.causal)
+    return Attention(mha, causal=a.causal, key_mask=a.key_mask)
 
 
 @layer(
@@ -83,7 +113,9 @@ def _attention_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     family=FAMILY,
     doc="Multi-head dot-product attention (`nnx.MultiHeadAttention`): self-attention with "
     "one input, `(query, key_value)` with two, `(query, key, value)` with three; each "
-    "`[T, F]`, output `[T_query, F_query]`.",
+    "`[T, F]`, output `[T_query, F_query]`. With `key_mask = true` the last input is a "
+    "`[T_key]` mask (any dtype; nonzero = attend): padded key positions get no weight, "
+    "e.g. `attention(h, ids -> padding_mask, heads = 4, key_mask = true)`.",
     attrs=(
         Attr("heads", "int", doc="number of attention heads", min=1),
         Attr(
@@ -102,11 +134,17 @@ def _attention_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
             max=1.0,
         ),
         Attr("causal", "bool", False, doc="query position i attends only to key positions <= i"),
+        Attr(
+            "key_mask",
+            "bool",
+            False,
+            doc="the last input is a [T_key] mask: key positions where it is 0 are not attended",
+        ),
     ),
     params=_attention_params,
     flops=_attention_flops,
     build=_attention_build,
-    n_inputs=(1, 3),
+    n_inputs=(1, 4),
     has_train_mode=True,
     example="""model Example {
     input x: f32[T, 64]

@@ -1,5 +1,5 @@
 """Indexing: ``slice``, ``take``, ``split``, ``flip``, ``pad``, ``stack``,
-``expand_dims``, ``squeeze`` and ``one_hot``.
+``expand_dims`` and ``squeeze`` (integer ids: :mod:`nnlang.layers.ids`).
 
 Every axis counts over the per-sample shape (the batch axis is never indexed; negative
 axes count from the end). Slicing a symbolic axis is allowed where the result's size is
@@ -13,9 +13,9 @@ from typing import Any
 
 from nnlang.diagnostics import ArgError
 from nnlang.layers.base import Args, Attr, fail, layer, norm_axis
-from nnlang.layers.elementwise import CAST_HELP, number_fits
+from nnlang.layers.elementwise import number_fits
 from nnlang.layers.merge import same_dtype
-from nnlang.shapes import DTYPES, INT_DTYPES, Dim, TensorType, dim_add, is_concrete
+from nnlang.shapes import Dim, TensorType, dim_add, is_concrete
 
 FAMILY = "index"
 
@@ -429,45 +429,3 @@ def _squeeze(a: Args, ins: list[TensorType]) -> list[TensorType]:
     x = ins[0]
     axes = _squeezed(a, x)
     return [x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in axes))]
-
-
-# -------------------------------------------------------------------- one_hot
-def _one_hot_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
-    import jax
-
-    from nnlang.layers.modules import dtype_of
-
-    dtype = dtype_of(ins[0].with_dtype(a.dtype))
-    return lambda v: jax.nn.one_hot(v, a.classes, dtype=dtype)
-
-
-@layer(
-    "one_hot",
-    family=FAMILY,
-    doc="One-hot encode integer ids (`jax.nn.one_hot`): `i32[...] -> f32[..., classes]`; "
-    "an id outside `0..classes-1` gives a row of zeros.",
-    attrs=(
-        Attr("classes", "int", doc="number of classes (length of each row)", min=1),
-        Attr(
-            "dtype",
-            "str",
-            "f32",
-            doc="dtype of the rows",
-            choices=tuple(d for d in DTYPES if d != "bool"),
-        ),
-    ),
-    build=_one_hot_build,
-    example="""model Example {
-    input ids: i32[T]
-    output y = ids -> one_hot(10) -> dense(4)
-}""",
-)
-def _one_hot(a: Args, ins: list[TensorType]) -> list[TensorType]:
-    x = ins[0]
-    if x.dtype not in INT_DTYPES:
-        raise ArgError(
-            "E304",
-            f"`one_hot` expects integer ids but got {x}",
-            help=CAST_HELP.replace("f32", "i32"),
-        )
-    return [TensorType(a.dtype, x.shape + (a.classes,))]

@@ -71,16 +71,22 @@ class Recurrent(nnx.Module):
 
 
 class Attention(nnx.Module):
-    """``nnx.MultiHeadAttention`` with the causal flag fixed at construction."""
+    """``nnx.MultiHeadAttention`` with the causal flag fixed at construction; with
+    ``key_mask`` the last input is a ``[batch, T_key]`` mask (nonzero = attend)."""
 
-    def __init__(self, mha: nnx.MultiHeadAttention, *, causal: bool) -> None:
+    def __init__(self, mha: nnx.MultiHeadAttention, *, causal: bool, key_mask: bool) -> None:
         self.mha = mha
         self.causal = causal
+        self.key_mask = key_mask
 
-    def __call__(
-        self, q: jax.Array, k: jax.Array | None = None, v: jax.Array | None = None
-    ) -> jax.Array:
-        return self.mha(q, k, v, is_causal=self.causal)
+    def __call__(self, *xs: jax.Array) -> jax.Array:
+        mask = None
+        if self.key_mask:
+            *xs_, m = xs
+            xs = tuple(xs_)
+            mask = (m != 0)[:, None, None, :]  # [batch, heads, T_query, T_key]
+        q, k, v = (*xs, None, None)[:3]
+        return self.mha(q, k, v, mask=mask, is_causal=self.causal)
 
 
 class PositionalEmbedding(nnx.Module):
