@@ -56,6 +56,7 @@ CASES: dict[str, list[Case]] = {
     "embedding": [
         ({"vocab": 11, "features": 4}, ["i32[6]"]),
         ({"vocab": 5, "features": 3}, ["u8[2, 2]"]),
+        ({"vocab": 7, "features": 4}, ["f32[3, 4]"]),  # the tied projection x Eᵀ
     ],
     "dropout": [({"rate": 0.5}, ["f32[10]"]), ({"rate": 0.0}, ["f32[2, 3]"])],
     "stop_gradient": [({}, ["f32[3]"]), ({}, ["i32[2]"])],
@@ -596,6 +597,26 @@ def test_key_mask_attention_ignores_padded_keys() -> None:
     np.testing.assert_allclose(y1[1, :4], y2[1, :4], rtol=1e-5)
     full = _call_module(m, x, np.ones_like(mask))
     assert not np.allclose(full[0, :3], y1[0, :3])  # the mask changes what is attended
+
+
+def test_shared_embedding_ties_the_output_projection() -> None:
+    import nnlang
+
+    src = """model M {
+    input tokens: i32[4]
+    shared embed = embedding(9, 5)
+    output logits = tokens -> embed -> dense(5) -> embed
+}"""
+    m = nnlang.module(nnlang.build("tied.nn", text=src), seed=0)
+    ids = jnp.asarray([[1, 2, 3, 8]])
+    table = m.layers["embed"].embedding[...]
+    h = m.layers["dense"](table[ids])
+    out = m(ids)
+    np.testing.assert_allclose(
+        out["logits"] if isinstance(out, dict) else out, h @ table.T, rtol=1e-5
+    )
+    params = nnx.state(m, nnx.Param)
+    assert sum(x.size for x in jax.tree.leaves(params)) == 9 * 5 + 5 * 5 + 5
 
 
 def test_padding_mask_marks_real_ids() -> None:

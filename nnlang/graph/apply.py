@@ -381,8 +381,9 @@ class Applier(TensorOps):
             params,
             flops,
         )
+        fits = () if kind.weights_fit_any_input else tuple(in_types)
         if owner != node_id:
-            sig = (kind.name, args, tuple(in_types))
+            sig = (kind.name, args, fits)
             first = self.owner_sigs.get(owner)
             if first is not None and first[0] != sig:
                 self.err(
@@ -396,7 +397,7 @@ class Applier(TensorOps):
                 return self.outputs_poisoned(kind, args)
             self.owner_sigs.setdefault(owner, (sig, span))
         else:
-            self.owner_sigs[owner] = ((kind.name, args, tuple(in_types)), span)
+            self.owner_sigs[owner] = ((kind.name, args, fits), span)
         self.add_node(node)
         outs = tuple(Tensor(node_id, i, t, span) for i, t in enumerate(out_types))
         return outs[0] if len(outs) == 1 else outs

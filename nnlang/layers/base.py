@@ -97,6 +97,9 @@ class LayerKind:
     onnx: bool = True
     #: True where the lowered module behaves differently in training (dropout, norms).
     has_train_mode: bool = False
+    #: True where the weights depend on the attributes only, so a shared instance may be
+    #: called with inputs of other types (an embedding's ids and its tied projection).
+    weights_fit_any_input: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def attr(self, name: str) -> Attr | None:
@@ -128,6 +131,7 @@ def layer(
     example: str = "",
     onnx: bool = True,
     has_train_mode: bool = False,
+    weights_fit_any_input: bool = False,
 ) -> Callable[[ShapeRule], ShapeRule]:
     """Declare a layer kind; decorates its shape rule. Declaring is registering."""
 
@@ -149,6 +153,7 @@ def layer(
             example=example,
             onnx=onnx,
             has_train_mode=has_train_mode,
+            weights_fit_any_input=weights_fit_any_input,
         )
         return shape
 

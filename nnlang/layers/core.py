@@ -267,9 +267,9 @@ def _cast(a: Args, ins: list[TensorType]) -> list[TensorType]:
 
 # ---------------------------------------------------------------- embedding
 def _embedding_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
-    from flax import nnx
+    from nnlang.layers.modules import Embedding
 
-    return nnx.Embed(a.vocab, a.features, rngs=rngs)
+    return Embedding(a.vocab, a.features, rngs=rngs)
 
 
 @layer(
@@ -277,24 +277,36 @@ def _embedding_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     family=FAMILY,
     doc="Look up a learned `features`-vector per integer id (`nnx.Embed`): "
     "`i32[...] -> f32[..., features]`. Ids outside `0..vocab-1` give NaN rows "
-    "(`jnp.take` fill mode).",
+    "(`jnp.take` fill mode). Applied to a float `[..., features]` tensor it gives the "
+    "logits against its own table, `x Eᵀ` (`nnx.Embed.attend`): `f32[..., features] -> "
+    "f32[..., vocab]`; with a `shared` instance used both ways the output projection is "
+    "tied to the embedding (Press and Wolf 2017).",
     attrs=(
         Attr("vocab", "int", doc="number of distinct ids (table rows)", min=1),
         Attr("features", "int", doc="size of each embedding vector", min=1),
     ),
     params=lambda a, ins: a.vocab * a.features,
+    flops=lambda a, ins, outs: (
+        2 * concrete_numel(outs[0].shape) * a.features if ins[0].dtype[0] in "fb" else 0
+    ),
     build=_embedding_build,
+    weights_fit_any_input=True,
     example="""model Example {
     input tokens: i32[T]
-    output y = tokens -> embedding(1000, 64) -> lstm(64, return_sequences = false)
+    shared embed = embedding(1000, 64)
+    h = tokens -> embed -> lstm(64)
+    output logits = h -> embed
 }""",
 )
 def _embedding(a: Args, ins: list[TensorType]) -> list[TensorType]:
     x = ins[0]
+    if x.dtype in ("f32", "f16", "bf16", "f64") and x.shape and x.shape[-1] == a.features:
+        return [x.with_shape(x.shape[:-1] + (a.vocab,))]  # tied projection: x Eᵀ
     if x.dtype not in ("i32", "i64", "i8", "u8"):
         raise ArgError(
             "E304",
-            f"`embedding` expects integer ids but got {x}",
+            f"`embedding` expects integer ids (or, as the tied output projection, a float "
+            f"tensor whose last axis is features = {a.features}) but got {x}",
             help="embedding looks up rows by id; for float features use `dense`",
         )
     return [TensorType("f32", x.shape + (a.features,))]

@@ -89,6 +89,16 @@ class Attention(nnx.Module):
         return self.mha(q, k, v, mask=mask, is_causal=self.causal)
 
 
+class Embedding(nnx.Embed):
+    """``nnx.Embed`` that looks up integer ids and projects float inputs onto its table
+    (``attend``: the tied output projection); same parameters, same paths."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # type: ignore[override]
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return self.attend(x)
+        return super().__call__(x)
+
+
 class PositionalEmbedding(nnx.Module):
     """Learned positions: row ``t`` of an ``nnx.Embed(max_len, F)`` table is added to
     time step ``t`` of a ``[batch, T, F]`` input."""
