@@ -39,3 +39,19 @@ def test_family_example_trains_briefly(name: str, tmp_path) -> None:
     )
     assert r.stopped == "finished"
     assert r.test["accuracy"] >= threshold, r.test
+
+
+def test_char_lm_learns_next_characters_and_stores_its_vocabulary(tmp_path) -> None:
+    import json
+
+    r = train(
+        ROOT / "examples" / "char_lm.nn",
+        out=tmp_path / "run",
+        sets=["epochs=3", "width=64", "batch=16"],
+        progress=False,
+    )
+    assert r.stopped == "finished"
+    # a unigram model of the training text has test perplexity 26.4 (the full run: 5.99)
+    assert r.test["perplexity"] < 16.0, r.test
+    meta = json.loads((tmp_path / "run" / "settings.json").read_text())["data"]["meta"]
+    assert meta["vocab"][0] == "<unk>" and len(meta["vocab"]) == 60

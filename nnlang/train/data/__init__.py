@@ -6,6 +6,8 @@ when asked for, ``val`` and ``test``), with one row per example in each. Sources
 - ``digits``, ``iris``, ``wine``, ``breast_cancer``: bundled with scikit-learn (no
   download). ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
   the others ``[N, F]`` float32. Labels are int32 under ``label``.
+- ``text``: a UTF-8 corpus in windows of token ids for next-token models
+  (:mod:`nnlang.train.data.text`).
 - ``csv``, ``npz``, ``idx``: files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
 
@@ -38,9 +40,11 @@ from nnlang.train.data.normalizers import (
 )
 from nnlang.train.data.sources import confine, dataset_from, load_data
 from nnlang.train.data.splits import split_indices
+from nnlang.train.data.text import UNKNOWN
 
 __all__ = [
     "NORMALIZERS",
+    "UNKNOWN",
     "SOURCES",
     "SPLITS",
     "Dataset",

@@ -69,10 +69,16 @@ def check_class_labels(ds: Dataset, key: str, n_classes: int) -> None:
         y = arrays.get(key)
         if y is None or not np.issubdtype(y.dtype, np.integer) or y.size == 0:
             continue
-        bad = np.flatnonzero((y < 0) | (y >= n_classes)) if y.ndim == 1 else np.array([], int)
-        if bad.size:
+        bad = np.argwhere((y < 0) | (y >= n_classes))
+        if len(bad):
+            where = f"example {int(bad[0][0])}" + (
+                f", position {list(map(int, bad[0][1:]))}" if y.ndim > 1 else ""
+            )
             raise ArgError(
                 "E407",
-                f"label {int(y[bad[0]])} at example {int(bad[0])} of the {split} split is not a class "
+                f"label {int(y[tuple(bad[0])])} at {where} of the {split} split is not a class "
                 f"index below {n_classes}, the model's number of classes",
+                help=f"the data has {ds.meta['n_classes']} classes: give the model that many outputs"
+                if ds.meta.get("n_classes")
+                else None,
             )
