@@ -154,3 +154,41 @@ def test_rescale_and_normalize() -> None:
     )
     norm = built("normalize", ["f32[3]"], mean=[0.0, 1.0, 2.0], variance=4)
     np.testing.assert_allclose(np.asarray(norm(x)), [[0.0, 0.5, 1.0]])
+
+
+def test_kmeans_matches_scikit_learn_and_sets_rbf_centres_and_widths() -> None:
+    from sklearn.cluster import KMeans
+
+    from nnlang.layers.family_modules import kmeans
+    from nnlang.train import datainit
+
+    rng = np.random.default_rng(0)
+    blobs = rng.standard_normal((8, 5)) * 4
+    x = (blobs[rng.integers(8, size=600)] + rng.standard_normal((600, 5))).astype(np.float32)
+    centres, assign = kmeans(x.astype(np.float64), 8, np.random.default_rng(1))
+    inertia = float(np.sum((x - centres[assign]) ** 2))
+    ref = KMeans(8, n_init=10, random_state=0).fit(x).inertia_
+    assert inertia <= 1.05 * ref, (inertia, ref)
+
+    import nnlang
+
+    src = 'model M {\n    input x: f32[5]\n    output y = x -> rbf(8, init = "kmeans")\n}'
+    net = nnlang.module(nnlang.build("m.nn", text=src))
+    graphdef, state = nnx.split(net)
+    state = datainit.initialise(graphdef, state, {"x": x}, ("x",), seed=0)
+    layer = nnx.merge(graphdef, state).layers["rbf"]
+    c = np.asarray(layer.centres[...])
+    near = np.argmin(((x[:, None] - c[None]) ** 2).sum(-1), axis=1)
+    for j in range(8):  # each centre is the mean of its members: a k-means fixed point
+        np.testing.assert_allclose(c[j], x[near == j].mean(0), atol=1e-4)
+    spread = ((x - c[near]) ** 2).sum(-1)
+    beta = np.exp(np.asarray(layer.log_beta[...]))
+    np.testing.assert_allclose(beta[0], 1 / (2 * spread[near == 0].mean()), rtol=1e-4)
+    again = datainit.initialise(
+        graphdef,
+        nnx.split(nnlang.module(nnlang.build("m.nn", text=src)))[1],
+        {"x": x},
+        ("x",),
+        seed=0,
+    )
+    np.testing.assert_array_equal(nnx.merge(graphdef, again).layers["rbf"].centres[...], c)

@@ -247,6 +247,7 @@ CASES: dict[str, list[Case]] = {
         ({"units": 5}, ["f32[4]"]),
         ({"units": 3, "kernel": "multiquadric"}, ["f32[2, 6]"]),
         ({"units": 2, "kernel": "inverse_multiquadric"}, ["bf16[3]"]),
+        ({"units": 3, "init": "kmeans"}, ["f32[4]"]),
     ],
     # capsules
     "squash": [({}, ["f32[6, 4]"]), ({}, ["f32[3]"])],

@@ -19,20 +19,59 @@ from flax import nnx
 
 
 # ----------------------------------------------------------------------- rbf
+def kmeans(
+    x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means of the rows of ``x`` with k-means++ seeding (Arthur and
+    Vassilvitskii 2007): ``(centroids [k, F], assignment [N])``. With fewer distinct rows
+    than ``k``, the extra centres repeat rows."""
+    n = len(x)
+    sq = np.sum(x * x, axis=1)
+    centres = np.empty((k, x.shape[1]), x.dtype)
+    centres[0] = x[rng.integers(n)]
+    d2 = np.maximum(sq - 2 * x @ centres[0] + centres[0] @ centres[0], 0)
+    for j in range(1, k):
+        total = d2.sum()
+        i = rng.choice(n, p=d2 / total) if total > 0 else rng.integers(n)
+        centres[j] = x[i]
+        d2 = np.minimum(d2, np.maximum(sq - 2 * x @ centres[j] + centres[j] @ centres[j], 0))
+    for _ in range(iterations):
+        assign = np.argmin(sq[:, None] - 2 * x @ centres.T + np.sum(centres**2, 1)[None], axis=1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, assign, x)
+        counts = np.bincount(assign, minlength=k)
+        moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
+        if np.array_equal(moved, centres):
+            break
+        centres = moved
+    assign = np.argmin(sq[:, None] - 2 * x @ centres.T + np.sum(centres**2, 1)[None], axis=1)
+    return centres, assign
+
+
+#: The trainer's data-dependent initialisation (``nnlang.train.datainit``) pushes a
+#: callback here while it runs the model once, eagerly, on training examples; a module
+#: that initialises from data calls it with itself and its input. Empty otherwise, so
+#: traced programs never see it.
+DATA_INIT: list[Callable[[nnx.Module, jax.Array], None]] = []
+
+
 class RBF(nnx.Module):
     """``units`` radial basis functions with learned centres ``c_j`` and widths
     ``beta_j = exp(log_beta_j)`` (positive by construction) of the last axis."""
 
     def __init__(
-        self, features: int, units: int, kernel: str, *, dtype: Any, rngs: nnx.Rngs
+        self, features: int, units: int, kernel: str, init: str, *, dtype: Any, rngs: nnx.Rngs
     ) -> None:
         # centres ~ N(0, 1): the scale of standardised inputs; widths so that a point at
         # the typical distance (2F for unit-variance data) starts at exp(-1).
         self.centres = nnx.Param(jax.random.normal(rngs.params(), (units, features), dtype))
         self.log_beta = nnx.Param(jnp.full((units,), -math.log(2.0 * features), dtype))
         self.kernel = kernel
+        self.init_mode = init
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        if self.init_mode == "kmeans" and DATA_INIT:  # eager, before training: see DATA_INIT
+            DATA_INIT[-1](self, x)
         c = self.centres[...]
         beta = jnp.exp(self.log_beta[...])
         d2 = (
@@ -46,6 +85,21 @@ class RBF(nnx.Module):
         if self.kernel == "multiquadric":
             return jnp.sqrt(1.0 + r)
         return jax.lax.rsqrt(1.0 + r)
+
+    def init_from_data(self, x: np.ndarray, rng: np.random.Generator) -> None:
+        """Centres = k-means centroids of ``x`` (rows: the layer's inputs), widths
+        ``β_j = 1/(2σ_j²)`` from the members' mean squared distance (Moody & Darken)."""
+        x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+        k = self.centres.shape[0]
+        centres, assign = kmeans(x, k, rng)
+        d2 = np.sum((x - centres[assign]) ** 2, axis=1)
+        counts = np.bincount(assign, minlength=k)
+        spread = np.bincount(assign, weights=d2, minlength=k) / np.maximum(counts, 1)
+        typical = float(np.mean(d2)) if np.mean(d2) > 0 else 1.0
+        spread = np.where((counts > 1) & (spread > 0), spread, typical)
+        dtype = self.centres[...].dtype
+        self.centres[...] = jnp.asarray(centres, dtype)
+        self.log_beta[...] = jnp.asarray(-np.log(2.0 * spread), dtype)
 
 
 # ------------------------------------------------------------------- spiking

@@ -19,7 +19,7 @@ def _rbf_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     from nnlang.layers.modules import dtype_of
 
     x = ins[0]
-    return RBF(int(x.shape[-1]), a.units, a.kernel, dtype=dtype_of(x), rngs=rngs)
+    return RBF(int(x.shape[-1]), a.units, a.kernel, a.init, dtype=dtype_of(x), rngs=rngs)
 
 
 @layer(
@@ -28,9 +28,12 @@ def _rbf_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     doc="Radial basis functions of the last axis (Broomhead & Lowe 1988): unit j has a "
     "learned centre `c_j` and width `β_j > 0` (learned as `log β_j`), and with "
     "`r_j = β_j ‖x − c_j‖²` outputs `exp(−r_j)` (gaussian), `sqrt(1 + r_j)` (multiquadric) "
-    "or `1 / sqrt(1 + r_j)` (inverse_multiquadric). Centres start at `N(0, 1)` (the scale "
-    "of standardized inputs) and widths at `β = 1/(2F)`; k-means initialisation of the "
-    "centres from the training data is not offered.",
+    'or `1 / sqrt(1 + r_j)` (inverse_multiquadric). With `init = "normal"` centres start '
+    "at `N(0, 1)` (the scale of standardized inputs) and widths at `β = 1/(2F)`; with "
+    '`init = "kmeans"` `nnlang train` sets them from the training data before the first '
+    "step (Moody & Darken 1989): the centres are the k-means centroids (k-means++ seeding, "
+    "Lloyd iterations) of the layer's inputs on up to 4096 training examples, and "
+    "`β_j = 1/(2σ_j²)` with `σ_j²` the mean squared distance of centre j's members to it.",
     attrs=(
         Attr("units", "int", doc="number of basis functions (output size)", min=1),
         Attr(
@@ -39,6 +42,13 @@ def _rbf_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
             "gaussian",
             doc="the radial function of `r = β‖x − c‖²`",
             choices=("gaussian", "multiquadric", "inverse_multiquadric"),
+        ),
+        Attr(
+            "init",
+            "str",
+            "normal",
+            doc="how centres and widths start: `normal`, or `kmeans` of the training data",
+            choices=("normal", "kmeans"),
         ),
     ),
     params=lambda a, ins: a.units * (int(ins[0].shape[-1]) + 1),

@@ -31,6 +31,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
+from nnlang.train import datainit
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.finetune import init_from
@@ -264,6 +265,9 @@ def _train_locked(
         state, rec = ckpts.restore(step, state, what=f"model `{graph.name}`")
         prog = TrainProgress.from_record(rec)
     else:
+        state = datainit.initialise(
+            engine.train_def, state, data.splits["train"], engine.input_names, spec.seed
+        )
         if spec.init_from:
             state = init_from(spec, s.program.root, graph.name, state, engine)
         write_settings(run, s.program, graph, spec, s.model_args, data, sets)
