@@ -56,5 +56,5 @@ def init_from(spec: TrainSpec, root: Path, model: str, state: Any, engine: Engin
     restored = ck.restore_model(step, nnx.state(net), what=f"model `{model}` (init_from)")
     ck.close()
     nnx.update(net, restored)
-    fresh = nnx.Optimizer(net, opt.tx, wrt=nnx.Param)
+    fresh = nnx.Optimizer(net, opt.tx, wrt=engine.wrt)
     return nnx.state((net, fresh))
