@@ -232,3 +232,20 @@ def test_transfer_beats_scratch_with_the_backbone_bitwise_unchanged(tmp_path: Pa
         assert np.array_equal(a[p], b[p]), p
     saved = to_arrays(nnx.state(tuned.model))
     assert saved["layers"]["dense"]["kernel"].shape == (128, 2)
+
+
+def test_summary_marks_frozen_parameters(capsys) -> None:
+    assert main(["summary", str(TRANSFER), "--model", "FineTune"]) == 0
+    out = capsys.readouterr().out
+    assert "frozen 8,320" in out and "Frozen parameters: 25,088" in out
+    assert main(["summary", str(TRANSFER), "--model", "FineTune", "--json"]) == 0
+    import json
+
+    rows = json.loads(capsys.readouterr().out)["nodes"]
+    assert [r["name"] for r in rows if r["frozen"]] == [
+        "backbone/dense",
+        "backbone/batch_norm",
+        "backbone/dense_1",
+    ]
+    assert main(["summary", str(TRANSFER), "--model", "Pretrain"]) == 0
+    assert "rozen" not in capsys.readouterr().out

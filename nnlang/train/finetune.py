@@ -94,9 +94,7 @@ def _read_file(spec: TrainSpec, root: Path) -> tuple[str, dict[str, Any]]:
     try:
         path = confined(root, given)
     except Escape as e:
-        raise _error(
-            spec, f"`init_from`: {e}", "keep weight files beside the .nn file"
-        ) from None
+        raise _error(spec, f"`init_from`: {e}", "keep weight files beside the .nn file") from None
     if not path.is_file():
         raise _error(spec, f"`init_from`: no file `{given}` (looked in `{root}`)")
     try:
