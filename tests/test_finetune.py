@@ -249,3 +249,39 @@ def test_summary_marks_frozen_parameters(capsys) -> None:
     ]
     assert main(["summary", str(TRANSFER), "--model", "Pretrain"]) == 0
     assert "rozen" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ several targets
+TWO = ROOT / "examples" / "two_targets.nn"
+
+
+def test_two_targets_train_predict_and_export_keep_both(tmp_path: Path, capsys) -> None:
+    r = train(TWO, out=tmp_path / "r", progress=False, sets=["epochs=3"])
+    assert r.test["accuracy_digit_logits"] > 0.5 and r.test["accuracy_parity_logits"] > 0.6
+    x = np.load(ROOT / "examples" / "data" / "digits_parity.npz")["x"][:7].astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    args = ["--run", str(r.run_dir), "--input", str(tmp_path / "x.npy")]
+    assert main(["predict", str(TWO), *args, "-o", str(tmp_path / "out.npz")]) == 0
+    out = np.load(tmp_path / "out.npz")
+    assert {k: out[k].shape for k in out.files} == {
+        "digit_logits": (7, 10),
+        "parity_logits": (7, 2),
+    }
+    art = tmp_path / "m.shlo"
+    exp = ["export", str(TWO), "--run", str(r.run_dir), "--format", "stablehlo"]
+    assert main([*exp, "--out", str(art)]) == 0
+    from nnlang.export.artifact import load_artifact
+
+    assert load_artifact(art).output_names == ["digit_logits", "parity_logits"]
+
+
+def test_target_names_are_checked(tmp_path: Path) -> None:
+    text = TWO.read_text().replace('"data/', f'"{ROOT}/examples/data/')
+    bad = write(
+        tmp_path, "t.nn", text.replace("(digit_logits, digit) +", "(digit_logits, label) +")
+    )
+    (d,) = check(bad).diagnostics
+    assert d.code == "E404" and d.message.startswith("`label` is not")
+    assert "known: digit, digit_logits" in (d.help or "")
+    f = write(tmp_path, "u.nn", text.replace("[digit, parity]", "[digit, digit]"))
+    assert main(["train", str(f), "--out", str(tmp_path / "r"), "-q"]) == 1

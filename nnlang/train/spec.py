@@ -337,7 +337,8 @@ def build_spec(
                 help=f"add `{setting.name} = ...`: {setting.doc}",
             )
     values: dict[str, Any] = {}
-    for key, e in settings.items():
+    # the data first: a source with several targets names the tensors losses compare with
+    for key, e in sorted(settings.items(), key=lambda kv: kv[0] != "data"):
         setting = SETTINGS[key]
         v: Any
         if setting.kind == "loss":
@@ -360,6 +361,9 @@ def build_spec(
                     v = _BAD
         if v is None and setting.kind in ("call", "calls", "loss"):
             v = _BAD
+        if key == "data" and v is not _BAD and isinstance(v.args.get("label"), list):
+            labels = {str(k) for k in v.args["label"]}
+            sb.tensor_names = (sb.tensor_names - {"label"}) | labels
         if v is not _BAD:
             values[key] = v
     if len(rep.errors) > n_errors:
