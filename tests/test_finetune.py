@@ -216,6 +216,11 @@ def test_transfer_beats_scratch_with_the_backbone_bitwise_unchanged(tmp_path: Pa
     tuned = train(TRANSFER, model="FineTune", out=tmp_path / "ft", progress=False, sets=[init])
     err = capsys.readouterr().err
     assert "8 loaded, 0 new, 0 unused, 2 shape conflicts" in err
+    # the transcript in the docs is this run's report
+    report = "\n".join(line for line in err.splitlines() if line.startswith(("init_from", "  ")))
+    report = report.replace(f"`{pre.run_dir}`", "`runs/transfer_pretrain`")
+    for doc in ("train.md", "families.md"):
+        assert report in (ROOT / "docs" / doc).read_text("utf-8"), doc
     scratch = train(
         TRANSFER,
         model="FineTune",

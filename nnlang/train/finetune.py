@@ -142,8 +142,8 @@ def _read_run(spec: TrainSpec, root: Path) -> tuple[str, dict[str, Any]]:
 def preflight(spec: TrainSpec, root: Path, abstract: Any, others: set[str]) -> Plan:
     """Compare the source of ``spec.init_from`` with the model, by path. ``abstract``
     maps the model's parameter and batch-statistic paths to shapes; ``others`` are the
-    paths of the rest of its state (RNG counters), never loaded nor reported. Raises
-    E502 for a shape conflict unless ``mismatched = init``, and when nothing matches."""
+    paths of the rest of its state (RNG counters), never loaded nor reported.
+    :func:`check_plan` then says whether the run may go on."""
     reader = _read_file if Path(spec.init_from or "").suffix in FILES else _read_run
     source, arrays = reader(spec, root)
     arrays = {p: a for p, a in arrays.items() if p not in others}
@@ -166,30 +166,37 @@ def preflight(spec: TrainSpec, root: Path, abstract: Any, others: set[str]) -> P
         dict(abstract),
         {p: tuple(np.shape(arrays[p])) for p in unused},
     )
-    if not loaded:
+    return plan
+
+
+def check_plan(plan: Plan, spec: TrainSpec) -> None:
+    """E502 for a shape conflict unless ``mismatched = init``, and when nothing in the
+    source matches the model (run after the report is printed)."""
+    n = len(plan.conflicts)
+    if not plan.loaded:
         raise NNError(
             Diagnostic(
                 "E502",
-                f"`init_from`: nothing in {source} matches a parameter of the model",
+                f"`init_from`: nothing in {plan.source} matches a parameter of the model",
                 spec.spans.get("init_from"),
                 help="array names are parameter paths such as `dense.kernel` "
                 "(`nnlang summary` lists the layers)",
-                notes=[plan.report(spec.mismatched)],
             )
         )
-    if conflicts and spec.mismatched != "init":
+    if plan.conflicts and spec.mismatched != "init":
         raise NNError(
             Diagnostic(
                 "E502",
-                f"`init_from`: {len(conflicts)} parameter shape{'s' * (len(conflicts) != 1)} "
-                f"in {source} differ from the model's",
+                f"`init_from`: {n} parameter shape{'s' * (n != 1)} "
+                f"in {plan.source} differ from the model's",
                 spec.spans.get("init_from"),
                 help="add `mismatched = init` to initialise them afresh (a new head), "
                 "or fine-tune the model the source was trained with",
-                notes=[f"{p}: source {list(a)}, model {list(m)}" for p, a, m in conflicts[:20]],
+                notes=[
+                    f"{p}: source {list(a)}, model {list(m)}" for p, a, m in plan.conflicts[:20]
+                ],
             )
         )
-    return plan
 
 
 def model_paths(graph: Any, seed: int) -> tuple[dict[str, tuple[int, ...]], set[str]]:
