@@ -273,7 +273,7 @@ def _train_locked(
         if spec.init_from and plan is None:  # --resume found no checkpoint to resume
             plan = finetune.preflight(spec, s.program.root, *finetune.model_paths(graph, spec.seed))
             print(plan.report(spec.mismatched), file=sys.stderr)
-        finetune.check_plan(plan, spec)
+            finetune.check_plan(plan, spec)
         if plan is not None:
             state = finetune.init_from(plan, state, engine)
         write_settings(run, s.program, graph, spec, s.model_args, data, sets)

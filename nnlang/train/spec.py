@@ -21,8 +21,9 @@ from nnlang.graph.evaluate import POISON, word_or_value
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
-from nnlang.train import losses, metrics, parts
+from nnlang.train import losses, metrics
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
+from nnlang.train.parts_setting import parts_setting
 from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
 
 
@@ -347,7 +348,8 @@ def build_spec(
             cat, word = CATALOGS[key]
             v = sb.call(key, e, catalog=cat, word=word)
         elif setting.kind in ("patterns", "groups"):
-            v = _parts(sb, key, e, graph, setting.kind == "groups")
+            v = parts_setting(sb.err, sb.consts, key, e, graph, setting.kind == "groups", _BAD)
+            v = _BAD if v is None else v
         elif setting.kind == "calls":
             cat, word = CATALOGS[key]
             v = sb.calls(key, e, catalog=cat, word=word, tensors=2 if key == "metrics" else 0)
@@ -415,70 +417,6 @@ def build_spec(
     if spec.monitor is not None and not _check_monitor(spec, rep):
         return None
     return spec
-
-
-def _pattern(sb: _SpecBuilder, key: str, e: A.Expr) -> str | None:
-    if isinstance(e, A.Name) and e.id not in ("true", "false"):
-        return e.id
-    if isinstance(e, A.Str):
-        return e.value
-    sb.err(
-        "E403",
-        f"`{key}` patterns are layer or block names or quoted globs, e.g. `backbone` or "
-        '`"enc/dense*"`',
-        e.span,
-    )
-    return None
-
-
-def _parts(sb: _SpecBuilder, key: str, e: A.Expr, graph: Graph | None, groups: bool) -> Any:
-    """`freeze = [names or globs]` and `lr_groups = [(pattern, multiplier), ...]`: each
-    pattern must select a parameter of the model (E404 with a did-you-mean if not)."""
-    items = e.items if isinstance(e, A.ListExpr) else (e,)
-    out: list[Any] = []
-    spans: list[Span] = []
-    for it in items:
-        if groups:
-            if not (isinstance(it, A.TupleExpr) and len(it.items) == 2):
-                sb.err(
-                    "E403",
-                    "`lr_groups` items are `(pattern, multiplier)` pairs, e.g. `(head, 10.0)`",
-                    it.span,
-                )
-                return _BAD
-            pat, mult = _pattern(sb, key, it.items[0]), sb.consts(it.items[1])
-            if pat is None or mult is _BAD:
-                return _BAD
-            if isinstance(mult, bool) or not isinstance(mult, (int, float)) or not mult >= 0:
-                sb.err(
-                    "E202",
-                    f"an `lr_groups` multiplier must be a number >= 0, got {mult!r}",
-                    it.items[1].span,
-                )
-                return _BAD
-            out.append((pat, float(mult)))
-            spans.append(it.items[0].span)
-        else:
-            pat = _pattern(sb, key, it)
-            if pat is None:
-                return _BAD
-            out.append(pat)
-            spans.append(it.span)
-    if graph is not None:
-        paths = sorted({f"{n.owner}.*" for n in graph.order() if n.params > 0})
-        pats = [o[0] if groups else o for o in out]
-        found = parts.select(paths, pats)
-        for i in found.unmatched():
-            sb.err(
-                "E404",
-                f"`{key}`: `{pats[i]}` matches no layer or block with parameters",
-                spans[i],
-                help=did_you_mean(pats[i], parts.names_near(pats[i], paths))
-                or f"layers with parameters: {', '.join(parts.node_of(p) for p in paths)}",
-            )
-        if found.unmatched():
-            return _BAD
-    return tuple(out)
 
 
 def _check_monitor(spec: TrainSpec, rep: Reporter) -> bool:
