@@ -76,21 +76,22 @@ def frozen_owners(file: str, g: Any) -> set[str] | None:
     """The nodes whose parameters the model's train section freezes (`freeze = [...]`);
     None when it freezes nothing. Patterns that match nothing are `nnlang check`'s."""
     from nnlang.graph.program import load
-    from nnlang.syntax import ast as A
     from nnlang.train.parts import node_of, select
+    from nnlang.train.parts_setting import parts_setting
 
     train = load(file).train_for(g.name)
     exprs = [
         s.value for s in (train.settings if train else ()) if getattr(s, "key", "") == "freeze"
     ]
-    if not exprs:
+    quiet = (
+        parts_setting(lambda *a, **k: None, lambda e: None, "freeze", exprs[0], None, False, None)
+        if exprs
+        else None
+    )
+    if not quiet:
         return None
-    items = exprs[0].items if isinstance(exprs[0], A.ListExpr) else (exprs[0],)
-    pats = [
-        i.id if isinstance(i, A.Name) else i.value for i in items if isinstance(i, (A.Name, A.Str))
-    ]
     paths = sorted({f"{n.owner}.*" for n in g.order() if n.params > 0})
-    return {node_of(p) for p in select(paths, pats).selected} if pats else None
+    return {node_of(p) for p in select(paths, list(quiet)).selected}
 
 
 def cmd_summary(a: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ folder and must stay in it (``fsio.confined``). May import ``diagnostics``, ``fs
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,14 @@ def model_paths(graph: Any, seed: int) -> tuple[dict[str, tuple[int, ...]], set[
         else:
             others.add(p)
     return shapes, others
+
+
+def prepare(spec: TrainSpec, root: Path, graph: Any) -> Plan:
+    """:func:`preflight` for ``graph``, its report printed (stderr), then :func:`check_plan`."""
+    plan = preflight(spec, root, *model_paths(graph, spec.seed))
+    print(plan.report(spec.mismatched), file=sys.stderr)
+    check_plan(plan, spec)
+    return plan
 
 
 def init_from(plan: Plan, state: Any, engine: Engine) -> Any:

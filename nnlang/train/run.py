@@ -207,9 +207,7 @@ def _train(
         raise NNError(Diagnostic("E407", "the data has no training split", spec.data.span))
     plan = None
     if spec.init_from and not resume:  # the report comes before anything is compiled
-        plan = finetune.preflight(spec, s.program.root, *finetune.model_paths(graph, spec.seed))
-        print(plan.report(spec.mismatched), file=sys.stderr)
-        finetune.check_plan(plan, spec)
+        plan = finetune.prepare(spec, s.program.root, graph)
     net = lower(graph, spec.seed)
     shapes = {
         k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
@@ -271,9 +269,7 @@ def _train_locked(
         prog = TrainProgress.from_record(rec)
     else:
         if spec.init_from and plan is None:  # --resume found no checkpoint to resume
-            plan = finetune.preflight(spec, s.program.root, *finetune.model_paths(graph, spec.seed))
-            print(plan.report(spec.mismatched), file=sys.stderr)
-            finetune.check_plan(plan, spec)
+            plan = finetune.prepare(spec, s.program.root, graph)
         if plan is not None:
             state = finetune.init_from(plan, state, engine)
         write_settings(run, s.program, graph, spec, s.model_args, data, sets)
