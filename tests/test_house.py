@@ -174,6 +174,8 @@ STRICT = [
     "nnlang/fitting.py",
     "nnlang/fsio.py",
     "nnlang/cli/report.py",
+    "nnlang/train/parts.py",
+    "nnlang/train/parts_setting.py",
 ]
 
 

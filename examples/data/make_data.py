@@ -2,7 +2,7 @@
 
     python examples/data/make_data.py
 
-Both come from scikit-learn's 8x8 digits, stored as uint8 (pixel values 0..16).
+All come from scikit-learn's 8x8 digits, stored as uint8 (pixel values 0..16).
 """
 
 from __future__ import annotations
@@ -38,6 +38,26 @@ def main() -> None:
     np.savez_compressed(
         HERE / "digit_pairs.npz", left=images[left], right=images[right],
         label=(labels[left] == labels[right]).astype(np.float32),
+    )
+    # transfer learning: pretrain to tell the ten digits apart on the first half of the
+    # images; fine-tune to tell even from odd on 150 images of the second half, tested
+    # on the rest of it
+    half = len(labels) // 2
+    first, second = np.arange(half), np.arange(half, len(labels))
+    cut = int(half * 0.8)
+    np.savez_compressed(
+        HERE / "digits_first_half.npz", x_train=images[first[:cut]], y_train=labels[first[:cut]],
+        x_test=images[first[cut:]], y_test=labels[first[cut:]],
+    )
+    few = rng.permutation(second)
+    parity = (labels % 2).astype(np.int32)
+    np.savez_compressed(
+        HERE / "digits_parity_150.npz", x_train=images[few[:150]], y_train=parity[few[:150]],
+        x_test=images[few[150:]], y_test=parity[few[150:]],
+    )
+    # two targets: the digit and whether it is even or odd
+    np.savez_compressed(
+        HERE / "digits_parity.npz", x=images, digit=labels, parity=(labels % 2).astype(np.int32)
     )
 
 

@@ -72,9 +72,35 @@ def summary_rows(g: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def frozen_owners(file: str, g: Any) -> set[str] | None:
+    """The nodes whose parameters the model's train section freezes (`freeze = [...]`);
+    None when it freezes nothing. Patterns that match nothing are `nnlang check`'s."""
+    from nnlang.graph.program import load
+    from nnlang.train.parts import node_of, select
+    from nnlang.train.parts_setting import parts_setting
+
+    train = load(file).train_for(g.name)
+    exprs = [
+        s.value for s in (train.settings if train else ()) if getattr(s, "key", "") == "freeze"
+    ]
+    quiet = (
+        parts_setting(lambda *a, **k: None, lambda e: None, "freeze", exprs[0], None, False, None)
+        if exprs
+        else None
+    )
+    if not quiet:
+        return None
+    paths = sorted({f"{n.owner}.*" for n in g.order() if n.params > 0})
+    return {node_of(p) for p in select(paths, list(quiet)).selected}
+
+
 def cmd_summary(a: argparse.Namespace) -> int:
     g = _graph(a)
     rows = summary_rows(g)
+    frozen = frozen_owners(a.file, g)
+    if frozen is not None:
+        for r in rows:
+            r["frozen"] = r["params"] > 0 and r["name"] in frozen
     totals = {
         "params": g.total_params(),
         "param_bytes": g.param_bytes(),
@@ -114,10 +140,15 @@ def cmd_summary(a: argparse.Namespace) -> int:
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         params = f"{r['params']:,}" if not r["shares"] else f"shares {r['shares']}"
+        if r.get("frozen"):
+            params = f"frozen {params}"
         t.add_row(r["name"], r["kind"], r["output"], params, f"{r['flops']:,}", str(r["line"]))
     con = console()
     con.print(t)
     con.print(f"Total parameters: {totals['params']:,} ({_bytes(totals['param_bytes'])} as f32)")
+    if frozen is not None:
+        n_frozen = sum(r["params"] for r in rows if r.get("frozen"))
+        con.print(f"Frozen parameters: {n_frozen:,} (`freeze` in the train section)")
     con.print(f"FLOPs per sample: {totals['flops']:,}")
     con.print(f"Activations per sample: {_bytes(totals['activation_bytes'])}")
     return EXIT_OK

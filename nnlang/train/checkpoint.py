@@ -279,8 +279,9 @@ class Checkpoints:
             )
         )
 
-    def restore_model(self, step: int, model_state: Any, *, what: str = "the model") -> Any:
-        """Only the model part of a checkpoint (for fine-tuning: the optimizer may differ)."""
+    def restore_raw(self, step: int) -> Any:
+        """The model part of a checkpoint as saved (nested dicts of arrays; None if it
+        holds none), whatever model reads it: fine-tuning matches it by name."""
         try:
             with _quiet_asyncio():
                 raw = self.manager.restore(
@@ -288,19 +289,7 @@ class Checkpoints:
                 )["state"]
         except Exception as e:  # noqa: BLE001 - see restore()
             raise self._unreadable(step, e) from None
-        saved = raw.get("0", raw.get(0)) if isinstance(raw, dict) else None
-        current = to_arrays(model_state)
-        changes = (
-            diff(saved, current) if saved is not None else ["the checkpoint holds no model state"]
-        )
-        if changes:
-            raise self._mismatch(
-                step,
-                what,
-                changes,
-                "fine-tune from a run of the same model (optimizer and settings may differ)",
-            )
-        return from_arrays(model_state, saved)
+        return raw.get("0", raw.get(0)) if isinstance(raw, dict) else None
 
     def close(self) -> None:
         self.manager.close()

@@ -26,6 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span
@@ -33,7 +34,7 @@ from nnlang.graph.graph import Graph
 from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
 from nnlang.train import data as data_lib
-from nnlang.train import optim
+from nnlang.train import optim, trainable
 from nnlang.train.guard import Chunk, Guard, all_finite, keep_if
 from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
 from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
@@ -160,9 +161,13 @@ class Engine:
     n_train: int
     input_names: tuple[str, ...]
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None
+    parts: trainable.Parts | None = None  # `freeze` and `lr_groups` (None: train all)
 
     def __post_init__(self) -> None:
         self.model.train()
+        self.wrt = nnx.Param if self.parts is None else self.parts.wrt
+        for n in () if self.parts is None else self.parts.frozen_norms:
+            self.model.layers[n].use_running_average = True  # a frozen batch_norm
         self.train_def, self.state = nnx.split((self.model, self.optimizer))
         self.model.eval()  # Flax NNX's inference-mode switch (not Python's eval)
         self.eval_def, _ = nnx.split((self.model, self.optimizer))
@@ -201,7 +206,7 @@ class Engine:
             params = nnx.state(m, nnx.Param)
             return jnp.mean(evaluate_loss(self.spec.loss, {**batch, **outs}, params, b))
 
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        loss, grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, self.wrt))(model)
         opt.update(model, grads)
         new = nnx.state((model, opt))
         why = jnp.where(jnp.isfinite(loss), jnp.where(all_finite(grads), 0, 2), 1)
@@ -423,6 +428,9 @@ def make_engine(
         tx = optim.optimizer_from(opt_call.entry, opt_call.args, schedule, spec.clip)
     except ArgError as e:
         raise arg_error(e, spec.optimizer.span) from None
+    parts = trainable.parts_of(spec, model) if spec.freeze or spec.lr_groups else None
+    if parts is not None and parts.scale is not None:
+        tx = optax.chain(tx, parts.scale)
     aug = None
     if spec.augment:
         image_inputs = [n for n, s in sample_shapes.items() if len(s) == 3]
@@ -433,7 +441,7 @@ def make_engine(
             )
         except ArgError as e:
             raise arg_error(e, spec.spans.get("augment")) from None
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param if parts is None else parts.wrt)
     return Engine(
         graph,
         spec,
@@ -444,6 +452,7 @@ def make_engine(
         n_train,
         tuple(p.name for p in graph.inputs),
         aug,
+        parts,
     )
 
 

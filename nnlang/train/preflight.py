@@ -2,7 +2,7 @@
 a file as `nnlang check` sees it (`check_trains`), one batch's memory (E409) and
 batch-norm running statistics that cannot settle in the run (W401).
 
-May import ``diagnostics``, the graph and ``train.spec``.
+May import ``diagnostics``, the graph, ``train.parts`` and ``train.spec``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from nnlang.diagnostics import Diagnostic, Label, Reporter, did_you_mean
 from nnlang.graph.checks import Budget, check_batch_memory, memory_of
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
+from nnlang.train.parts import select
 from nnlang.train.spec import TrainSpec, build_spec
 
 #: A running average with momentum m keeps m**n of its starting value after n updates;
@@ -24,12 +25,15 @@ def settle_warnings(graph: Graph, spec: TrainSpec, total_steps: int) -> list[Dia
     """W401 for each `batch_norm` whose running statistics will not settle in the run:
     fewer than ``SETTLE / (1 - momentum)`` training steps (500 for the default 0.99), so
     eval mode would normalise with averages still close to their start (mean 0,
-    variance 1) and the evaluation can collapse while the training loss looks fine."""
+    variance 1) and the evaluation can collapse while the training loss looks fine.
+    A frozen `batch_norm` keeps its averages and is not warned about."""
     out: list[Diagnostic] = []
     seen: set[str] = set()
     for n in graph.order():
         if n.kind is None or n.kind.name != "batch_norm" or n.owner in seen:
             continue
+        if spec.freeze and select([f"{n.owner}.*"], spec.freeze).selected:
+            continue  # frozen: it keeps the running averages it has
         seen.add(n.owner)
         m = float(n.args.momentum)
         need = SETTLE / (1 - m) if m < 1 else float("inf")

@@ -31,10 +31,9 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
-from nnlang.train import datainit
+from nnlang.train import datainit, finetune
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
-from nnlang.train.finetune import init_from
 from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
 from nnlang.train.preflight import check_memory, settle_warnings
@@ -206,6 +205,9 @@ def _train(
     data = load_data(graph, spec, s.program.root)
     if "train" not in data.splits:  # pragma: no cover - validated by the data layer
         raise NNError(Diagnostic("E407", "the data has no training split", spec.data.span))
+    plan = None
+    if spec.init_from and not resume:  # the report comes before anything is compiled
+        plan = finetune.prepare(spec, s.program.root, graph)
     net = lower(graph, spec.seed)
     shapes = {
         k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
@@ -225,7 +227,7 @@ def _train(
     run.mkdir(parents=True, exist_ok=True)
     lock = RunLock.acquire(run)  # E510 while another process trains into it
     try:
-        return _train_locked(s, run, resume, data, engine, monitor, greater, sets, **options)
+        return _train_locked(s, run, resume, data, engine, monitor, greater, sets, plan, **options)
     finally:
         lock.release()
 
@@ -239,6 +241,7 @@ def _train_locked(
     monitor: str,
     greater: bool,
     sets: list[str],
+    plan: finetune.Plan | None,
     *,
     progress: bool,
     chunk_steps: int,
@@ -268,8 +271,10 @@ def _train_locked(
         state = datainit.initialise(
             engine.train_def, state, data.splits["train"], engine.input_names, spec.seed
         )
-        if spec.init_from:
-            state = init_from(spec, s.program.root, graph.name, state, engine)
+        if spec.init_from and plan is None:  # --resume found no checkpoint to resume
+            plan = finetune.prepare(spec, s.program.root, graph)
+        if plan is not None:
+            state = finetune.init_from(plan, state, engine)
         write_settings(run, s.program, graph, spec, s.model_args, data, sets)
     # metrics.jsonl holds exactly the epochs the checkpoint covers (lines a killed run
     # wrote after its last checkpoint are dropped, so no epoch is listed twice)

@@ -28,7 +28,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, int, float, str
+    kind: str  # call, calls, loss, int, float, str, patterns, groups
     doc: str
     default: Any = None
     required: bool = False
@@ -97,6 +97,28 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "init_from", "str", "fine-tune: start from the parameters of this run directory", None
+        ),
+        Setting(
+            "mismatched",
+            "str",
+            "with `init_from`: a parameter whose shape differs from the checkpoint's "
+            "(a resized head) is `fail`: an error (E502), or `init`: initialised afresh",
+            "fail",
+            choices=("fail", "init"),
+        ),
+        Setting(
+            "freeze",
+            "patterns",
+            "parameters left as they are: layer or block names or globs over node ids, "
+            'e.g. `[backbone, "enc/dense*"]`; a frozen `batch_norm` uses its running averages',
+            [],
+        ),
+        Setting(
+            "lr_groups",
+            "groups",
+            'learning-rate multipliers per part: `[(head, 10.0), ("enc/*", 0.1)]` '
+            "scales the optimizer's (scheduled) `lr` for the parameters each pattern selects",
+            [],
         ),
         Setting(
             "nonfinite",

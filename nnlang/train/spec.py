@@ -23,6 +23,7 @@ from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
 from nnlang.train import losses, metrics
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
+from nnlang.train.parts_setting import parts_setting
 from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
 
 
@@ -88,6 +89,9 @@ class TrainSpec:
     monitor: str | None = None
     patience: int | None = None
     init_from: str | None = None
+    mismatched: str = "fail"  # "fail" | "init": see SETTINGS
+    freeze: tuple[str, ...] = ()  # patterns (nnlang.train.parts)
+    lr_groups: tuple[tuple[str, float], ...] = ()  # (pattern, lr multiplier)
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
     spans: dict[str, Span] = field(default_factory=dict)
@@ -334,7 +338,8 @@ def build_spec(
                 help=f"add `{setting.name} = ...`: {setting.doc}",
             )
     values: dict[str, Any] = {}
-    for key, e in settings.items():
+    # the data first: a source with several targets names the tensors losses compare with
+    for key, e in sorted(settings.items(), key=lambda kv: kv[0] != "data"):
         setting = SETTINGS[key]
         v: Any
         if setting.kind == "loss":
@@ -342,6 +347,9 @@ def build_spec(
         elif setting.kind == "call":
             cat, word = CATALOGS[key]
             v = sb.call(key, e, catalog=cat, word=word)
+        elif setting.kind in ("patterns", "groups"):
+            v = parts_setting(sb.err, sb.consts, key, e, graph, setting.kind == "groups", _BAD)
+            v = _BAD if v is None else v
         elif setting.kind == "calls":
             cat, word = CATALOGS[key]
             v = sb.calls(key, e, catalog=cat, word=word, tensors=2 if key == "metrics" else 0)
@@ -355,6 +363,9 @@ def build_spec(
                     v = _BAD
         if v is None and setting.kind in ("call", "calls", "loss"):
             v = _BAD
+        if key == "data" and v is not _BAD and isinstance(v.args.get("label"), list):
+            labels = {str(k) for k in v.args["label"]}
+            sb.tensor_names = (sb.tensor_names - {"label"}) | labels
         if v is not _BAD:
             values[key] = v
     if len(rep.errors) > n_errors:
@@ -389,6 +400,9 @@ def build_spec(
         "monitor",
         "patience",
         "init_from",
+        "mismatched",
+        "freeze",
+        "lr_groups",
         "nonfinite",
         "max_skipped",
     ):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import math
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +50,36 @@ def _as_labels(a: np.ndarray) -> np.ndarray:
         "name of the feature array, or a list of names for a model with "
         "several inputs (each array feeds the model input of the same name)",
     ),
-    Param("label", "str", "label", "name of the label array"),
+    Param(
+        "label",
+        "any",
+        "label",
+        "name of the label array, or a list of names for several targets (each a "
+        "tensor of that name that losses and metrics compare with, e.g. "
+        "`cross_entropy(parity_logits, parity)`)",
+    ),
     _TEST_AUTO,
     _VAL,
     _SEED,
 )
 def _npz_source(
-    root: Path, path: str, x: str | list[str], label: str, test: float | None, val: float, seed: int
+    root: Path,
+    path: str,
+    x: str | list[str],
+    label: str | list[str],
+    test: float | None,
+    val: float,
+    seed: int,
 ) -> Dataset:
-    if isinstance(x, list) and x and all(isinstance(k, str) for k in x):
-        return _npz_multi(root, path, x, label, test, val, seed)
+    if isinstance(label, list):
+        if not label or not all(isinstance(k, str) for k in label):
+            raise ArgError("E201", "`label` must be an array name or a list of names", arg="label")
+        if len(set(label)) != len(label):
+            raise ArgError("E201", "`label` names an array twice", arg="label")
+    elif not isinstance(label, str):
+        raise ArgError("E201", "`label` must be an array name or a list of names", arg="label")
+    if isinstance(x, list) and x and all(isinstance(k, str) for k in x) or isinstance(label, list):
+        return _npz_multi(root, path, [x] if isinstance(x, str) else x, label, test, val, seed)
     if not isinstance(x, str):
         raise ArgError("E201", "`x` must be an array name or a list of names", arg="x")
     file = _existing(root, path, "path")
@@ -107,14 +128,25 @@ def _npz_source(
 
 
 def _npz_multi(
-    root: Path, path: str, xs: list[str], label: str, test: float | None, val: float, seed: int
+    root: Path,
+    path: str,
+    xs: list[str],
+    label: str | list[str],
+    test: float | None,
+    val: float,
+    seed: int,
 ) -> Dataset:
-    """Several named feature arrays (one per model input) and one label array."""
+    """Named feature arrays (one per model input) and one or several label arrays: with
+    a list of labels, each is a target of its own name."""
+    labels = label if isinstance(label, list) else [label]
+    overlap = sorted(set(xs) & set(labels))
+    if overlap:
+        raise ArgError("E201", f"`{overlap[0]}` is both a feature and a label", arg="label")
     file = _existing(root, path, "path")
     try:
         with np.load(file, allow_pickle=False) as z:
             keys = list(z.files)
-            for k in [*xs, label]:
+            for k in [*xs, *labels]:
                 if k not in keys:
                     hint = (
                         did_you_mean(k, keys) or f"the file holds {', '.join(keys) or 'no arrays'}"
@@ -126,7 +158,8 @@ def _npz_multi(
                         help=hint,
                     )
             arrays = {k: _as_features(z[k]) for k in xs}
-            arrays["label"] = _as_labels(z[label])
+            names = labels if isinstance(label, list) else ["label"]
+            arrays.update({n: _as_labels(z[k]) for n, k in zip(names, labels, strict=True)})
     except ArgError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
@@ -134,10 +167,11 @@ def _npz_multi(
     n = {k: len(a) for k, a in arrays.items()}
     if len(set(n.values())) > 1:
         raise ArgError("E407", f"`{path}`: arrays have different numbers of rows: {n}", arg="path")
-    meta = {"source": "npz", "path": path, **_class_meta(arrays["label"])}
-    return _make(
-        arrays, "label", _test_fraction(test, False), val, seed, meta, feature_keys=tuple(xs)
+    meta = {"source": "npz", "path": path, **_class_meta(arrays[names[0]])}
+    ds = _make(
+        arrays, names[0], _test_fraction(test, False), val, seed, meta, feature_keys=tuple(xs)
     )
+    return replace(ds, label_keys=tuple(names))
 
 
 # ---------------------------------------------------------------------------- idx
