@@ -16,6 +16,7 @@ from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     core,
     elementwise,
     index,
+    local,
     merge,
     norm,
     pool,
@@ -47,6 +48,7 @@ FAMILIES: dict[str, str] = {
     spiking.FAMILY: "Spiking",
     constant.FAMILY: "Constants and learned tensors",
     stochastic.FAMILY: "Stochastic",
+    local.FAMILY: "Local learning rules",
 }
 
 __all__ = ["FAMILIES", "REGISTRY", "Args", "Attr", "LayerKind"]

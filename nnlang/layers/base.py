@@ -97,6 +97,9 @@ class LayerKind:
     onnx: bool = True
     #: True where the lowered module behaves differently in training (dropout, norms).
     has_train_mode: bool = False
+    #: the local learning rule the kind trains by (`loss = rule(output)`), e.g.
+    #: "kohonen"; its lowered module has a ``rule(x, y, ctx)`` method (layers/rules.py).
+    rule: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def attr(self, name: str) -> Attr | None:
@@ -128,6 +131,7 @@ def layer(
     example: str = "",
     onnx: bool = True,
     has_train_mode: bool = False,
+    rule: str = "",
 ) -> Callable[[ShapeRule], ShapeRule]:
     """Declare a layer kind; decorates its shape rule. Declaring is registering."""
 
@@ -149,6 +153,7 @@ def layer(
             example=example,
             onnx=onnx,
             has_train_mode=has_train_mode,
+            rule=rule,
         )
         return shape
 

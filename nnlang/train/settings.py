@@ -56,6 +56,13 @@ SETTINGS: dict[str, Setting] = {
             "schedule", "call", "the learning-rate schedule over the optimizer's `lr`", "constant"
         ),
         Setting(
+            "rule_schedule",
+            "call",
+            "the schedule of a local learning rule's parameter over its value in the layer "
+            "(the `som` radius `sigma`), like `schedule` over `lr`: `rule_schedule = asymptotic`",
+            "constant",
+        ),
+        Setting(
             "normalize",
             "call",
             "feature normalisation fitted on the training split: `standardize`, `minmax`, `scale(f)`",
@@ -122,6 +129,7 @@ CATALOGS: dict[str, tuple[Catalog, str]] = {
     "data": (data.SOURCES, "data source"),
     "optimizer": (optim.OPTIMIZERS, "optimizer"),
     "schedule": (optim.SCHEDULES, "schedule"),
+    "rule_schedule": (optim.SCHEDULES, "schedule"),
     "normalize": (data.NORMALIZERS, "normalizer"),
     "augment": (augment.AUGMENTATIONS, "augmentation"),
     "metrics": (metrics.METRICS, "metric"),

@@ -90,6 +90,7 @@ class TrainSpec:
     init_from: str | None = None
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
+    rule_schedule: CallSpec | None = None  # the local rule's parameter (SOM radius)
     spans: dict[str, Span] = field(default_factory=dict)
 
     def loss_terms(self) -> list[LossTerm]:
@@ -391,6 +392,7 @@ def build_spec(
         "init_from",
         "nonfinite",
         "max_skipped",
+        "rule_schedule",
     ):
         if key in values:
             setattr(spec, key, values[key])

@@ -6,6 +6,7 @@ when asked for, ``val`` and ``test``), with one row per example in each. Sources
 - ``digits``, ``iris``, ``wine``, ``breast_cancer``: bundled with scikit-learn (no
   download). ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
   the others ``[N, F]`` float32. Labels are int32 under ``label``.
+- ``binary_patterns``: random ±1 patterns and noisy probes (Hopfield memories).
 - ``csv``, ``npz``, ``idx``: files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
 
@@ -19,6 +20,7 @@ Nothing is unpickled: ``np.load(..., allow_pickle=False)``.
 # Importing sources, arrays and normalizers (as below) is what fills the SOURCES and
 # NORMALIZERS catalogues: their entries register themselves with `@declare`.
 from nnlang.train.data.arrays import read_idx
+from nnlang.train.data.patterns import _binary_patterns  # noqa: F401  (declares)
 from nnlang.train.data.binding import bind_inputs
 from nnlang.train.data.dataset import (
     NORMALIZERS,

@@ -1,0 +1,98 @@
+"""Local learning rules in the trainer: `loss = rule(output)` and the rule metrics.
+
+A layer kind with ``rule`` set (``som``, ``rbm``, ``hopfield``) has a lowered module
+with a ``rule(x, y, ctx)`` method (:mod:`nnlang.layers.rule_modules`): from the
+layer's input ``x`` and output ``y`` it returns per-example arrays, ``"rule"`` (a
+surrogate whose plain SGD gradient is the rule's textbook update) and the statistics
+its metrics average. :func:`rule_values` runs them for every model output made by such
+a layer and names them ``"<output>.<name>"`` in the loss environment; the `rule` loss
+and the rule metrics read them there. Everything else (data, epochs, schedules,
+checkpoints, exact resume, progress, export) is the ordinary machinery: the rule's
+parameters (the SOM radius) follow the train section's ``rule_schedule`` at the
+optimizer's step count, which lives in the checkpointed state.
+
+Imports JAX, Flax and the graph/lower rooms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nnlang.diagnostics import ArgError
+from nnlang.graph.graph import Graph
+from nnlang.lower.network import Network, Ref
+
+
+@dataclass(frozen=True)
+class Site:
+    """A model output computed by a layer that learns by a local rule."""
+
+    output: str
+    owner: str
+    input: Ref
+    node: Ref
+
+
+def sites(graph: Graph) -> tuple[Site, ...]:
+    out = []
+    for p in graph.outputs:
+        node = graph.node(p.node)
+        if node.kind is not None and node.kind.rule:
+            src, port = node.inputs[0]
+            out.append(Site(p.name, node.owner, (src, port), (p.node, p.port)))
+    return tuple(out)
+
+
+def key_of(output: str, name: str) -> str:
+    return f"{output}.{name}"
+
+
+def run(
+    model: Network,
+    inputs: dict[str, jax.Array],
+    found: tuple[Site, ...],
+    ctx: dict[str, Any],
+) -> dict[str, jax.Array]:
+    """The model's outputs, and for each rule site its rule's per-example values."""
+    if not found:
+        return model(**inputs)
+    env = model.values(**inputs)
+    outs = {name: env[(node, port)] for name, node, port in model.outputs}
+    for s in found:
+        mod = model.layers[s.owner]
+        for k, v in mod.rule(env[s.input], env[s.node], ctx).items():  # type: ignore[operator]
+            outs[key_of(s.output, k)] = v
+    return outs
+
+
+def check_rules(spec: Any, found: tuple[Site, ...]) -> None:
+    """Every `rule(...)` names an output made by a rule layer (E404 otherwise)."""
+    names = {s.output for s in found}
+    for term in spec.loss_terms():
+        if term.call.entry.extra.get("rule") and term.call.tensors[0] not in names:
+            raise ArgError(
+                "E404",
+                f"`rule({term.call.tensors[0]})` needs an output computed by a layer that "
+                "learns by a local rule (`som`, `rbm`, `hopfield`)",
+                help=f"rule outputs here: {', '.join(sorted(names))}"
+                if names
+                else "this model has none",
+            )
+    for m in spec.metrics:
+        if m.entry.extra.get("rule_stat") and m.tensors[0] not in names:
+            raise ArgError(
+                "E404",
+                f"metric `{m.name}({m.tensors[0]})` needs an output computed by a layer that "
+                "learns by a local rule (`som`, `rbm`, `hopfield`)",
+            )
+
+
+def context(scale: Any, key: Callable[[], jax.Array], train: bool) -> dict[str, Any]:
+    """``key`` is called by the rules that draw random numbers (the Gibbs chain) only,
+    so a deterministic rule costs no key derivation per step."""
+    return {"scale": jnp.asarray(scale, jnp.float32), "key": key, "train": train}
