@@ -40,8 +40,6 @@ from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
 from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
 
 EVAL_BATCH = 1024
-#: folded into a step's key for the random numbers of a local rule (the Gibbs chain)
-RULE_KEY = 0x7FFFFFFF
 #: Layer families whose XLA CPU kernels lose an order of magnitude inside a rolled loop
 #: (measured: a small CNN step takes 3 ms jitted alone, 50-110 ms inside lax.scan or
 #: while_loop). Graphs with them run one jitted step per batch on CPU instead of a
@@ -136,12 +134,7 @@ def evaluate_loss(expr: Any, env: dict[str, jax.Array], params: Any, batch: int)
         return jnp.full((batch,), expr, jnp.float32)
     if isinstance(expr, LossTerm):
         c = expr.call
-        names = (
-            [rules_lib.key_of(n, "rule") for n in c.tensors]
-            if c.entry.extra.get("rule")
-            else c.tensors
-        )
-        v = c.entry.fn(*(env[n] for n in names), **c.args)
+        v = c.entry.fn(*(env[n] for n in rules_lib.loss_inputs(c)), **c.args)
         v = jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))
         return v if c.weights is None else v * example_weights(env[c.weights], batch)
     if isinstance(expr, Penalty):
@@ -207,7 +200,7 @@ class Engine:
                     batch = {**batch, name: self.augment(jax.random.fold_in(key, i), batch[name])}
         b = self.spec.batch
 
-        ctx = self.rule_context(opt, key, train=True)
+        ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, key, train=True)
 
         def loss_fn(m: Network) -> jax.Array:
             outs = rules_lib.run(m, {n: batch[n] for n in self.input_names}, self.rule_sites, ctx)
@@ -254,15 +247,6 @@ class Engine:
             last=jnp.where(live & good, i, guard.last),
             last_loss=jnp.where(live & good, loss, guard.last_loss),
         )
-
-    def rule_context(self, opt: Any, key: jax.Array, *, train: bool) -> dict[str, Any]:
-        """What a rule layer's rule sees: ``rule_schedule`` at the optimizer's step
-        count (checkpointed with the state, so resume is exact) and a key."""
-        if not self.rule_sites:
-            return {}
-        t = opt.step[...]
-        scale = 1.0 if self.rule_schedule is None else self.rule_schedule(t)
-        return rules_lib.context(scale, lambda: jax.random.fold_in(key, RULE_KEY), train)
 
     def permutation(self, epoch: Any) -> jax.Array:
         return jax.random.permutation(jax.random.fold_in(self.data_key, epoch), self.n_train)
@@ -335,20 +319,14 @@ class Engine:
         self, state: Any, batch: dict[str, jax.Array], mask: jax.Array
     ) -> dict[str, Any]:
         model, opt = nnx.merge(self.eval_def, state)
-        ctx = self.rule_context(opt, self.aug_key, train=False)
+        ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, self.aug_key)
         outs = rules_lib.run(model, {n: batch[n] for n in self.input_names}, self.rule_sites, ctx)
         params = nnx.state(model, nnx.Param)
         env = {**batch, **outs}
         per = evaluate_loss(self.spec.loss, env, params, mask.shape[0])
         stats: dict[str, Any] = {"loss_sum": jnp.sum(per * mask), "count": jnp.sum(mask)}
         for m in self.metrics:
-            pred, *rest = m._tensors  # type: ignore[attr-defined]
-            stat = getattr(m, "_rule_stat", None)
-            if stat:  # a rule layer's statistic, one number per example
-                value = env[rules_lib.key_of(pred, stat)]
-                stats[label(m)] = m.stats(value, value, mask)
-            else:
-                stats[label(m)] = m.stats(env[pred], env[rest[0]], mask)
+            stats[label(m)] = rules_lib.metric_stats(m, env, mask)
         return stats
 
     def check_traces(self, shapes: dict[str, Any], spec: TrainSpec) -> None:
@@ -415,8 +393,7 @@ def bind_metrics(spec: TrainSpec) -> list[BoundMetric]:
     for c, name in zip(spec.metrics, names, strict=True):
         m = metric_from(c.entry, c.args)
         object.__setattr__(m, "_tensors", c.tensors)
-        if c.entry.extra.get("rule_stat"):
-            object.__setattr__(m, "_rule_stat", c.entry.extra["rule_stat"])
+        object.__setattr__(m, "_rule_stat", c.entry.extra.get("rule_stat"))
         if name != m.label:
             object.__setattr__(m, "_label", name)
         out.append(m)
@@ -453,19 +430,7 @@ def make_engine(
         tx = optim.optimizer_from(opt_call.entry, opt_call.args, schedule, spec.clip)
     except ArgError as e:
         raise arg_error(e, spec.optimizer.span) from None
-    rule_call: CallSpec | None = getattr(spec, "rule_schedule", None)
-    rule_schedule = None
-    if rule_call is not None:
-        try:
-            rule_schedule = optim.schedule_from(
-                rule_call.entry, rule_call.args, 1.0, total, steps_per_epoch
-            )
-        except ArgError as e:
-            raise arg_error(e, rule_call.span) from None
-    try:
-        rules_lib.check_rules(spec, rules_lib.sites(graph))
-    except ArgError as e:
-        raise arg_error(e, spec.spans.get("loss")) from None
+    rule_schedule = rules_lib.prepare(graph, spec, total, steps_per_epoch)
     aug = None
     if spec.augment:
         image_inputs = [n for n, s in sample_shapes.items() if len(s) == 3]

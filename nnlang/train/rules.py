@@ -23,9 +23,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from nnlang.diagnostics import ArgError
+from nnlang.diagnostics import ArgError, Diagnostic, NNError
 from nnlang.graph.graph import Graph
 from nnlang.lower.network import Network, Ref
+from nnlang.train import optim
+
+#: folded into a step's key for the random numbers of a local rule (the Gibbs chain)
+RULE_KEY = 0x7FFFFFFF
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,56 @@ def check_rules(spec: Any, found: tuple[Site, ...]) -> None:
             )
 
 
-def context(scale: Any, key: Callable[[], jax.Array], train: bool) -> dict[str, Any]:
-    """``key`` is called by the rules that draw random numbers (the Gibbs chain) only,
-    so a deterministic rule costs no key derivation per step."""
-    return {"scale": jnp.asarray(scale, jnp.float32), "key": key, "train": train}
+def context_at(
+    found: tuple[Site, ...],
+    schedule: Callable[[jax.Array], jax.Array] | None,
+    opt: Any,
+    key: jax.Array,
+    *,
+    train: bool = False,
+) -> dict[str, Any]:
+    """What a rule sees: ``scale``, the ``rule_schedule`` at the optimizer's step count
+    (checkpointed with the state, so resume is exact); ``key``, a function giving the
+    step's random key (called only by rules that draw random numbers, so a
+    deterministic rule costs no key derivation per step); ``train``."""
+    if not found:
+        return {}
+    scale = 1.0 if schedule is None else schedule(opt.step[...])
+    return {
+        "scale": jnp.asarray(scale, jnp.float32),
+        "key": lambda: jax.random.fold_in(key, RULE_KEY),
+        "train": train,
+    }
+
+
+def loss_inputs(call: Any) -> tuple[str, ...]:
+    """The environment keys a loss call reads: `rule(y)` reads ``y.rule``."""
+    if call.entry.extra.get("rule"):
+        return tuple(key_of(n, "rule") for n in call.tensors)
+    return tuple(call.tensors)
+
+
+def metric_stats(m: Any, env: dict[str, jax.Array], mask: jax.Array) -> Any:
+    """A bound metric's statistics of one batch; a rule metric (`quantization_error(bmu)`)
+    averages the rule layer's per-example statistic."""
+    pred, *rest = m._tensors
+    if m._rule_stat:
+        value = env[key_of(pred, m._rule_stat)]
+        return m.stats(value, value, mask)
+    return m.stats(env[pred], env[rest[0]], mask)
+
+
+def prepare(graph: Graph, spec: Any, total: int, steps_per_epoch: int) -> Any:
+    """The ``rule_schedule`` as a function of the step (None: constant 1), after checking
+    that every `rule(...)` and rule metric names an output of a rule layer."""
+    try:
+        check_rules(spec, sites(graph))
+    except ArgError as e:
+        raise NNError(Diagnostic(e.code, e.message, spec.spans.get("loss"), help=e.help)) from None
+    call = spec.rule_schedule
+    if call is None:
+        return None
+    try:
+        return optim.schedule_from(call.entry, call.args, 1.0, total, steps_per_epoch)
+    except ArgError as e:
+        raise NNError(Diagnostic(e.code, e.message, call.span, help=e.help)) from None

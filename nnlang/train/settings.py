@@ -22,6 +22,7 @@ from nnlang.graph.program import Program
 from nnlang.signature import Param, check_value
 from nnlang.syntax import ast as A
 from nnlang.train import augment, data, metrics, optim
+from nnlang.train import rule_metrics as _rule_metrics  # noqa: F401  (declares metrics)
 from nnlang.train.catalog import Catalog
 
 

@@ -20,7 +20,6 @@ Nothing is unpickled: ``np.load(..., allow_pickle=False)``.
 # Importing sources, arrays and normalizers (as below) is what fills the SOURCES and
 # NORMALIZERS catalogues: their entries register themselves with `@declare`.
 from nnlang.train.data.arrays import read_idx
-from nnlang.train.data.patterns import _binary_patterns  # noqa: F401  (declares)
 from nnlang.train.data.binding import bind_inputs
 from nnlang.train.data.dataset import (
     NORMALIZERS,
@@ -38,6 +37,7 @@ from nnlang.train.data.normalizers import (
     normalizers_npz,
     read_normalizers_npz,
 )
+from nnlang.train.data.patterns import _binary_patterns  # noqa: F401  (declares)
 from nnlang.train.data.sources import confine, dataset_from, load_data
 from nnlang.train.data.splits import split_indices
 
