@@ -191,6 +191,7 @@ def _hopfield_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     flops=lambda a, ins, outs: 2 * a.steps * int(ins[0].shape[0]) ** 2,
     build=_hopfield_build,
     rule="hebbian storage",
+    onnx=False,
     example="""model Example {
     input x: f32[100]
     output y = x -> hopfield(update = "asynchronous")

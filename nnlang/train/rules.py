@@ -149,3 +149,46 @@ def prepare(graph: Graph, spec: Any, total: int, steps_per_epoch: int) -> Any:
         return optim.schedule_from(call.entry, call.args, 1.0, total, steps_per_epoch)
     except ArgError as e:
         raise NNError(Diagnostic(e.code, e.message, call.span, help=e.help)) from None
+
+
+def umatrix(weights: Any, rows: int, cols: int, grid: str) -> Any:
+    """[rows, cols] U-matrix: each unit's mean distance to the codebook vectors of its
+    grid neighbours (the units the topographic error counts as adjacent)."""
+    import numpy as np
+
+    from nnlang.layers.rule_modules import grid_positions
+
+    w = np.asarray(weights, np.float64)
+    pos = grid_positions(rows, cols, grid)
+    gap = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1))
+    near = (gap > 0) & (gap <= (1.0 + 1e-4 if grid == "hexagonal" else 1.42))
+    dist = np.sqrt(((w[:, None] - w[None]) ** 2).sum(-1))
+    return ((dist * near).sum(1) / np.maximum(near.sum(1), 1)).reshape(rows, cols)
+
+
+def write_maps(graph: Graph, model: Network, run: Any) -> None:
+    """umatrix.png in the run directory for each `som` layer (one panel each)."""
+    soms = [n for n in graph.order() if n.kind is not None and n.kind.name == "som"]
+    if not soms:
+        return
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnlang.fsio import atomic_write_bytes
+
+    fig, axes = plt.subplots(1, len(soms), figsize=(4.5 * len(soms), 4), squeeze=False)
+    for ax, node in zip(axes[0], soms, strict=True):
+        a = node.args
+        u = umatrix(model.layers[node.owner].weights[...], a.rows, a.cols, a.grid)  # type: ignore[attr-defined]
+        im = ax.imshow(u, cmap="bone_r")
+        ax.set_title(f"U-matrix of `{node.id}`")
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(run / "umatrix.png", buf.getvalue())
