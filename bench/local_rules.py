@@ -5,7 +5,7 @@
   MiniSom's asymptotic decay of both, one sample per update in random order, the same
   number of iterations (epochs x training samples). Quantisation and topographic error
   on the test split; seconds per epoch (nnlang: the fused epoch loop after compilation,
-  from metrics.jsonl; MiniSom: its training time / epochs).
+  from metrics.jsonl, one checkpoint at the end; MiniSom: its training time / epochs).
 - RBM: examples/rbm.nn against scikit-learn's BernoulliRBM with the same hidden size,
   learning rate, batch, epochs and PCD (one chain per batch row); mean squared
   reconstruction error of the mean-field reconstruction on the test split.
@@ -61,7 +61,9 @@ def som(epochs: int = 10, seed: int = 0) -> bool:
     from minisom import MiniSom
 
     train, test = digits01()
-    ours, ours_epoch = nnlang_run("som.nn", [f"epochs={epochs}", f"seed={seed}"])
+    # one checkpoint, at the end: MiniSom writes none
+    sets = [f"epochs={epochs}", f"seed={seed}", f"checkpoint_every={epochs}"]
+    ours, ours_epoch = nnlang_run("som.nn", sets)
     ref = MiniSom(10, 10, 64, sigma=1.0, learning_rate=0.5, random_seed=seed)
     ref.random_weights_init(train)
     t = time.perf_counter()
