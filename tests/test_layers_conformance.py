@@ -260,6 +260,23 @@ CASES: dict[str, list[Case]] = {
         ({"capsules": 2, "dim": 3, "routing": 1}, ["f32[4, 2]"]),
     ],
     "mask_capsules": [({}, ["f32[4, 3]"]), ({}, ["f32[3, 2]", "f32[3]"])],
+    # local learning rules
+    "som": [
+        ({"rows": 3, "cols": 4}, ["f32[5]"]),
+        ({"rows": 2, "cols": 2, "grid": "hexagonal", "neighbourhood": "bubble"}, ["f32[3, 2]"]),
+    ],
+    "rbm": [
+        ({"hidden": 6}, ["f32[5]"]),
+        ({"hidden": 3, "visible": "gaussian", "chains": 4}, ["f32[2, 2]"]),
+    ],
+    "hopfield": [
+        ({}, ["f32[6]"]),
+        ({"storage": "storkey", "update": "synchronous", "steps": 3}, ["f32[4]"]),
+    ],
+    "modern_hopfield": [
+        ({"patterns": 5}, ["f32[3]"]),
+        ({"patterns": 2, "beta": 4.0, "steps": 2}, ["f32[3, 4]"]),
+    ],
     # spiking
     "lif": [
         ({}, ["f32[5, 3]"]),

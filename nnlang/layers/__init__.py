@@ -17,6 +17,7 @@ from nnlang.layers import (  # noqa: F401  (imported for their declarations)
     elementwise,
     ids,
     index,
+    local,
     merge,
     norm,
     pool,
@@ -48,6 +49,7 @@ FAMILIES: dict[str, str] = {
     spiking.FAMILY: "Spiking",
     constant.FAMILY: "Constants and learned tensors",
     stochastic.FAMILY: "Stochastic",
+    local.FAMILY: "Local learning rules",
 }
 
 __all__ = ["FAMILIES", "REGISTRY", "Args", "Attr", "LayerKind"]

@@ -100,6 +100,9 @@ class LayerKind:
     #: True where the weights depend on the attributes only, so a shared instance may be
     #: called with inputs of other types (an embedding's ids and its tied projection).
     weights_fit_any_input: bool = False
+    #: the local learning rule the kind trains by (`loss = rule(output)`), e.g.
+    #: "kohonen"; its lowered module has a ``rule(x, y, ctx)`` method (layers/rules.py).
+    rule: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def attr(self, name: str) -> Attr | None:
@@ -132,6 +135,7 @@ def layer(
     onnx: bool = True,
     has_train_mode: bool = False,
     weights_fit_any_input: bool = False,
+    rule: str = "",
 ) -> Callable[[ShapeRule], ShapeRule]:
     """Declare a layer kind; decorates its shape rule. Declaring is registering."""
 
@@ -154,6 +158,7 @@ def layer(
             onnx=onnx,
             has_train_mode=has_train_mode,
             weights_fit_any_input=weights_fit_any_input,
+            rule=rule,
         )
         return shape
 

@@ -69,6 +69,12 @@ class Network(nnx.Module):
         self.outputs = tuple((p.name, p.node, p.port) for p in graph.outputs)
 
     def __call__(self, *args: jax.Array, **kwargs: jax.Array) -> dict[str, jax.Array]:
+        env = self.values(*args, **kwargs)
+        return {name: env[(node, port)] for name, node, port in self.outputs}
+
+    def values(self, *args: jax.Array, **kwargs: jax.Array) -> dict[Ref, jax.Array]:
+        """Every value the network computes, by (node id, port): the trainer reads the
+        inputs of layers that learn by a local rule from it."""
         if args and kwargs:
             raise TypeError("pass the model's inputs either positionally or by name")
         if args:
@@ -93,7 +99,7 @@ class Network(nnx.Module):
             else:
                 for i, yi in enumerate(y):
                     env[(node_id, i)] = yi
-        return {name: env[(node, port)] for name, node, port in self.outputs}
+        return env
 
 
 def lower(graph: Graph, seed: int = 0) -> Network:

@@ -35,6 +35,7 @@ from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
 from nnlang.train import data as data_lib
 from nnlang.train import optim, trainable
+from nnlang.train import rules as rules_lib
 from nnlang.train.guard import Chunk, Guard, all_finite, keep_if
 from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
 from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
@@ -134,7 +135,7 @@ def evaluate_loss(expr: Any, env: dict[str, jax.Array], params: Any, batch: int)
         return jnp.full((batch,), expr, jnp.float32)
     if isinstance(expr, LossTerm):
         c = expr.call
-        v = c.entry.fn(*(env[n] for n in c.tensors), **c.args)
+        v = c.entry.fn(*(env[n] for n in rules_lib.loss_inputs(c)), **c.args)
         v = jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))
         return v if c.weights is None else v * example_weights(env[c.weights], batch)
     if isinstance(expr, Penalty):
@@ -162,8 +163,11 @@ class Engine:
     input_names: tuple[str, ...]
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None
     parts: trainable.Parts | None = None  # `freeze` and `lr_groups` (None: train all)
+    #: the `rule_schedule` (a multiplier of the rule's parameter) by optimizer step
+    rule_schedule: Callable[[jax.Array], jax.Array] | None = None
 
     def __post_init__(self) -> None:
+        self.rule_sites = rules_lib.sites(self.graph)
         self.model.train()
         self.wrt = nnx.Param if self.parts is None else self.parts.wrt
         for n in () if self.parts is None else self.parts.frozen_norms:
@@ -201,8 +205,10 @@ class Engine:
                     batch = {**batch, name: self.augment(jax.random.fold_in(key, i), batch[name])}
         b = self.spec.batch
 
+        ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, key, train=True)
+
         def loss_fn(m: Network) -> jax.Array:
-            outs = m(**{n: batch[n] for n in self.input_names})
+            outs = rules_lib.run(m, {n: batch[n] for n in self.input_names}, self.rule_sites, ctx)
             params = nnx.state(m, nnx.Param)
             return jnp.mean(evaluate_loss(self.spec.loss, {**batch, **outs}, params, b))
 
@@ -317,15 +323,15 @@ class Engine:
     def _eval_batch(
         self, state: Any, batch: dict[str, jax.Array], mask: jax.Array
     ) -> dict[str, Any]:
-        model, _ = nnx.merge(self.eval_def, state)
-        outs = model(**{n: batch[n] for n in self.input_names})
+        model, opt = nnx.merge(self.eval_def, state)
+        ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, self.aug_key)
+        outs = rules_lib.run(model, {n: batch[n] for n in self.input_names}, self.rule_sites, ctx)
         params = nnx.state(model, nnx.Param)
         env = {**batch, **outs}
         per = evaluate_loss(self.spec.loss, env, params, mask.shape[0])
         stats: dict[str, Any] = {"loss_sum": jnp.sum(per * mask), "count": jnp.sum(mask)}
         for m in self.metrics:
-            pred, target = m._tensors  # type: ignore[attr-defined]
-            stats[label(m)] = m.stats(env[pred], env[target], mask)
+            stats[label(m)] = rules_lib.metric_stats(m, env, mask)
         return stats
 
     def check_traces(self, shapes: dict[str, Any], spec: TrainSpec) -> None:
@@ -392,6 +398,7 @@ def bind_metrics(spec: TrainSpec) -> list[BoundMetric]:
     for c, name in zip(spec.metrics, names, strict=True):
         m = metric_from(c.entry, c.args)
         object.__setattr__(m, "_tensors", c.tensors)
+        object.__setattr__(m, "_rule_stat", c.entry.extra.get("rule_stat"))
         if name != m.label:
             object.__setattr__(m, "_label", name)
         out.append(m)
@@ -431,6 +438,7 @@ def make_engine(
     parts = trainable.parts_of(spec, model) if spec.freeze or spec.lr_groups else None
     if parts is not None and parts.scale is not None:
         tx = optax.chain(tx, parts.scale)
+    rule_schedule = rules_lib.prepare(graph, spec, total, steps_per_epoch)
     aug = None
     if spec.augment:
         image_inputs = [n for n, s in sample_shapes.items() if len(s) == 3]
@@ -453,6 +461,7 @@ def make_engine(
         tuple(p.name for p in graph.inputs),
         aug,
         parts,
+        rule_schedule,
     )
 
 

@@ -437,3 +437,19 @@ def make_penalty(name: str) -> Callable[[Any], jax.Array]:
     """``l1``/``l2`` as ``fn(params) -> scalar``; E405 for other names."""
     entry, _ = resolve(PENALTIES, "penalty", name)
     return entry.fn
+
+
+# ------------------------------------------------------ local learning rules
+@declare(
+    LOSSES,
+    "rule",
+    "The local learning rule of the layer that computes `output` (`som`, `rbm`, "
+    "`hopfield`): a surrogate whose plain SGD gradient is the rule's update (Kohonen's "
+    "rule, contrastive divergence, the storage rule), computed from the layer's input; "
+    "see each layer's doc and docs/families.md. Train it with `sgd` (no momentum).",
+    inputs=("output",),
+    rule=True,
+)
+def rule(surrogate: jax.Array) -> jax.Array:
+    """The per-example surrogate the trainer computed (nnlang.train.rules)."""
+    return surrogate.astype(jnp.float32)

@@ -185,6 +185,16 @@ def _linear(lr: float, total_steps: int, steps_per_epoch: int, end: float) -> op
     return optax.linear_schedule(lr, end * lr, max(1, total_steps))
 
 
+@declare(
+    SCHEDULES,
+    "asymptotic",
+    "MiniSom's asymptotic decay, lr / (1 + t / (T/2)) at step t of T: a third of lr at the end.",
+)
+def _asymptotic(lr: float, total_steps: int, steps_per_epoch: int) -> optax.Schedule:
+    half = max(1, total_steps) / 2.0
+    return lambda t: lr / (1.0 + t / half)
+
+
 def make_schedule(
     name: str,
     kwargs: Mapping[str, Any] | None,

@@ -38,6 +38,7 @@ from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
 from nnlang.train.preflight import check_memory, settle_warnings
 from nnlang.train.progress import Progress
+from nnlang.train.rules import write_maps
 from nnlang.train.rundir import (
     RunLock,
     confine_run,
@@ -305,6 +306,8 @@ def _train_locked(
         plot_curves(prog.history, run / "curves.png")
     ckpts.close()
     nnx_model = _merge_model(engine, result_state)
+    if stopped in ("finished", "early_stop"):
+        write_maps(graph, nnx_model, run)
     return RunResult(
         run,
         prog.history,

@@ -22,6 +22,7 @@ from nnlang.graph.program import Program
 from nnlang.signature import Param, check_value
 from nnlang.syntax import ast as A
 from nnlang.train import augment, data, metrics, optim
+from nnlang.train import rule_metrics as _rule_metrics  # noqa: F401  (declares metrics)
 from nnlang.train.catalog import Catalog
 
 
@@ -54,6 +55,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("optimizer", "call", "the Optax optimizer, e.g. `adam(lr = 1e-3)`", "adam"),
         Setting(
             "schedule", "call", "the learning-rate schedule over the optimizer's `lr`", "constant"
+        ),
+        Setting(
+            "rule_schedule",
+            "call",
+            "the schedule of a local learning rule's parameter over its value in the layer "
+            "(the `som` radius `sigma`), like `schedule` over `lr`: `rule_schedule = asymptotic`",
+            "constant",
         ),
         Setting(
             "normalize",
@@ -144,6 +152,7 @@ CATALOGS: dict[str, tuple[Catalog, str]] = {
     "data": (data.SOURCES, "data source"),
     "optimizer": (optim.OPTIMIZERS, "optimizer"),
     "schedule": (optim.SCHEDULES, "schedule"),
+    "rule_schedule": (optim.SCHEDULES, "schedule"),
     "normalize": (data.NORMALIZERS, "normalizer"),
     "augment": (augment.AUGMENTATIONS, "augmentation"),
     "metrics": (metrics.METRICS, "metric"),

@@ -94,6 +94,7 @@ class TrainSpec:
     lr_groups: tuple[tuple[str, float], ...] = ()  # (pattern, lr multiplier)
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
+    rule_schedule: CallSpec | None = None  # the local rule's parameter (SOM radius)
     spans: dict[str, Span] = field(default_factory=dict)
 
     def loss_terms(self) -> list[LossTerm]:
@@ -405,6 +406,7 @@ def build_spec(
         "lr_groups",
         "nonfinite",
         "max_skipped",
+        "rule_schedule",
     ):
         if key in values:
             setattr(spec, key, values[key])

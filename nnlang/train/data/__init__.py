@@ -8,6 +8,7 @@ when asked for, ``val`` and ``test``), with one row per example in each. Sources
   the others ``[N, F]`` float32. Labels are int32 under ``label``.
 - ``text``: a UTF-8 corpus in windows of token ids for next-token models
   (:mod:`nnlang.train.data.text`).
+- ``binary_patterns``: random ±1 patterns and noisy probes (Hopfield memories).
 - ``csv``, ``npz``, ``idx``: files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
 
@@ -38,6 +39,7 @@ from nnlang.train.data.normalizers import (
     normalizers_npz,
     read_normalizers_npz,
 )
+from nnlang.train.data.patterns import _binary_patterns  # noqa: F401  (declares)
 from nnlang.train.data.sources import confine, dataset_from, load_data
 from nnlang.train.data.splits import split_indices
 from nnlang.train.data.text import UNKNOWN

@@ -1,0 +1,131 @@
+"""The local-rule families against their reference libraries, side by side.
+
+- SOM: examples/som.nn against MiniSom on the same split of the 8x8 digits (pixels
+  scaled to [0, 1]), 10x10 rectangular map, gaussian neighbourhood, sigma 1, lr 0.5,
+  MiniSom's asymptotic decay of both, one sample per update in random order, the same
+  number of iterations (epochs x training samples). Quantisation and topographic error
+  on the test split; seconds per epoch (nnlang: the fused epoch loop after compilation,
+  from metrics.jsonl, one checkpoint at the end; MiniSom: its training time / epochs).
+- RBM: examples/rbm.nn against scikit-learn's BernoulliRBM with the same hidden size,
+  learning rate, batch, epochs and PCD (one chain per batch row); mean squared
+  reconstruction error of the mean-field reconstruction on the test split.
+- Hopfield: examples/hopfield.nn, N = 100, P = 1..10 random patterns, recall from 10%
+  flipped bits (the textbook capacity 0.138 N for Hebbian storage; 100% recall expected
+  for P <= 0.1 N).
+
+    python bench/local_rules.py [som|rbm|hopfield ...]    # all three by default
+
+Needs the `bench` extra (minisom, scikit-learn).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EX = ROOT / "examples"
+
+
+def digits01() -> tuple[np.ndarray, np.ndarray]:
+    """The examples' train and test images, flattened and scaled to [0, 1]."""
+    from nnlang.train.data import load_data
+
+    ds = load_data("digits", (), {"test": 0.2, "seed": 0}, root=EX)
+    key = ds.feature_keys[0]
+    return tuple(  # type: ignore[return-value]
+        ds.splits[s][key].reshape(-1, 64).astype(np.float32) / 16 for s in ("train", "test")
+    )
+
+
+def nnlang_run(example: str, sets: list[str]) -> tuple[dict[str, float], float]:
+    """Test metrics and the median seconds per epoch after the first (compiling) one."""
+    from nnlang.train.run import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        r = train(EX / example, out=Path(tmp) / "run", progress=False, sets=sets)
+        rows = [
+            json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()
+        ]
+    secs = [b["seconds"] - a["seconds"] for a, b in zip(rows, rows[1:], strict=False)]
+    return dict(r.test), statistics.median(secs) if secs else float("nan")
+
+
+def som(epochs: int = 10, seed: int = 0) -> bool:
+    from minisom import MiniSom
+
+    train, test = digits01()
+    # one checkpoint, at the end: MiniSom writes none
+    sets = [f"epochs={epochs}", f"seed={seed}", f"checkpoint_every={epochs}"]
+    ours, ours_epoch = nnlang_run("som.nn", sets)
+    ref = MiniSom(10, 10, 64, sigma=1.0, learning_rate=0.5, random_seed=seed)
+    ref.random_weights_init(train)
+    t = time.perf_counter()
+    ref.train(train, epochs * len(train), random_order=True)
+    ref_epoch = (time.perf_counter() - t) / epochs
+    qe, te = ref.quantization_error(test), ref.topographic_error(test)
+    oq, ot = ours["quantization_error"], ours["topographic_error"]
+    print(f"SOM 10x10 digits, {epochs} epochs ({epochs * len(train)} iterations):")
+    print(f"  MiniSom: QE {qe:.4f}  TE {te:.4f}  {ref_epoch * 1e3:.1f} ms/epoch")
+    print(f"  nnlang:  QE {oq:.4f}  TE {ot:.4f}  {ours_epoch * 1e3:.1f} ms/epoch")
+    print(
+        f"  QE ratio {oq / qe:.4f} (<= 1.05), TE diff {ot - te:+.4f} (<= 0.02), "
+        f"speed {ref_epoch / ours_epoch:.1f}x (>= 10)"
+    )
+    return oq <= 1.05 * qe and ot <= te + 0.02 and ref_epoch / ours_epoch >= 10
+
+
+def rbm(epochs: int = 10, seed: int = 0) -> bool:
+    from sklearn.neural_network import BernoulliRBM
+
+    train, test = digits01()
+    ours, ours_epoch = nnlang_run("rbm.nn", [f"epochs={epochs}", f"seed={seed}"])
+    ref = BernoulliRBM(
+        n_components=256, learning_rate=0.1, batch_size=10, n_iter=epochs, random_state=seed
+    )
+    t = time.perf_counter()
+    ref.fit(train)
+    ref_epoch = (time.perf_counter() - t) / epochs
+    h = ref.transform(test)
+    recon = 1 / (1 + np.exp(-(h @ ref.components_ + ref.intercept_visible_)))
+    ref_err = float(np.mean(np.square(test - recon)))
+    err = ours["reconstruction_error"]
+    print(f"RBM 256 hidden, PCD, lr 0.1, batch 10, {epochs} epochs:")
+    print(f"  BernoulliRBM: reconstruction error {ref_err:.5f}  {ref_epoch * 1e3:.1f} ms/epoch")
+    print(f"  nnlang:       reconstruction error {err:.5f}  {ours_epoch * 1e3:.1f} ms/epoch")
+    print(f"  ratio {err / ref_err:.4f} (<= 1), speed {ref_epoch / ours_epoch:.1f}x")
+    return err <= ref_err
+
+
+def hopfield() -> bool:
+    ok = True
+    print("Hopfield N = 100, recall from 10% flipped bits (10 probes per pattern):")
+    for storage in ("hebbian", "pseudoinverse", "storkey"):
+        row = []
+        for p in (1, 5, 10, 14, 20):
+            sets = [f"data.patterns={p}", f'storage="{storage}"']
+            sets.append(f"batch={p}")  # every pattern in one batch (pseudo-inverse needs it)
+            ours, _ = nnlang_run("hopfield.nn", sets)
+            row.append(f"P={p}: {ours['recall_accuracy']:.2f}")
+            # error-free Hebbian recall holds to about N / (4 ln N) = 5.4 patterns
+            if p <= (5 if storage == "hebbian" else 10):
+                ok &= ours["recall_accuracy"] == 1.0
+        print(f"  {storage:13s} " + "  ".join(row))
+    return ok
+
+
+def main(argv: list[str]) -> int:
+    which = argv or ["som", "rbm", "hopfield"]
+    fns = {"som": som, "rbm": rbm, "hopfield": hopfield}
+    results = [fns[w]() for w in which]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
