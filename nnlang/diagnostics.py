@@ -77,6 +77,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E407": ("train", "data does not fit the model"),
     "E408": ("train", "data file missing or unreadable"),
     "E409": ("train", "batch does not fit in memory"),
+    "E420": ("train", "step updates no parameter group"),
+    "E421": ("train", "step loss does not depend on what it updates"),
     "W401": ("train", "batch norm statistics will not settle"),
     # run time
     "E501": ("run", "non-finite loss"),

@@ -33,10 +33,11 @@ from nnlang.graph.graph import Graph
 from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
 from nnlang.train import data as data_lib
-from nnlang.train import optim
+from nnlang.train import multistep, optim
 from nnlang.train.guard import Chunk, Guard, all_finite, keep_if
 from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
-from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
+from nnlang.train.objective import evaluate_loss
+from nnlang.train.spec import CallSpec, TrainSpec
 
 EVAL_BATCH = 1024
 #: Layer families whose XLA CPU kernels lose an order of magnitude inside a rolled loop
@@ -79,7 +80,9 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
     except ArgError as e:
         raise arg_error(e, spec.data.span) from None
-    model_inputs = {p.name: (p.type.dtype, p.type.shape) for p in graph.inputs}
+    model_inputs = {
+        p.name: (p.type.dtype, p.type.shape) for p in graph.inputs if p.name not in spec.noise
+    }
     try:
         mapping = data_lib.bind_inputs(ds, model_inputs)
         norms: dict[str, data_lib.Normalizer] = {}
@@ -116,36 +119,6 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
     )
 
 
-# ------------------------------------------------------------------ loss
-def example_weights(w: jax.Array, batch: int) -> jax.Array:
-    """A loss's `weights = name`: one number per example, as a [B] float vector."""
-    if w.size != batch:
-        raise ArgError(
-            "E407",
-            f"loss `weights` need one number per example, got {list(w.shape[1:])} per sample",
-        )
-    return w.reshape(batch).astype(jnp.float32)
-
-
-def evaluate_loss(expr: Any, env: dict[str, jax.Array], params: Any, batch: int) -> jax.Array:
-    """The loss expression as a per-example vector [B] (penalties broadcast)."""
-    if isinstance(expr, float):
-        return jnp.full((batch,), expr, jnp.float32)
-    if isinstance(expr, LossTerm):
-        c = expr.call
-        v = c.entry.fn(*(env[n] for n in c.tensors), **c.args)
-        v = jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))
-        return v if c.weights is None else v * example_weights(env[c.weights], batch)
-    if isinstance(expr, Penalty):
-        return jnp.broadcast_to(expr.fn(params).astype(jnp.float32), (batch,))
-    assert isinstance(expr, LossOp)
-    a = evaluate_loss(expr.left, env, params, batch)
-    if expr.op == "neg":
-        return -a
-    b = evaluate_loss(expr.right, env, params, batch)
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[expr.op]
-
-
 # ------------------------------------------------------------------ the compiled parts
 @dataclass
 class Engine:
@@ -170,6 +143,7 @@ class Engine:
         key = jax.random.key(self.spec.seed)
         self.data_key, self.aug_key = jax.random.split(jax.random.fold_in(key, 1))
         self.fused = fused_epochs(self.graph)
+        self.filters = tuple(multistep.step_filter(self.graph, st.update) for st in self.spec.steps)
         self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
         self.one_step = jax.jit(self._guarded_step, donate_argnums=(0,))
         self.epoch_order = jax.jit(self.permutation)
@@ -178,7 +152,7 @@ class Engine:
 
     # one step -------------------------------------------------------------------
     def _step(
-        self, state: Any, batch: dict[str, jax.Array], key: jax.Array
+        self, state: Any, batch: dict[str, jax.Array], key: jax.Array, it: Any = 0
     ) -> tuple[Any, jax.Array, jax.Array]:
         """One update, not yet applied. Returns (updated state, loss, why): ``why`` is 0
         when the loss and the gradients are finite, else which was not (a key of
@@ -195,6 +169,19 @@ class Engine:
                 if jnp.issubdtype(batch[name].dtype, jnp.floating):
                     batch = {**batch, name: self.augment(jax.random.fold_in(key, i), batch[name])}
         b = self.spec.batch
+        if self.spec.noise:
+            batch = {**batch, **multistep.noise(self.graph, self.spec.noise, key, b)}
+        if self.spec.steps:  # `step` blocks: each its own loss, parameters and optimizer
+            loss, ok = multistep.run_steps(
+                self.spec,
+                model,
+                opt,
+                lambda x: {n: x[n] for n in self.input_names},
+                batch,
+                self.filters,
+                it,
+            )
+            return nnx.state((model, opt)), loss, jnp.where(ok, 0, 2)
 
         def loss_fn(m: Network) -> jax.Array:
             outs = m(**{n: batch[n] for n in self.input_names})
@@ -226,7 +213,7 @@ class Engine:
         batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
         key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
         live = guard.why == 0
-        new, loss, why = self._step(state, batch, key)
+        new, loss, why = self._step(state, batch, key, epoch * self.steps_per_epoch + i)
         good = why == 0
         state = keep_if(live & good, new, state)
         skip = self.spec.nonfinite == "skip"
@@ -313,6 +300,11 @@ class Engine:
         self, state: Any, batch: dict[str, jax.Array], mask: jax.Array
     ) -> dict[str, Any]:
         model, _ = nnx.merge(self.eval_def, state)
+        if self.spec.noise:
+            batch = {
+                **batch,
+                **multistep.noise(self.graph, self.spec.noise, self.aug_key, len(mask)),
+            }
         outs = model(**{n: batch[n] for n in self.input_names})
         params = nnx.state(model, nnx.Param)
         env = {**batch, **outs}
@@ -433,8 +425,17 @@ def make_engine(
             )
         except ArgError as e:
             raise arg_error(e, spec.spans.get("augment")) from None
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-    return Engine(
+    optimizer: Any = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    if spec.steps:
+
+        def make_tx(call: CallSpec) -> Any:
+            lr = optim.schedule_from(
+                spec.schedule.entry, spec.schedule.args, call.args["lr"], total, steps_per_epoch
+            )
+            return optim.optimizer_from(call.entry, call.args, lr, spec.clip)
+
+        optimizer = multistep.optimizers(model, spec, graph, make_tx)
+    engine = Engine(
         graph,
         spec,
         model,
@@ -445,11 +446,13 @@ def make_engine(
         tuple(p.name for p in graph.inputs),
         aug,
     )
+    return engine
 
 
 def current_lr(engine: Engine, state: Any) -> float | None:
     """The learning rate the last update used (optax.inject_hyperparams state)."""
     _, opt = nnx.merge(engine.train_def, state)
+    opt = opt[0] if isinstance(opt, tuple) else opt  # steps: the first step's
     try:
         return float(optim.current_lr(opt.opt_state))
     except (ValueError, TypeError, KeyError, AttributeError):

@@ -23,7 +23,8 @@ from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
 from nnlang.train import losses, metrics
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
-from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
+from nnlang.train.settings import CATALOGS, SETTINGS, Setting, check_scalar
+from nnlang.train.steps import STEP_SETTINGS, StepSpec, check_steps, update_names
 
 
 # ---------------------------------------------------------------- values
@@ -91,19 +92,49 @@ class TrainSpec:
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
     spans: dict[str, Span] = field(default_factory=dict)
+    #: `step` blocks, run in this order each iteration (empty: one step of `loss`)
+    steps: list[StepSpec] = field(default_factory=list)
+    noise: tuple[str, ...] = ()  # model inputs fed standard normal noise, not data
+    sample: str | None = None  # the output `nnlang sample` draws
 
     def loss_terms(self) -> list[LossTerm]:
-        out: list[LossTerm] = []
+        return loss_terms(self.loss)
 
-        def walk(x: Any) -> None:
-            if isinstance(x, LossTerm):
-                out.append(x)
-            elif isinstance(x, LossOp):
-                walk(x.left)
-                walk(x.right)
 
-        walk(self.loss)
-        return out
+def loss_terms(loss: Any) -> list[LossTerm]:
+    """The loss calls of a loss expression, in order."""
+    out: list[LossTerm] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, LossTerm):
+            out.append(x)
+        elif isinstance(x, LossOp):
+            walk(x.left)
+            walk(x.right)
+
+    walk(loss)
+    return out
+
+
+def loss_tensors(loss: Any) -> list[str]:
+    """The tensors a loss expression reads (constant targets left out)."""
+    return [n for t in loss_terms(loss) for n in t.call.tensors if not is_constant(n)]
+
+
+def has_penalty(loss: Any) -> bool:
+    if isinstance(loss, Penalty):
+        return True
+    return isinstance(loss, LossOp) and (has_penalty(loss.left) or has_penalty(loss.right))
+
+
+#: how a constant target (`binary_cross_entropy(d_fake, 1)`, `ones_like`) is named among
+#: a loss call's tensors: "=" and the number, a name no tensor can have
+CONSTANT = "="
+CONSTANT_WORDS = {"ones_like": 1.0, "zeros_like": 0.0}
+
+
+def is_constant(name: str) -> bool:
+    return name.startswith(CONSTANT)
 
 
 # ---------------------------------------------------------------- building
@@ -144,12 +175,13 @@ class _SpecBuilder:
         if tensors and "inputs" in entry.extra:  # losses over other tensors than a pair
             tensors = len(entry.extra["inputs"])
         if tensors:
-            while (
-                rest
-                and len(tensor_names) < tensors
-                and isinstance(rest[0], A.Name)
-                and rest[0].id not in ("true", "false")
-            ):
+            while rest and len(tensor_names) < tensors:
+                if catalog is losses.LOSSES and tensor_names and (c := _constant(rest[0])):
+                    tensor_names.append(c)  # a constant target: `bce(d_fake, 1)`
+                    rest.pop(0)
+                    continue
+                if not isinstance(rest[0], A.Name) or rest[0].id in ("true", "false"):
+                    break
                 n = rest.pop(0)
                 assert isinstance(n, A.Name)
                 if n.id not in self.tensor_names:
@@ -258,6 +290,19 @@ class _SpecBuilder:
 _BAD = object()
 
 
+def _constant(e: A.Expr) -> str | None:
+    """A loss target written as a constant: a number, `ones_like`, `zeros_like` (bare or
+    called with the prediction), as :data:`CONSTANT` plus the number; else None."""
+    if isinstance(e, A.Num) and not isinstance(e.value, bool):
+        return f"{CONSTANT}{float(e.value)!r}"
+    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, A.Num):
+        return f"{CONSTANT}{-float(e.operand.value)!r}"
+    word = e.id if isinstance(e, A.Name) else e.func if isinstance(e, A.Call) else None
+    if word in CONSTANT_WORDS:
+        return f"{CONSTANT}{CONSTANT_WORDS[word]!r}"
+    return None
+
+
 def _const_evaluator(program: Program, rep: Reporter) -> Callable[[A.Expr], Any]:
     """Setting values: bare words are strings here (`normalize = standardize`,
     `monitor = val_loss`); the rest is the compile-time evaluator's."""
@@ -293,14 +338,10 @@ def build_spec(
     spans: dict[str, Span] = {}
     key_spans: dict[str, Span] = {}
     n_errors = len(rep.errors)
+    step_decls: list[A.StepDecl] = []
     for s in decl.settings:
         if isinstance(s, A.StepDecl):
-            sb.err(
-                "E401",
-                f"`step {s.name}` blocks (multi-step training) are not supported yet",
-                s.name_span,
-                help="train one model with one loss per train section",
-            )
+            step_decls.append(s)
             continue
         if s.key not in SETTINGS:
             sb.err(
@@ -325,7 +366,16 @@ def build_spec(
     for k, x in (overrides or {}).items():
         settings[k] = x
         spans[k] = x.span
+    if step_decls and "loss" in settings:
+        sb.err(
+            "E403",
+            "a train section with `step` blocks has no `loss` of its own: each step has one",
+            key_spans.get("loss", spans["loss"]),
+            help="move the loss into the step it belongs to",
+        )
     for setting in SETTINGS.values():
+        if setting.name == "loss" and step_decls:
+            continue
         if setting.required and setting.name not in settings:
             sb.err(
                 "E402",
@@ -339,6 +389,8 @@ def build_spec(
         v: Any
         if setting.kind == "loss":
             v = sb.loss(e)
+        elif setting.kind == "names":
+            v = _names(sb, key, e, names)
         elif setting.kind == "call":
             cat, word = CATALOGS[key]
             v = sb.call(key, e, catalog=cat, word=word)
@@ -357,8 +409,38 @@ def build_spec(
             v = _BAD
         if v is not _BAD:
             values[key] = v
+    steps = [st for d in step_decls if (st := _step(sb, program, d, ev)) is not None]
+    if len({st.name for st in steps}) < len(steps):
+        seen: dict[str, Span] = {}
+        for st in steps:
+            if st.name in seen:
+                sb.err(
+                    "E102",
+                    f"step `{st.name}` is declared twice",
+                    st.span,
+                    secondary=[Label(seen[st.name], "first declared here")],
+                )
+            seen.setdefault(st.name, st.span)
     if len(rep.errors) > n_errors:
         return None
+    if steps and graph is not None:
+        if not check_steps(graph, steps, loss_tensors, has_penalty, rep):
+            return None
+    if "sample" in values and graph is not None:
+        outs = {p.name for p in graph.outputs}
+        if values["sample"] not in outs:
+            sb.err(
+                "E404",
+                f"`sample = {values['sample']}` names no output of `{decl.model}`",
+                spans["sample"],
+                help=did_you_mean(values["sample"], outs) or f"outputs: {', '.join(sorted(outs))}",
+            )
+            return None
+    if steps:  # what is reported as `loss`: the steps' losses added
+        total: Any = steps[0].loss
+        for st in steps[1:]:
+            total = LossOp("+", total, st.loss)
+        values["loss"] = total
 
     def default(key: str) -> CallSpec:  # the call SETTINGS declares as the default
         entry = CATALOGS[key][0][SETTINGS[key].default]
@@ -391,11 +473,20 @@ def build_spec(
         "init_from",
         "nonfinite",
         "max_skipped",
+        "sample",
     ):
         if key in values:
             setattr(spec, key, values[key])
+    spec.steps = steps
+    spec.noise = tuple(values.get("noise", ()))
+    if steps:
+        spec.loss_text = " + ".join(st.loss_text for st in steps)
     # metrics compare the first (prediction, target) loss term's pair by default
-    terms = [t for t in spec.loss_terms() if len(t.call.tensors) == 2]
+    terms = [
+        t
+        for t in spec.loss_terms()
+        if len(t.call.tensors) == 2 and not any(map(is_constant, t.call.tensors))
+    ]
     terms = [t for t in terms if t.call.entry.extra.get("inputs") == losses.INPUTS] or terms
     if terms:
         pair = terms[0].call.tensors
@@ -403,6 +494,101 @@ def build_spec(
     if spec.monitor is not None and not _check_monitor(spec, rep):
         return None
     return spec
+
+
+def _names(sb: _SpecBuilder, key: str, e: A.Expr, known: set[str]) -> Any:
+    """`noise = z` or `noise = [z, c]`: model inputs, each once."""
+    items = e.items if isinstance(e, (A.ListExpr, A.TupleExpr)) else (e,)
+    out: list[str] = []
+    for it in items:
+        if not isinstance(it, A.Name) or it.id not in known or it.id == "label":
+            sb.err(
+                "E404",
+                f"`{key}` names model inputs: `{key} = z`",
+                it.span,
+                help=did_you_mean(getattr(it, "id", ""), known - {"label"})
+                or f"known: {', '.join(sorted(known - {'label'}))}",
+            )
+            return _BAD
+        out.append(it.id)
+    return out
+
+
+_EVERY = Setting("every", "int", STEP_SETTINGS["every"], 1, min=1)
+
+
+def _step(
+    sb: _SpecBuilder, program: Program, d: A.StepDecl, ev: Callable[[A.Expr], Any]
+) -> StepSpec | None:
+    """One `step name { ... }` block bound: its loss, `update`, optimizer, `every`."""
+    given: dict[str, A.Setting] = {}
+    ok = True
+    for s in d.settings:
+        if isinstance(s, A.StepDecl):
+            sb.err("E401", "a `step` cannot hold another `step`", s.name_span)
+            ok = False
+            continue
+        if s.key not in STEP_SETTINGS:
+            sb.err(
+                "E401",
+                f"unknown step setting `{s.key}`",
+                s.key_span,
+                help=did_you_mean(s.key, STEP_SETTINGS)
+                or f"a step takes: {', '.join(STEP_SETTINGS)}",
+            )
+            ok = False
+            continue
+        if s.key in given:
+            sb.err(
+                "E102",
+                f"step setting `{s.key}` is given twice",
+                s.key_span,
+                secondary=[Label(given[s.key].key_span, "first given here")],
+            )
+            ok = False
+            continue
+        given[s.key] = s
+    for key in ("loss", "update"):
+        if key not in given:
+            sb.err(
+                "E402",
+                f"step `{d.name}` needs `{key}`",
+                d.name_span,
+                help=f"add `{key} = ...`: {STEP_SETTINGS[key]}",
+            )
+            ok = False
+    if not ok:
+        return None
+    loss = sb.loss(given["loss"].value)
+    names, named = update_names(given["update"].value, sb.err)
+    optimizer = None
+    if "optimizer" in given:
+        cat, word = CATALOGS["optimizer"]
+        optimizer = sb.call("optimizer", given["optimizer"].value, catalog=cat, word=word)
+    every = 1
+    if "every" in given:
+        v = ev(given["every"].value)
+        if v is _BAD:
+            return None
+        try:
+            every = check_scalar(_EVERY, v)
+        except ArgError as ex:
+            sb.err(ex.code, ex.message, given["every"].value.span, help=STEP_SETTINGS["every"])
+            return None
+    if loss is _BAD or not named or ("optimizer" in given and optimizer is None):
+        return None
+    spans = {k: s.value.span for k, s in given.items()}
+    spans.update({f"update:{n}": sp for n, sp in names})
+    return StepSpec(
+        d.name,
+        d.name_span,
+        loss,
+        _text(program, spans["loss"]),
+        tuple(n for n, _ in names),
+        optimizer,
+        every,
+        spans,
+    )
 
 
 def _check_monitor(spec: TrainSpec, rep: Reporter) -> bool:
