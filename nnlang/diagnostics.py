@@ -88,6 +88,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E505": ("run", "evaluation of the trained model is not finite"),
     "E510": ("run", "run directory in use by another process"),
     "E511": ("run", "run directory holds a link, hard link or special file"),
+    "E512": ("run", "the train section declares nothing to sample"),
     # export
     "E601": ("export", "layer cannot be exported"),
     "E602": ("export", "exported artifact differs from the live model"),
