@@ -56,5 +56,7 @@ def init_from(spec: TrainSpec, root: Path, model: str, state: Any, engine: Engin
     restored = ck.restore_model(step, nnx.state(net), what=f"model `{model}` (init_from)")
     ck.close()
     nnx.update(net, restored)
+    if isinstance(opt, tuple):  # `step` blocks: one optimizer per step, each over its groups
+        return nnx.state((net, tuple(nnx.Optimizer(net, o.tx, wrt=o.wrt) for o in opt)))
     fresh = nnx.Optimizer(net, opt.tx, wrt=nnx.Param)
     return nnx.state((net, fresh))

@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from nnlang.diagnostics import ArgError
-from nnlang.train.spec import CONSTANT, LossOp, LossTerm, Penalty
+from nnlang.train.spec import LossOp, LossTerm, Penalty
+from nnlang.train.steps import CONSTANT
 
 
 def example_weights(w: jax.Array, batch: int) -> jax.Array:

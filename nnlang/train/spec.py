@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from typing import Any
 
 from nnlang.diagnostics import ArgError, Diagnostic, Label, Reporter, Span, did_you_mean
@@ -22,9 +23,10 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
 from nnlang.train import losses, metrics
+from nnlang.train import steps as S
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
-from nnlang.train.settings import CATALOGS, SETTINGS, Setting, check_scalar
-from nnlang.train.steps import STEP_SETTINGS, StepSpec, check_steps, update_names
+from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
+from nnlang.train.steps import StepSpec
 
 
 # ---------------------------------------------------------------- values
@@ -118,23 +120,13 @@ def loss_terms(loss: Any) -> list[LossTerm]:
 
 def loss_tensors(loss: Any) -> list[str]:
     """The tensors a loss expression reads (constant targets left out)."""
-    return [n for t in loss_terms(loss) for n in t.call.tensors if not is_constant(n)]
+    return [n for t in loss_terms(loss) for n in t.call.tensors if not S.is_constant(n)]
 
 
 def has_penalty(loss: Any) -> bool:
-    if isinstance(loss, Penalty):
-        return True
-    return isinstance(loss, LossOp) and (has_penalty(loss.left) or has_penalty(loss.right))
-
-
-#: how a constant target (`binary_cross_entropy(d_fake, 1)`, `ones_like`) is named among
-#: a loss call's tensors: "=" and the number, a name no tensor can have
-CONSTANT = "="
-CONSTANT_WORDS = {"ones_like": 1.0, "zeros_like": 0.0}
-
-
-def is_constant(name: str) -> bool:
-    return name.startswith(CONSTANT)
+    return isinstance(loss, Penalty) or (
+        isinstance(loss, LossOp) and (has_penalty(loss.left) or has_penalty(loss.right))
+    )
 
 
 # ---------------------------------------------------------------- building
@@ -176,7 +168,7 @@ class _SpecBuilder:
             tensors = len(entry.extra["inputs"])
         if tensors:
             while rest and len(tensor_names) < tensors:
-                if catalog is losses.LOSSES and tensor_names and (c := _constant(rest[0])):
+                if catalog is losses.LOSSES and tensor_names and (c := S.constant(rest[0])):
                     tensor_names.append(c)  # a constant target: `bce(d_fake, 1)`
                     rest.pop(0)
                     continue
@@ -290,19 +282,6 @@ class _SpecBuilder:
 _BAD = object()
 
 
-def _constant(e: A.Expr) -> str | None:
-    """A loss target written as a constant: a number, `ones_like`, `zeros_like` (bare or
-    called with the prediction), as :data:`CONSTANT` plus the number; else None."""
-    if isinstance(e, A.Num) and not isinstance(e.value, bool):
-        return f"{CONSTANT}{float(e.value)!r}"
-    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, A.Num):
-        return f"{CONSTANT}{-float(e.operand.value)!r}"
-    word = e.id if isinstance(e, A.Name) else e.func if isinstance(e, A.Call) else None
-    if word in CONSTANT_WORDS:
-        return f"{CONSTANT}{CONSTANT_WORDS[word]!r}"
-    return None
-
-
 def _const_evaluator(program: Program, rep: Reporter) -> Callable[[A.Expr], Any]:
     """Setting values: bare words are strings here (`normalize = standardize`,
     `monitor = val_loss`); the rest is the compile-time evaluator's."""
@@ -374,9 +353,7 @@ def build_spec(
             help="move the loss into the step it belongs to",
         )
     for setting in SETTINGS.values():
-        if setting.name == "loss" and step_decls:
-            continue
-        if setting.required and setting.name not in settings:
+        if setting.required and setting.name not in {*settings, *["loss"] * bool(step_decls)}:
             sb.err(
                 "E402",
                 f"train section for `{decl.model}` needs `{setting.name}`",
@@ -390,7 +367,8 @@ def build_spec(
         if setting.kind == "loss":
             v = sb.loss(e)
         elif setting.kind == "names":
-            v = _names(sb, key, e, names)
+            v = S.input_names(sb.err, key, e, names)
+            v = _BAD if v is None else v
         elif setting.kind == "call":
             cat, word = CATALOGS[key]
             v = sb.call(key, e, catalog=cat, word=word)
@@ -409,38 +387,18 @@ def build_spec(
             v = _BAD
         if v is not _BAD:
             values[key] = v
-    steps = [st for d in step_decls if (st := _step(sb, program, d, ev)) is not None]
-    if len({st.name for st in steps}) < len(steps):
-        seen: dict[str, Span] = {}
-        for st in steps:
-            if st.name in seen:
-                sb.err(
-                    "E102",
-                    f"step `{st.name}` is declared twice",
-                    st.span,
-                    secondary=[Label(seen[st.name], "first declared here")],
-                )
-            seen.setdefault(st.name, st.span)
+    bound = [S.bind_step(sb, d, ev, lambda sp: _text(program, sp), _BAD) for d in step_decls]
+    steps = [st for st in bound if st is not None]
+    S.check_names(steps, sb.err)
     if len(rep.errors) > n_errors:
         return None
-    if steps and graph is not None:
-        if not check_steps(graph, steps, loss_tensors, has_penalty, rep):
-            return None
-    if "sample" in values and graph is not None:
-        outs = {p.name for p in graph.outputs}
-        if values["sample"] not in outs:
-            sb.err(
-                "E404",
-                f"`sample = {values['sample']}` names no output of `{decl.model}`",
-                spans["sample"],
-                help=did_you_mean(values["sample"], outs) or f"outputs: {', '.join(sorted(outs))}",
-            )
-            return None
+    sample = values.get("sample"), spans.get("sample")
+    if graph is not None and not S.check_steps(
+        graph, steps, sample, loss_tensors, has_penalty, rep
+    ):
+        return None
     if steps:  # what is reported as `loss`: the steps' losses added
-        total: Any = steps[0].loss
-        for st in steps[1:]:
-            total = LossOp("+", total, st.loss)
-        values["loss"] = total
+        values["loss"] = reduce(lambda a, b: LossOp("+", a, b), [st.loss for st in steps])
 
     def default(key: str) -> CallSpec:  # the call SETTINGS declares as the default
         entry = CATALOGS[key][0][SETTINGS[key].default]
@@ -485,7 +443,7 @@ def build_spec(
     terms = [
         t
         for t in spec.loss_terms()
-        if len(t.call.tensors) == 2 and not any(map(is_constant, t.call.tensors))
+        if len(t.call.tensors) == 2 and not any(map(S.is_constant, t.call.tensors))
     ]
     terms = [t for t in terms if t.call.entry.extra.get("inputs") == losses.INPUTS] or terms
     if terms:
@@ -494,101 +452,6 @@ def build_spec(
     if spec.monitor is not None and not _check_monitor(spec, rep):
         return None
     return spec
-
-
-def _names(sb: _SpecBuilder, key: str, e: A.Expr, known: set[str]) -> Any:
-    """`noise = z` or `noise = [z, c]`: model inputs, each once."""
-    items = e.items if isinstance(e, (A.ListExpr, A.TupleExpr)) else (e,)
-    out: list[str] = []
-    for it in items:
-        if not isinstance(it, A.Name) or it.id not in known or it.id == "label":
-            sb.err(
-                "E404",
-                f"`{key}` names model inputs: `{key} = z`",
-                it.span,
-                help=did_you_mean(getattr(it, "id", ""), known - {"label"})
-                or f"known: {', '.join(sorted(known - {'label'}))}",
-            )
-            return _BAD
-        out.append(it.id)
-    return out
-
-
-_EVERY = Setting("every", "int", STEP_SETTINGS["every"], 1, min=1)
-
-
-def _step(
-    sb: _SpecBuilder, program: Program, d: A.StepDecl, ev: Callable[[A.Expr], Any]
-) -> StepSpec | None:
-    """One `step name { ... }` block bound: its loss, `update`, optimizer, `every`."""
-    given: dict[str, A.Setting] = {}
-    ok = True
-    for s in d.settings:
-        if isinstance(s, A.StepDecl):
-            sb.err("E401", "a `step` cannot hold another `step`", s.name_span)
-            ok = False
-            continue
-        if s.key not in STEP_SETTINGS:
-            sb.err(
-                "E401",
-                f"unknown step setting `{s.key}`",
-                s.key_span,
-                help=did_you_mean(s.key, STEP_SETTINGS)
-                or f"a step takes: {', '.join(STEP_SETTINGS)}",
-            )
-            ok = False
-            continue
-        if s.key in given:
-            sb.err(
-                "E102",
-                f"step setting `{s.key}` is given twice",
-                s.key_span,
-                secondary=[Label(given[s.key].key_span, "first given here")],
-            )
-            ok = False
-            continue
-        given[s.key] = s
-    for key in ("loss", "update"):
-        if key not in given:
-            sb.err(
-                "E402",
-                f"step `{d.name}` needs `{key}`",
-                d.name_span,
-                help=f"add `{key} = ...`: {STEP_SETTINGS[key]}",
-            )
-            ok = False
-    if not ok:
-        return None
-    loss = sb.loss(given["loss"].value)
-    names, named = update_names(given["update"].value, sb.err)
-    optimizer = None
-    if "optimizer" in given:
-        cat, word = CATALOGS["optimizer"]
-        optimizer = sb.call("optimizer", given["optimizer"].value, catalog=cat, word=word)
-    every = 1
-    if "every" in given:
-        v = ev(given["every"].value)
-        if v is _BAD:
-            return None
-        try:
-            every = check_scalar(_EVERY, v)
-        except ArgError as ex:
-            sb.err(ex.code, ex.message, given["every"].value.span, help=STEP_SETTINGS["every"])
-            return None
-    if loss is _BAD or not named or ("optimizer" in given and optimizer is None):
-        return None
-    spans = {k: s.value.span for k, s in given.items()}
-    spans.update({f"update:{n}": sp for n, sp in names})
-    return StepSpec(
-        d.name,
-        d.name_span,
-        loss,
-        _text(program, spans["loss"]),
-        tuple(n for n, _ in names),
-        optimizer,
-        every,
-        spans,
-    )
 
 
 def _check_monitor(spec: TrainSpec, rep: Reporter) -> bool:

@@ -8,19 +8,21 @@ A parameter group is a parameter owner of the graph or any `/`-prefix of one: a
 (`generator`), or one layer (`dense_2`). The loop (:mod:`nnlang.train.multistep`)
 differentiates each step's loss with respect to its groups only.
 
-Imports: the diagnostics, the graph, the syntax tree and this package's loss catalogue;
+Imports: the diagnostics, the graph, the syntax tree and this package's settings;
 no JAX (``nnlang check`` runs without it). The step's bound calls are
 :class:`~nnlang.train.spec.CallSpec` values, built by the caller's binder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nnlang.diagnostics import Diagnostic, Label, Reporter, Span, did_you_mean
+from nnlang.diagnostics import ArgError, Diagnostic, Label, Reporter, Span, did_you_mean
 from nnlang.graph.graph import Graph
 from nnlang.syntax import ast as A
+from nnlang.train.settings import CATALOGS, Setting, check_scalar
 
 #: the settings a `step` block takes
 STEP_SETTINGS = {
@@ -100,11 +102,28 @@ def reached_owners(graph: Graph, tensors: set[str]) -> set[str]:
 
 
 def check_steps(
-    graph: Graph, steps: list[StepSpec], tensors_of: Any, penalties_of: Any, rep: Reporter
+    graph: Graph,
+    steps: list[StepSpec],
+    sample: tuple[str | None, Span | None],
+    tensors_of: Any,
+    penalties_of: Any,
+    rep: Reporter,
 ) -> bool:
     """E420 for an `update` naming no parameter group (or one without parameters), E421
-    for a step whose loss depends on none, or not on all, of the groups it updates."""
+    for a step whose loss depends on none, or not on all, of the groups it updates; E404
+    for a `sample` that names no output of the model."""
     ok = True
+    outs = {p.name for p in graph.outputs}
+    if sample[0] is not None and sample[0] not in outs:
+        rep.add(
+            Diagnostic(
+                "E404",
+                f"`sample = {sample[0]}` names no output of `{graph.name}`",
+                sample[1],
+                help=did_you_mean(sample[0], outs) or f"outputs: {', '.join(sorted(outs))}",
+            )
+        )
+        ok = False
     known = groups(graph)
     for st in steps:
         wanted: dict[str, set[str]] = {}
@@ -153,3 +172,140 @@ def check_steps(
             )
             ok = False
     return ok
+
+
+# ---------------------------------------------------------------- constant targets
+#: how a constant target (`binary_cross_entropy(d_fake, 1)`, `ones_like`) is named among
+#: a loss call's tensors: "=" and the number, a name no tensor can have
+CONSTANT = "="
+CONSTANT_WORDS = {"ones_like": 1.0, "zeros_like": 0.0}
+
+
+def is_constant(name: str) -> bool:
+    return name.startswith(CONSTANT)
+
+
+def constant(e: A.Expr) -> str | None:
+    """A loss target written as a constant: a number, `ones_like`, `zeros_like` (bare or
+    called with the prediction), as :data:`CONSTANT` plus the number; else None."""
+    if isinstance(e, A.Num) and not isinstance(e.value, bool):
+        return f"{CONSTANT}{float(e.value)!r}"
+    if isinstance(e, A.UnaryOp) and e.op == "-" and isinstance(e.operand, A.Num):
+        return f"{CONSTANT}{-float(e.operand.value)!r}"
+    word = e.id if isinstance(e, A.Name) else e.func if isinstance(e, A.Call) else None
+    if word in CONSTANT_WORDS:
+        return f"{CONSTANT}{CONSTANT_WORDS[word]!r}"
+    return None
+
+
+# ---------------------------------------------------------------- binding
+def input_names(err: Any, key: str, e: A.Expr, known: set[str]) -> list[str] | None:
+    """`noise = z` or `noise = [z, c]`: model inputs (None after reporting a mistake)."""
+    items = e.items if isinstance(e, (A.ListExpr, A.TupleExpr)) else (e,)
+    out: list[str] = []
+    inputs = known - {"label"}
+    for it in items:
+        if not isinstance(it, A.Name) or it.id not in inputs:
+            err(
+                "E404",
+                f"`{key}` names model inputs: `{key} = z`",
+                it.span,
+                help=did_you_mean(getattr(it, "id", ""), inputs)
+                or f"known: {', '.join(sorted(inputs))}",
+            )
+            return None
+        out.append(it.id)
+    return out
+
+
+_EVERY = Setting("every", "int", STEP_SETTINGS["every"], 1, min=1)
+
+
+def check_names(steps: list[StepSpec], err: Any) -> None:
+    """E102 for a step name declared twice."""
+    seen: dict[str, Span] = {}
+    for st in steps:
+        if st.name in seen:
+            err(
+                "E102",
+                f"step `{st.name}` is declared twice",
+                st.span,
+                secondary=[Label(seen[st.name], "first declared here")],
+            )
+        seen.setdefault(st.name, st.span)
+
+
+def bind_step(
+    sb: Any, d: A.StepDecl, ev: Callable[[A.Expr], Any], text: Callable[[Span], str], bad: Any
+) -> StepSpec | None:
+    """One `step name { ... }` block bound with the train section's binder ``sb`` (its
+    ``err``, ``loss`` and ``call``) and evaluator ``ev``, whose failure value is ``bad``:
+    its loss, `update`, optimizer and `every`."""
+    given: dict[str, A.Setting] = {}
+    ok = True
+    for s in d.settings:
+        if isinstance(s, A.StepDecl):
+            sb.err("E401", "a `step` cannot hold another `step`", s.name_span)
+            ok = False
+            continue
+        if s.key not in STEP_SETTINGS:
+            sb.err(
+                "E401",
+                f"unknown step setting `{s.key}`",
+                s.key_span,
+                help=did_you_mean(s.key, STEP_SETTINGS)
+                or f"a step takes: {', '.join(STEP_SETTINGS)}",
+            )
+            ok = False
+            continue
+        if s.key in given:
+            sb.err(
+                "E102",
+                f"step setting `{s.key}` is given twice",
+                s.key_span,
+                secondary=[Label(given[s.key].key_span, "first given here")],
+            )
+            ok = False
+            continue
+        given[s.key] = s
+    for key in ("loss", "update"):
+        if key not in given:
+            sb.err(
+                "E402",
+                f"step `{d.name}` needs `{key}`",
+                d.name_span,
+                help=f"add `{key} = ...`: {STEP_SETTINGS[key]}",
+            )
+            ok = False
+    if not ok:
+        return None
+    loss = sb.loss(given["loss"].value)
+    names, named = update_names(given["update"].value, sb.err)
+    optimizer = None
+    if "optimizer" in given:
+        cat, word = CATALOGS["optimizer"]
+        optimizer = sb.call("optimizer", given["optimizer"].value, catalog=cat, word=word)
+    every = 1
+    if "every" in given:
+        v = ev(given["every"].value)
+        if v is bad:
+            return None
+        try:
+            every = check_scalar(_EVERY, v)
+        except ArgError as ex:
+            sb.err(ex.code, ex.message, given["every"].value.span, help=STEP_SETTINGS["every"])
+            return None
+    if loss is bad or not named or ("optimizer" in given and optimizer is None):
+        return None
+    spans = {k: s.value.span for k, s in given.items()}
+    spans.update({f"update:{n}": sp for n, sp in names})
+    return StepSpec(
+        d.name,
+        d.name_span,
+        loss,
+        text(spans["loss"]),
+        tuple(n for n, _ in names),
+        optimizer,
+        every,
+        spans,
+    )
