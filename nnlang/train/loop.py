@@ -166,7 +166,7 @@ class Engine:
         model, opt = nnx.merge(self.train_def, jax.tree.map(lambda x: x, state))
         if self.augment is not None:  # every floating input, each with its own key
             for i, name in enumerate(self.input_names):
-                if jnp.issubdtype(batch[name].dtype, jnp.floating):
+                if name not in self.spec.noise and jnp.issubdtype(batch[name].dtype, jnp.floating):
                     batch = {**batch, name: self.augment(jax.random.fold_in(key, i), batch[name])}
         b = self.spec.batch
         if self.spec.noise:
@@ -435,7 +435,7 @@ def make_engine(
             return optim.optimizer_from(call.entry, call.args, lr, spec.clip)
 
         optimizer = multistep.optimizers(model, spec, graph, make_tx)
-    engine = Engine(
+    return Engine(
         graph,
         spec,
         model,
@@ -446,7 +446,6 @@ def make_engine(
         tuple(p.name for p in graph.inputs),
         aug,
     )
-    return engine
 
 
 def current_lr(engine: Engine, state: Any) -> float | None:
