@@ -43,17 +43,17 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     out = Path(a.out or tempfile.mkdtemp(prefix="gan-"))
-    nn = sys.executable.replace("python", "nnlang")
+    nn = [sys.executable, "-m", "nnlang.cli"]
     sets = [] if a.epochs is None else ["--set", f"epochs={a.epochs}"]
     sets += ["--set", f"seed={a.seed}"]
     subprocess.run(
-        [nn, "train", str(ROOT / "examples/gan.nn"), "--out", str(out / "run"), "-q", *sets],
+        [*nn, "train", str(ROOT / "examples/gan.nn"), "--out", str(out / "run"), "-q", *sets],
         check=True,
     )
     npy = out / "samples.npy"
     subprocess.run(
         [
-            nn,
+            *nn,
             "sample",
             str(ROOT / "examples/gan.nn"),
             "--run",
