@@ -77,6 +77,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E407": ("train", "data does not fit the model"),
     "E408": ("train", "data file missing or unreadable"),
     "E409": ("train", "batch does not fit in memory"),
+    "E420": ("train", "step updates no parameter group"),
+    "E421": ("train", "step loss does not depend on what it updates"),
     "W401": ("train", "batch norm statistics will not settle"),
     # run time
     "E501": ("run", "non-finite loss"),
@@ -86,6 +88,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E505": ("run", "evaluation of the trained model is not finite"),
     "E510": ("run", "run directory in use by another process"),
     "E511": ("run", "run directory holds a link, hard link or special file"),
+    "E512": ("run", "the train section declares nothing to sample"),
     # export
     "E601": ("export", "layer cannot be exported"),
     "E602": ("export", "exported artifact differs from the live model"),

@@ -12,7 +12,7 @@ from _util import ROOT, write
 
 from nnlang.cli import build_parser, main
 
-VERBS = ["check", "summary", "layers", "graph", "train", "eval", "predict", "export"]
+VERBS = ["check", "summary", "layers", "graph", "train", "eval", "predict", "sample", "export"]
 
 
 @pytest.mark.parametrize("verb", VERBS)

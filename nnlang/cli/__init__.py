@@ -111,6 +111,13 @@ VERBS: tuple[Verb, ...] = (
         run.cmd_predict,
     ),
     Verb(
+        "sample",
+        "draw from a trained generative model: its `sample` output fed from its `noise` inputs",
+        "nnlang sample examples/gan.nn --run runs/gan -n 100 -o digits.npy --seed 1",
+        run.sample_args,
+        run.cmd_sample,
+    ),
+    Verb(
         "export",
         "export a trained model to StableHLO or ONNX, checked against the live model first",
         "nnlang export examples/digits_mlp.nn --run runs/digits_mlp --format stablehlo --out digits.hlo",

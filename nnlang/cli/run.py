@@ -1,4 +1,4 @@
-"""The runtime verbs of the `nnlang` command: train, eval, predict, export.
+"""The runtime verbs of the `nnlang` command: train, eval, predict, sample, export.
 
 Kept apart from :mod:`nnlang.cli.model` so that `nnlang check` never imports JAX: the
 training, export and artifact modules are imported inside each verb. May import
@@ -160,6 +160,20 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(a: argparse.Namespace) -> int:
+    from nnlang.train.trained import TrainedRun
+
+    if a.n < 1:
+        raise NNError(Diagnostic("E504", f"`-n {a.n}`: draw at least one sample"))
+    run = TrainedRun.open(a.file, a.run, a.model)
+    drawn = run.sample(a.n, a.seed)
+    write_output(a.output, {run.spec.sample or "sample": drawn})
+    print(
+        f"wrote {a.output}: {a.n} draws of `{run.spec.sample}` {list(drawn.shape[1:])} (seed {a.seed})"
+    )
+    return EXIT_OK
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from nnlang.export import export
 
@@ -214,6 +228,15 @@ def predict_args(p: argparse.ArgumentParser) -> None:
         "--input", required=True, help=".npy (one input), .npz (one array per input) or .csv"
     )
     p.add_argument("-o", "--output", required=True, help=".npy (one output) or .npz")
+    p.add_argument("--model")
+
+
+def sample_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--run", required=True, metavar="DIR")
+    p.add_argument("-n", type=int, default=16, help="how many samples to draw (default 16)")
+    p.add_argument("-o", "--output", required=True, help=".npy file for the samples")
+    p.add_argument("--seed", type=int, default=0, help="seeds the noise (default 0)")
     p.add_argument("--model")
 
 

@@ -134,6 +134,7 @@ _SETTING_TYPE_TEXT = {
     "loss": "a loss expression",
     "int": "integer",
     "float": "number",
+    "names": "a name or a list of names",
     "str": "name or string",
 }
 

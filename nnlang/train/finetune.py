@@ -239,5 +239,7 @@ def init_from(plan: Plan, state: Any, engine: Engine) -> Any:
         if p in plan.arrays:
             var.set_value(jnp.asarray(plan.arrays[p], dtype=var.get_value().dtype))
     nnx.update(net, model_state)
+    if isinstance(opt, tuple):  # `step` blocks: one optimizer per step, each over its groups
+        return nnx.state((net, tuple(nnx.Optimizer(net, o.tx, wrt=o.wrt) for o in opt)))
     fresh = nnx.Optimizer(net, opt.tx, wrt=engine.wrt)
     return nnx.state((net, fresh))

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -29,16 +28,17 @@ import numpy as np
 import optax
 from flax import nnx
 
-from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span
+from nnlang.diagnostics import ArgError, Diagnostic, NNError
 from nnlang.graph.graph import Graph
 from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
-from nnlang.train import data as data_lib
-from nnlang.train import optim, trainable
+from nnlang.train import multistep, optim, trainable
 from nnlang.train import rules as rules_lib
+from nnlang.train.dataload import Data, arg_error, load  # noqa: F401  (re-exported)
 from nnlang.train.guard import Chunk, Guard, all_finite, keep_if
 from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
-from nnlang.train.spec import CallSpec, LossOp, LossTerm, Penalty, TrainSpec
+from nnlang.train.objective import evaluate_loss
+from nnlang.train.spec import CallSpec, TrainSpec
 
 EVAL_BATCH = 1024
 #: Layer families whose XLA CPU kernels lose an order of magnitude inside a rolled loop
@@ -53,99 +53,6 @@ def fused_epochs(graph: Graph) -> bool:
     if jax.default_backend() != "cpu":
         return True
     return not any(n.kind is not None and n.kind.family in SLOW_IN_CPU_LOOPS for n in graph.order())
-
-
-def arg_error(e: ArgError, span: Span | None, what: str = "") -> NNError:
-    return NNError(Diagnostic(e.code, f"{what}{e.message}", span, help=e.help))
-
-
-# ------------------------------------------------------------------ data
-@dataclass
-class Data:
-    """Splits as named arrays: model input names and label keys -> numpy arrays."""
-
-    splits: dict[str, dict[str, np.ndarray]]
-    mapping: dict[str, str]  # model input -> dataset feature key
-    normalizers: dict[str, data_lib.Normalizer]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def size(self, split: str) -> int:
-        arrays = self.splits.get(split)
-        return 0 if not arrays else len(next(iter(arrays.values())))
-
-
-def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
-    """Load, bind and normalise the data; every problem is a diagnostic naming the
-    setting, file or model input, before any compute."""
-    try:
-        ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
-    except ArgError as e:
-        raise arg_error(e, spec.data.span) from None
-    model_inputs = {p.name: (p.type.dtype, p.type.shape) for p in graph.inputs}
-    try:
-        mapping = data_lib.bind_inputs(ds, model_inputs)
-        norms: dict[str, data_lib.Normalizer] = {}
-        if spec.normalize is not None:
-            norms = data_lib.normalize_from(
-                ds, spec.normalize.entry, spec.normalize.args, keys=list(mapping.values())
-            )
-    except ArgError as e:
-        raise arg_error(
-            e, spec.spans.get("normalize") if e.code == "E403" else spec.data.span
-        ) from None
-    # integer class labels must index the logits of the output they are compared with
-    outputs = {p.name: p.type for p in graph.outputs}
-    for term in spec.loss_terms():
-        if term.call.name == "cross_entropy" and len(term.call.tensors) == 2:
-            pred, target = term.call.tensors
-            if pred in outputs and target in ds.label_keys and outputs[pred].shape:
-                n = outputs[pred].shape[-1]
-                if isinstance(n, int):
-                    try:
-                        data_lib.check_class_labels(ds, target, n)
-                    except ArgError as e:
-                        raise arg_error(e, spec.data.span) from None
-    splits: dict[str, dict[str, np.ndarray]] = {}
-    for split, arrays in ds.splits.items():
-        named = {inp: arrays[key] for inp, key in mapping.items()}
-        named.update({k: arrays[k] for k in ds.label_keys if k in arrays})
-        splits[split] = named
-    return Data(
-        splits,
-        mapping,
-        {inp: norms[key] for inp, key in mapping.items() if key in norms},
-        dict(ds.meta),
-    )
-
-
-# ------------------------------------------------------------------ loss
-def example_weights(w: jax.Array, batch: int) -> jax.Array:
-    """A loss's `weights = name`: one number per example, as a [B] float vector."""
-    if w.size != batch:
-        raise ArgError(
-            "E407",
-            f"loss `weights` need one number per example, got {list(w.shape[1:])} per sample",
-        )
-    return w.reshape(batch).astype(jnp.float32)
-
-
-def evaluate_loss(expr: Any, env: dict[str, jax.Array], params: Any, batch: int) -> jax.Array:
-    """The loss expression as a per-example vector [B] (penalties broadcast)."""
-    if isinstance(expr, float):
-        return jnp.full((batch,), expr, jnp.float32)
-    if isinstance(expr, LossTerm):
-        c = expr.call
-        v = c.entry.fn(*(env[n] for n in rules_lib.loss_inputs(c)), **c.args)
-        v = jnp.broadcast_to(jnp.asarray(v, jnp.float32), (batch,))
-        return v if c.weights is None else v * example_weights(env[c.weights], batch)
-    if isinstance(expr, Penalty):
-        return jnp.broadcast_to(expr.fn(params).astype(jnp.float32), (batch,))
-    assert isinstance(expr, LossOp)
-    a = evaluate_loss(expr.left, env, params, batch)
-    if expr.op == "neg":
-        return -a
-    b = evaluate_loss(expr.right, env, params, batch)
-    return {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[expr.op]
 
 
 # ------------------------------------------------------------------ the compiled parts
@@ -179,6 +86,7 @@ class Engine:
         key = jax.random.key(self.spec.seed)
         self.data_key, self.aug_key = jax.random.split(jax.random.fold_in(key, 1))
         self.fused = fused_epochs(self.graph)
+        self.filters = tuple(multistep.step_filter(self.graph, st.update) for st in self.spec.steps)
         self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
         self.one_step = jax.jit(self._guarded_step, donate_argnums=(0,))
         self.epoch_order = jax.jit(self.permutation)
@@ -187,7 +95,7 @@ class Engine:
 
     # one step -------------------------------------------------------------------
     def _step(
-        self, state: Any, batch: dict[str, jax.Array], key: jax.Array
+        self, state: Any, batch: dict[str, jax.Array], key: jax.Array, it: Any = 0
     ) -> tuple[Any, jax.Array, jax.Array]:
         """One update, not yet applied. Returns (updated state, loss, why): ``why`` is 0
         when the loss and the gradients are finite, else which was not (a key of
@@ -201,9 +109,22 @@ class Engine:
         model, opt = nnx.merge(self.train_def, jax.tree.map(lambda x: x, state))
         if self.augment is not None:  # every floating input, each with its own key
             for i, name in enumerate(self.input_names):
-                if jnp.issubdtype(batch[name].dtype, jnp.floating):
+                if name not in self.spec.noise and jnp.issubdtype(batch[name].dtype, jnp.floating):
                     batch = {**batch, name: self.augment(jax.random.fold_in(key, i), batch[name])}
         b = self.spec.batch
+        if self.spec.noise:
+            batch = {**batch, **multistep.noise(self.graph, self.spec.noise, key, b)}
+        if self.spec.steps:  # `step` blocks: each its own loss, parameters and optimizer
+            loss, ok = multistep.run_steps(
+                self.spec,
+                model,
+                opt,
+                lambda x: {n: x[n] for n in self.input_names},
+                batch,
+                self.filters,
+                it,
+            )
+            return nnx.state((model, opt)), loss, jnp.where(ok, 0, 2)
 
         ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, key, train=True)
 
@@ -237,7 +158,7 @@ class Engine:
         batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
         key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
         live = guard.why == 0
-        new, loss, why = self._step(state, batch, key)
+        new, loss, why = self._step(state, batch, key, epoch * self.steps_per_epoch + i)
         good = why == 0
         state = keep_if(live & good, new, state)
         skip = self.spec.nonfinite == "skip"
@@ -324,6 +245,11 @@ class Engine:
         self, state: Any, batch: dict[str, jax.Array], mask: jax.Array
     ) -> dict[str, Any]:
         model, opt = nnx.merge(self.eval_def, state)
+        if self.spec.noise:
+            batch = {
+                **batch,
+                **multistep.noise(self.graph, self.spec.noise, self.aug_key, len(mask)),
+            }
         ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, self.aug_key)
         outs = rules_lib.run(model, {n: batch[n] for n in self.input_names}, self.rule_sites, ctx)
         params = nnx.state(model, nnx.Param)
@@ -449,7 +375,16 @@ def make_engine(
             )
         except ArgError as e:
             raise arg_error(e, spec.spans.get("augment")) from None
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param if parts is None else parts.wrt)
+    optimizer: Any = nnx.Optimizer(model, tx, wrt=nnx.Param if parts is None else parts.wrt)
+    if spec.steps:
+
+        def make_tx(call: CallSpec) -> Any:
+            lr = optim.schedule_from(
+                spec.schedule.entry, spec.schedule.args, call.args["lr"], total, steps_per_epoch
+            )
+            return optim.optimizer_from(call.entry, call.args, lr, spec.clip)
+
+        optimizer = multistep.optimizers(model, spec, graph, make_tx)
     return Engine(
         graph,
         spec,
@@ -468,6 +403,7 @@ def make_engine(
 def current_lr(engine: Engine, state: Any) -> float | None:
     """The learning rate the last update used (optax.inject_hyperparams state)."""
     _, opt = nnx.merge(engine.train_def, state)
+    opt = opt[0] if isinstance(opt, tuple) else opt  # steps: the first step's
     try:
         return float(optim.current_lr(opt.opt_state))
     except (ValueError, TypeError, KeyError, AttributeError):

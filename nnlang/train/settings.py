@@ -29,7 +29,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, int, float, str, patterns, groups
+    kind: str  # call, calls, loss, names, int, float, str, patterns, groups
     doc: str
     default: Any = None
     required: bool = False
@@ -102,6 +102,19 @@ SETTINGS: dict[str, Setting] = {
             "stop after this many epochs without improvement of `monitor`",
             None,
             min=1,
+        ),
+        Setting(
+            "noise",
+            "names",
+            "model inputs fed standard normal noise each step instead of data (a GAN's "
+            "latent code): `noise = z`; `nnlang sample` draws them too",
+            None,
+        ),
+        Setting(
+            "sample",
+            "str",
+            "the output `nnlang sample` draws from the `noise` inputs, e.g. `sample = fake`",
+            None,
         ),
         Setting(
             "init_from", "str", "fine-tune: start from the parameters of this run directory", None

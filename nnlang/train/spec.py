@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from typing import Any
 
 from nnlang.diagnostics import ArgError, Diagnostic, Label, Reporter, Span, did_you_mean
@@ -21,10 +22,13 @@ from nnlang.graph.evaluate import POISON, word_or_value
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
-from nnlang.train import losses, metrics
+from nnlang.train import losses
+from nnlang.train import steps as S
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
+from nnlang.train.monitor import check_monitor
 from nnlang.train.parts_setting import parts_setting
 from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
+from nnlang.train.steps import StepSpec
 
 
 # ---------------------------------------------------------------- values
@@ -96,19 +100,39 @@ class TrainSpec:
     max_skipped: int = 25
     rule_schedule: CallSpec | None = None  # the local rule's parameter (SOM radius)
     spans: dict[str, Span] = field(default_factory=dict)
+    #: `step` blocks, run in this order each iteration (empty: one step of `loss`)
+    steps: list[StepSpec] = field(default_factory=list)
+    noise: tuple[str, ...] = ()  # model inputs fed standard normal noise, not data
+    sample: str | None = None  # the output `nnlang sample` draws
 
     def loss_terms(self) -> list[LossTerm]:
-        out: list[LossTerm] = []
+        return loss_terms(self.loss)
 
-        def walk(x: Any) -> None:
-            if isinstance(x, LossTerm):
-                out.append(x)
-            elif isinstance(x, LossOp):
-                walk(x.left)
-                walk(x.right)
 
-        walk(self.loss)
-        return out
+def loss_terms(loss: Any) -> list[LossTerm]:
+    """The loss calls of a loss expression, in order."""
+    out: list[LossTerm] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, LossTerm):
+            out.append(x)
+        elif isinstance(x, LossOp):
+            walk(x.left)
+            walk(x.right)
+
+    walk(loss)
+    return out
+
+
+def loss_tensors(loss: Any) -> list[str]:
+    """The tensors a loss expression reads (constant targets left out)."""
+    return [n for t in loss_terms(loss) for n in t.call.tensors if not S.is_constant(n)]
+
+
+def has_penalty(loss: Any) -> bool:
+    return isinstance(loss, Penalty) or (
+        isinstance(loss, LossOp) and (has_penalty(loss.left) or has_penalty(loss.right))
+    )
 
 
 # ---------------------------------------------------------------- building
@@ -149,12 +173,13 @@ class _SpecBuilder:
         if tensors and "inputs" in entry.extra:  # losses over other tensors than a pair
             tensors = len(entry.extra["inputs"])
         if tensors:
-            while (
-                rest
-                and len(tensor_names) < tensors
-                and isinstance(rest[0], A.Name)
-                and rest[0].id not in ("true", "false")
-            ):
+            while rest and len(tensor_names) < tensors:
+                if catalog is losses.LOSSES and tensor_names and (c := S.constant(rest[0])):
+                    tensor_names.append(c)  # a constant target: `bce(d_fake, 1)`
+                    rest.pop(0)
+                    continue
+                if not isinstance(rest[0], A.Name) or rest[0].id in ("true", "false"):
+                    break
                 n = rest.pop(0)
                 assert isinstance(n, A.Name)
                 if n.id not in self.tensor_names:
@@ -298,14 +323,10 @@ def build_spec(
     spans: dict[str, Span] = {}
     key_spans: dict[str, Span] = {}
     n_errors = len(rep.errors)
+    step_decls: list[A.StepDecl] = []
     for s in decl.settings:
         if isinstance(s, A.StepDecl):
-            sb.err(
-                "E401",
-                f"`step {s.name}` blocks (multi-step training) are not supported yet",
-                s.name_span,
-                help="train one model with one loss per train section",
-            )
+            step_decls.append(s)
             continue
         if s.key not in SETTINGS:
             sb.err(
@@ -330,8 +351,15 @@ def build_spec(
     for k, x in (overrides or {}).items():
         settings[k] = x
         spans[k] = x.span
+    if step_decls and "loss" in settings:
+        sb.err(
+            "E403",
+            "a train section with `step` blocks has no `loss` of its own: each step has one",
+            key_spans.get("loss", spans["loss"]),
+            help="move the loss into the step it belongs to",
+        )
     for setting in SETTINGS.values():
-        if setting.required and setting.name not in settings:
+        if setting.required and setting.name not in {*settings, *["loss"] * bool(step_decls)}:
             sb.err(
                 "E402",
                 f"train section for `{decl.model}` needs `{setting.name}`",
@@ -345,6 +373,9 @@ def build_spec(
         v: Any
         if setting.kind == "loss":
             v = sb.loss(e)
+        elif setting.kind == "names":
+            v = S.input_names(sb.err, key, e, names)
+            v = _BAD if v is None else v
         elif setting.kind == "call":
             cat, word = CATALOGS[key]
             v = sb.call(key, e, catalog=cat, word=word)
@@ -369,8 +400,19 @@ def build_spec(
             sb.tensor_names = (sb.tensor_names - {"label"}) | labels
         if v is not _BAD:
             values[key] = v
+    bound = [S.bind_step(sb, d, ev, lambda sp: _text(program, sp), _BAD) for d in step_decls]
+    steps = [st for st in bound if st is not None]
+    S.check_names(steps, sb.err)
+    S.check_alone(steps, values, spans, sb.err)
     if len(rep.errors) > n_errors:
         return None
+    sample = values.get("sample"), spans.get("sample")
+    if graph is not None and not S.check_steps(
+        graph, steps, sample, loss_tensors, has_penalty, rep
+    ):
+        return None
+    if steps:  # what is reported as `loss`: the steps' losses added
+        values["loss"] = reduce(lambda a, b: LossOp("+", a, b), [st.loss for st in steps])
 
     def default(key: str) -> CallSpec:  # the call SETTINGS declares as the default
         entry = CATALOGS[key][0][SETTINGS[key].default]
@@ -407,41 +449,27 @@ def build_spec(
         "nonfinite",
         "max_skipped",
         "rule_schedule",
+        "sample",
     ):
         if key in values:
             setattr(spec, key, values[key])
+    spec.steps = steps
+    spec.noise = tuple(values.get("noise", ()))
+    if steps:
+        spec.loss_text = " + ".join(st.loss_text for st in steps)
     # metrics compare the first (prediction, target) loss term's pair by default
-    terms = [t for t in spec.loss_terms() if len(t.call.tensors) == 2]
+    terms = [
+        t
+        for t in spec.loss_terms()
+        if len(t.call.tensors) == 2 and not any(map(S.is_constant, t.call.tensors))
+    ]
     terms = [t for t in terms if t.call.entry.extra.get("inputs") == losses.INPUTS] or terms
     if terms:
         pair = terms[0].call.tensors
         spec.metrics = [m if m.tensors else replace(m, tensors=pair) for m in spec.metrics]
-    if spec.monitor is not None and not _check_monitor(spec, rep):
+    if spec.monitor is not None and not check_monitor(spec, rep):
         return None
     return spec
-
-
-def _check_monitor(spec: TrainSpec, rep: Reporter) -> bool:
-    """`monitor` must name a value reported per epoch: `loss`, `val_loss` or a
-    validation metric (whether the data has a validation split is known at run time)."""
-    labels = metrics.metric_labels([(m.name, m.args, m.tensors) for m in spec.metrics])
-    known = {"loss", "val_loss", *(f"val_{x}" for x in labels)}
-    if spec.monitor in known:
-        return True
-    hint = did_you_mean(spec.monitor or "", known)
-    if spec.monitor in labels:
-        hint = f"metrics are measured on a validation split: `monitor = val_{spec.monitor}`"
-        if not spec.data.args.get("val"):
-            hint += ", with `val = 0.1` added to the data source"
-    rep.add(
-        Diagnostic(
-            "E403",
-            f"`monitor = {spec.monitor}` names no value reported per epoch",
-            spec.spans.get("monitor"),
-            help=hint or f"values reported per epoch: {', '.join(sorted(known))}",
-        )
-    )
-    return False
 
 
 def _declared_ports(body: tuple[A.Stmt, ...]) -> set[str]:

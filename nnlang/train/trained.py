@@ -155,3 +155,30 @@ class TrainedRun:
     def predict(self, inputs: dict[str, Any]) -> Arrays:
         """The model's outputs on raw inputs (``nnlang predict --run``)."""
         return self.infer(self.prepare(inputs))
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` draws of the output the train section names in `sample`, from its
+        `noise` inputs drawn by ``seed`` alone (``nnlang sample``); the model's other
+        inputs are zeros (they do not reach a generator's output). E512 when the train
+        section declares no `sample` and `noise`."""
+        from nnlang.train.multistep import sample_noise
+
+        spec = self.spec
+        if spec.sample is None or not spec.noise:
+            missing = "sample = <output>" if spec.sample is None else "noise = <input>"
+            raise NNError(
+                Diagnostic(
+                    "E512",
+                    f"`train {self.graph.name}` declares nothing to sample: it has no `{missing}`",
+                    spec.span,
+                    help="a generative model names the noise inputs it is fed (`noise = z`) "
+                    "and the output drawn from them (`sample = fake`); see docs/train.md",
+                )
+            )
+        inputs = sample_noise(self.graph, spec.noise, n, seed)
+        for p in self.graph.inputs:
+            if p.name not in inputs:
+                shape = (n, *(int(d) for d in p.type.shape))
+                dtype = self.engine.model.input_dtypes[self.input_names.index(p.name)]
+                inputs[p.name] = np.zeros(shape, dtype)
+        return self.engine.predict(self.state, inputs)[spec.sample]

@@ -1,0 +1,84 @@
+"""Loading a train section's data for the loop: the source run, the model inputs bound,
+the normalizers fitted, integer class labels checked against the logits, as one
+:class:`Data` of named arrays per split. Every problem is a diagnostic naming the
+setting, file or model input (:func:`arg_error`), before any compute.
+
+Imports NumPy, the graph and this package's data and spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span
+from nnlang.graph.graph import Graph
+from nnlang.train import data as data_lib
+from nnlang.train.spec import TrainSpec
+
+
+def arg_error(e: ArgError, span: Span | None, what: str = "") -> NNError:
+    return NNError(Diagnostic(e.code, f"{what}{e.message}", span, help=e.help))
+
+
+@dataclass
+class Data:
+    """Splits as named arrays: model input names and label keys -> numpy arrays."""
+
+    splits: dict[str, dict[str, np.ndarray]]
+    mapping: dict[str, str]  # model input -> dataset feature key
+    normalizers: dict[str, data_lib.Normalizer]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def size(self, split: str) -> int:
+        arrays = self.splits.get(split)
+        return 0 if not arrays else len(next(iter(arrays.values())))
+
+
+def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
+    """Load, bind and normalise the data; every problem is a diagnostic naming the
+    setting, file or model input, before any compute."""
+    try:
+        ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
+    except ArgError as e:
+        raise arg_error(e, spec.data.span) from None
+    model_inputs = {
+        p.name: (p.type.dtype, p.type.shape) for p in graph.inputs if p.name not in spec.noise
+    }
+    try:
+        mapping = data_lib.bind_inputs(ds, model_inputs)
+        norms: dict[str, data_lib.Normalizer] = {}
+        if spec.normalize is not None:
+            norms = data_lib.normalize_from(
+                ds, spec.normalize.entry, spec.normalize.args, keys=list(mapping.values())
+            )
+    except ArgError as e:
+        raise arg_error(
+            e, spec.spans.get("normalize") if e.code == "E403" else spec.data.span
+        ) from None
+    # integer class labels must index the logits of the output they are compared with
+    outputs = {p.name: p.type for p in graph.outputs}
+    for term in spec.loss_terms():
+        if term.call.name == "cross_entropy" and len(term.call.tensors) == 2:
+            pred, target = term.call.tensors
+            if pred in outputs and target in ds.label_keys and outputs[pred].shape:
+                n = outputs[pred].shape[-1]
+                if isinstance(n, int):
+                    try:
+                        data_lib.check_class_labels(ds, target, n)
+                    except ArgError as e:
+                        raise arg_error(e, spec.data.span) from None
+    splits: dict[str, dict[str, np.ndarray]] = {}
+    for split, arrays in ds.splits.items():
+        named = {inp: arrays[key] for inp, key in mapping.items()}
+        named.update({k: arrays[k] for k in ds.label_keys if k in arrays})
+        splits[split] = named
+    return Data(
+        splits,
+        mapping,
+        {inp: norms[key] for inp, key in mapping.items() if key in norms},
+        dict(ds.meta),
+    )
