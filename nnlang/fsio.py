@@ -95,8 +95,10 @@ def confined_member(root: str | Path, path: str | Path) -> None:
     """:class:`Escape` unless ``path`` (inside ``root``) stays there: a symlink must point
     inside ``root`` (by :func:`confined`) to a member that itself passes; a regular file
     must have one link; FIFOs, sockets and devices are refused. Only ``lstat``/``stat``
-    are used, so a FIFO is never opened. A path that does not exist passes."""
-    p = Path(path)
+    are used, so a FIFO is never opened. A path that does not exist passes. A relative
+    ``path`` is taken from the working directory, as ``root`` is (``runs/x/settings.json``
+    inside ``runs/x``), not from ``root`` as :func:`confined` takes it."""
+    p = _from_cwd(path)
     try:
         st = os.lstat(p)
     except FileNotFoundError:
@@ -116,6 +118,11 @@ def confined_member(root: str | Path, path: str | Path) -> None:
     why = _member_problem(st)
     if why is not None:
         raise Escape(path, Path(root), f"`{p}` {why}")
+
+
+def _from_cwd(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else Path.cwd() / p
 
 
 def confined_tree(root: str | Path, top: str | Path | None = None) -> None:
@@ -152,6 +159,7 @@ def read_confined(root: str | Path, path: str | Path) -> bytes:
     points), then its resolved path is opened with ``O_NOFOLLOW`` and ``O_NONBLOCK`` (a
     link or FIFO swapped in meanwhile is refused, never waited on) and checked again on
     the open descriptor. :class:`Escape` if refused, OSError if it cannot be read."""
+    path = _from_cwd(path)  # like confined_member: `runs/x/settings.json` inside `runs/x`
     confined_member(root, path)
     target = confined(root, path)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)

@@ -134,3 +134,20 @@ def test_eval_uses_the_same_best_checkpoint_as_train(tmp_path, capsys) -> None:
         assert main(["eval", str(src), "--run", str(run), "--json"]) == 0
         got = json.loads(capsys.readouterr().out)["test"]
         assert got["loss"] == r.test["loss"] and got["accuracy"] == r.test["accuracy"]
+
+
+def test_a_relative_run_directory_opens_for_predict_and_eval(tmp_path, monkeypatch) -> None:
+    """`--run runs/m` (relative to the working directory) looked for
+    `runs/m/runs/m/settings.json`: the run's files were confined from the run folder."""
+    import numpy as np
+
+    (tmp_path / "m.nn").write_text(
+        "model M {\n    input x: f32[4]\n    output y = x -> dense(3)\n}\n"
+        "train M {\n    data = iris()\n    loss = cross_entropy(y, label)\n    epochs = 1\n}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    train("m.nn", out="runs/m", progress=False)
+    np.save("x.npy", np.zeros((2, 4), np.float32))
+    assert main(["predict", "m.nn", "--run", "runs/m", "--input", "x.npy", "-o", "y.npy"]) == 0
+    assert np.load("y.npy").shape == (2, 3)
+    assert main(["eval", "m.nn", "--run", "runs/m"]) == 0
