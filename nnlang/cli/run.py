@@ -161,16 +161,42 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
+    from nnlang.fsio import atomic_write_bytes
     from nnlang.train.trained import TrainedRun
 
     if a.n < 1:
         raise NNError(Diagnostic("E504", f"`-n {a.n}`: draw at least one sample"))
+    if a.length < 1 or a.temperature < 0 or a.top_k < 0:
+        raise NNError(
+            Diagnostic(
+                "E504",
+                "`--length` must be at least 1, `--temperature` and `--top-k` at least 0",
+            )
+        )
     run = TrainedRun.open(a.file, a.run, a.model)
-    drawn = run.sample(a.n, a.seed)
-    write_output(a.output, {run.spec.sample or "sample": drawn})
-    print(
-        f"wrote {a.output}: {a.n} draws of `{run.spec.sample}` {list(drawn.shape[1:])} (seed {a.seed})"
+    drawn = run.sample(
+        a.n,
+        a.seed,
+        prompt=a.prompt,
+        length=a.length,
+        temperature=a.temperature,
+        top_k=a.top_k,
     )
+    what = f"{a.n} draws of `{drawn.name}` {list(drawn.array.shape[1:])} (seed {a.seed})"
+    if drawn.tokens:
+        what = f"{a.n} samples of {drawn.array.shape[1]} tokens from `{drawn.name}` (seed {a.seed})"
+    if drawn.texts is not None and (a.output is None or a.output.endswith(".txt")):
+        text = "\n\n".join(drawn.texts) + "\n"
+        if a.output is None:
+            print(text, end="")
+            return EXIT_OK
+        atomic_write_bytes(a.output, text.encode("utf-8"))
+        print(f"wrote {a.output}: {what} as text")
+        return EXIT_OK
+    if a.output is None:
+        raise NNError(Diagnostic("E504", "`nnlang sample` needs `-o FILE.npy` for what it draws"))
+    write_output(a.output, {drawn.name: drawn.array})
+    print(f"wrote {a.output}: {what}")
     return EXIT_OK
 
 
@@ -235,8 +261,31 @@ def sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--run", required=True, metavar="DIR")
     p.add_argument("-n", type=int, default=16, help="how many samples to draw (default 16)")
-    p.add_argument("-o", "--output", required=True, help=".npy file for the samples")
-    p.add_argument("--seed", type=int, default=0, help="seeds the noise (default 0)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help=".npy file for the samples; for a language model with a vocabulary, .txt or "
+        "nothing (the text on stdout)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds the draws (default 0)")
+    p.add_argument(
+        "--prompt", help="language model: the text the samples continue (default a newline)"
+    )
+    p.add_argument(
+        "--length", type=int, default=200, help="language model: tokens to draw (default 200)"
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="language model: divides the logits; 0 takes the most likely token (default 1)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        help="language model: draw among the k most likely tokens; 0: all (default 0)",
+    )
     p.add_argument("--model")
 
 

@@ -75,6 +75,14 @@ class Network(nnx.Module):
     def values(self, *args: jax.Array, **kwargs: jax.Array) -> dict[Ref, jax.Array]:
         """Every value the network computes, by (node id, port): the trainer reads the
         inputs of layers that learn by a local rule from it."""
+        return self.values_given({}, *args, **kwargs)
+
+    def values_given(
+        self, given: dict[Ref, jax.Array], *args: jax.Array, **kwargs: jax.Array
+    ) -> dict[Ref, jax.Array]:
+        """:meth:`values`, except that a node whose first output is in ``given`` is not
+        run and that value is used instead (``nnlang sample`` feeds a VAE's decoder from
+        the prior this way)."""
         if args and kwargs:
             raise TypeError("pass the model's inputs either positionally or by name")
         if args:
@@ -92,6 +100,9 @@ class Network(nnx.Module):
         }
         first = env[(self.input_names[0], 0)]  # sizes the batch of a layer with no input
         for node_id, owner, is_module, inputs, n_out in self.plan:
+            if (node_id, 0) in given:
+                env[(node_id, 0)] = given[(node_id, 0)]
+                continue
             fn = self.layers[owner] if is_module else self.functions[owner]
             y = fn(*[env[r] for r in inputs]) if inputs else fn(first)
             if n_out == 1:

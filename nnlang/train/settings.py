@@ -113,7 +113,9 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "sample",
             "str",
-            "the output `nnlang sample` draws from the `noise` inputs, e.g. `sample = fake`",
+            "the output `nnlang sample` draws: from the `noise` inputs (`sample = fake`), or "
+            "with its `sample_normal` values drawn from the prior N(0, I) (a VAE); for a causal "
+            "language model, the logits (default: the loss's prediction)",
             None,
         ),
         Setting(

@@ -156,29 +156,108 @@ class TrainedRun:
         """The model's outputs on raw inputs (``nnlang predict --run``)."""
         return self.infer(self.prepare(inputs))
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """``n`` draws of the output the train section names in `sample`, from its
-        `noise` inputs drawn by ``seed`` alone (``nnlang sample``); the model's other
-        inputs are zeros (they do not reach a generator's output). E512 when the train
-        section declares no `sample` and `noise`."""
+    def sample(self, n: int, seed: int = 0, **lm: Any) -> Drawn:
+        """``n`` draws for ``nnlang sample``, reproducible from ``seed`` alone:
+
+        - with `noise` inputs (a GAN): the `sample` output fed standard normal noise,
+          the model's other inputs zeros (they do not reach a generator's output);
+        - a causal language model (one integer ``[T]`` input, ``[T, vocab]`` logits: the
+          `sample` output, else the loss's prediction): ``n`` continuations of
+          ``lm["prompt"]`` (:func:`nnlang.train.sampling.generate`; ``length``,
+          ``temperature``, ``top_k``), decoded with the run's vocabulary;
+        - a `sample` output behind ``sample_normal`` values (a VAE): those drawn from their
+          prior N(0, I) (:func:`nnlang.train.sampling.from_prior`).
+
+        E512 when the train section declares nothing of these."""
+        from nnlang.train import sampling
         from nnlang.train.multistep import sample_noise
 
-        spec = self.spec
-        if spec.sample is None or not spec.noise:
-            missing = "sample = <output>" if spec.sample is None else "noise = <input>"
-            raise NNError(
-                Diagnostic(
-                    "E512",
-                    f"`train {self.graph.name}` declares nothing to sample: it has no `{missing}`",
-                    spec.span,
-                    help="a generative model names the noise inputs it is fed (`noise = z`) "
-                    "and the output drawn from them (`sample = fake`); see docs/train.md",
-                )
+        spec, graph = self.spec, self.graph
+        if spec.sample is not None and spec.noise:
+            inputs = sample_noise(graph, spec.noise, n, seed)
+            for name, zero in sampling.zeros_for(graph, self.engine.model.input_dtypes, n).items():
+                inputs.setdefault(name, zero)
+            return Drawn(spec.sample, self.engine.predict(self.state, inputs)[spec.sample])
+        target = spec.sample or self._loss_prediction()
+        if target is not None and sampling.is_language_model(graph, target):
+            return self._generate(target, n, seed, **lm)
+        if spec.sample is not None and sampling.prior_nodes(graph, spec.sample):
+            drawn = sampling.from_prior(
+                self.engine.eval_def, self.state, graph, spec.sample, n, seed
             )
-        inputs = sample_noise(self.graph, spec.noise, n, seed)
-        for p in self.graph.inputs:
-            if p.name not in inputs:
-                shape = (n, *(int(d) for d in p.type.shape))
-                dtype = self.engine.model.input_dtypes[self.input_names.index(p.name)]
-                inputs[p.name] = np.zeros(shape, dtype)
-        return self.engine.predict(self.state, inputs)[spec.sample]
+            return Drawn(spec.sample, drawn)
+        missing = "sample = <output>" if spec.sample is None else "noise = <input>"
+        raise NNError(
+            Diagnostic(
+                "E512",
+                f"`train {graph.name}` declares nothing to sample: it has no `{missing}`",
+                spec.span,
+                help="a generative model names the noise inputs it is fed (`noise = z`) "
+                "and the output drawn from them (`sample = fake`), or the output behind a "
+                "`sample_normal` (`sample = recon`); a causal language model takes integer "
+                "ids [T] and gives logits [T, vocab]; see docs/train.md",
+            )
+        )
+
+    def _loss_prediction(self) -> str | None:
+        outs = set(self.output_names)
+        for t in self.spec.loss_terms():
+            if t.call.tensors and t.call.tensors[0] in outs:
+                return str(t.call.tensors[0])
+        return None
+
+    def _generate(
+        self,
+        output: str,
+        n: int,
+        seed: int,
+        prompt: str | None = None,
+        length: int = 200,
+        temperature: float = 1.0,
+        top_k: int = 0,
+    ) -> Drawn:
+        from nnlang.train import sampling
+
+        meta = read_settings(self.run_dir).get("data", {}).get("meta", {})
+        vocab = meta.get("vocab")
+        word = meta.get("level") == "word"
+        if vocab is None:  # ids in, ids out: the prompt is a list of ids
+            ids = [int(t) for t in (prompt or "1").replace(",", " ").split()]
+        else:
+            lookup = {t: i for i, t in enumerate(vocab)}
+            text = prompt if prompt is not None else ("\n" if "\n" in lookup else vocab[-1])
+            if meta.get("lowercase"):
+                text = text.lower()
+            tokens = text.split() if word else list(text)
+            ids = [lookup.get(t, 0) for t in tokens]
+        if not ids:
+            raise NNError(Diagnostic("E504", "`--prompt` is empty: give at least one token"))
+        drawn = sampling.generate(
+            self.engine.eval_def,
+            self.state,
+            self.graph,
+            output,
+            ids,
+            n=n,
+            length=length,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+        )
+        texts = None
+        if vocab is not None:
+            sep = " " if word else ""
+            texts = [sep.join(vocab[i] for i in row) for row in drawn.tolist()]
+        return Drawn(output, drawn, texts, tokens=True)
+
+
+@dataclass
+class Drawn:
+    """What :meth:`TrainedRun.sample` drew: the output's name, the array of draws, and
+    for a language model (``tokens``: the array holds token ids) with a vocabulary each
+    draw decoded to text."""
+
+    name: str
+    array: np.ndarray
+    texts: list[str] | None = None
+    tokens: bool = False

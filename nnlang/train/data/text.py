@@ -140,6 +140,7 @@ def _text_source(
         "source": "text",
         "path": path,
         "level": level,
+        "lowercase": bool(lowercase),
         "task": "classes",
         "n_classes": len(vocab),
         "class_names": vocab,
