@@ -166,11 +166,12 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
     if a.n < 1:
         raise NNError(Diagnostic("E504", f"`-n {a.n}`: draw at least one sample"))
-    if a.length < 1 or a.temperature < 0 or a.top_k < 0:
+    if a.length < 1 or a.temperature < 0 or a.top_k < 0 or a.steps < 1:
         raise NNError(
             Diagnostic(
                 "E504",
-                "`--length` must be at least 1, `--temperature` and `--top-k` at least 0",
+                "`--length` and `--steps` must be at least 1, `--temperature` and `--top-k` "
+                "at least 0",
             )
         )
     run = TrainedRun.open(a.file, a.run, a.model)
@@ -181,6 +182,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
         length=a.length,
         temperature=a.temperature,
         top_k=a.top_k,
+        steps=a.steps,
     )
     what = f"{a.n} draws of `{drawn.name}` {list(drawn.array.shape[1:])} (seed {a.seed})"
     if drawn.tokens:
@@ -285,6 +287,12 @@ def sample_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="language model: draw among the k most likely tokens; 0: all (default 0)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="RBM or DBN: rounds of Gibbs sampling in the top RBM (default 1000)",
     )
     p.add_argument("--model")
 

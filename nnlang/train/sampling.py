@@ -150,3 +150,54 @@ def is_language_model(graph: Graph, output: str) -> bool:
         and isinstance(it.shape[0], int)
         and ot.shape[0] == it.shape[0]
     )
+
+
+def rbm_stack(graph: Graph) -> list[Node]:
+    """The ``rbm`` nodes fed one from the next, the first from a model input: a
+    restricted Boltzmann machine or a deep belief network's stack (empty if none)."""
+    inputs = {p.node for p in graph.inputs}
+    rbms = [n for n in graph.order() if n.kind_name == "rbm"]
+    stack = [n for n in rbms if n.inputs and n.inputs[0][0] in inputs][:1]
+    while stack:
+        nxt = [n for n in rbms if n.inputs and n.inputs[0] == (stack[-1].id, 0)]
+        if not nxt:
+            break
+        stack.append(nxt[0])
+    return stack
+
+
+def gibbs(eval_def: Any, state: Any, graph: Graph, n: int, steps: int, seed: int) -> np.ndarray:
+    """``n`` visible samples of an RBM stack (Hinton, Osindero and Teh 2006): ``steps``
+    rounds of alternating Gibbs sampling v → h → v in the top RBM, from visible units
+    drawn uniformly (Bernoulli 1/2; a standard normal for Gaussian ones), then one
+    top-down pass through the lower RBMs' generative weights, h_{l-1} ~ p(h_{l-1} | h_l);
+    the result is the bottom RBM's visible means p(v | h_1), in the input's shape."""
+    stack = rbm_stack(graph)
+    shape = tuple(int(d) for d in stack[0].in_types[0].shape)
+
+    @jax.jit
+    def run(state: Any, key: Any) -> Any:
+        model, _ = nnx.merge(eval_def, state)
+        rbms = [model.layers[nd.owner] for nd in stack]
+        top = rbms[-1]
+        k0, kc, kd = jax.random.split(key, 3)
+        size = top.visible_bias.shape[0]
+        dtype = top.visible_bias.dtype
+        if top.visible == "bernoulli":
+            v = jax.random.bernoulli(k0, 0.5, (n, size)).astype(dtype)
+        else:
+            v = jax.random.normal(k0, (n, size), dtype)
+
+        def one(i: Any, v: Any) -> Any:
+            kh, kv = jax.random.split(jax.random.fold_in(kc, i))
+            h = jax.random.bernoulli(kh, top.hidden_probs(v)).astype(dtype)
+            return top.sample_visible(kv, h)
+
+        v = jax.lax.fori_loop(0, steps, one, v)
+        # the top RBM's visible units are the hidden units of the one below
+        h = v if len(rbms) > 1 else jax.random.bernoulli(kd, top.hidden_probs(v)).astype(dtype)
+        for i, r in enumerate(reversed(rbms[1:-1])):
+            h = jax.random.bernoulli(jax.random.fold_in(kd, i), r.visible_mean(h)).astype(dtype)
+        return rbms[0].visible_mean(h)
+
+    return np.asarray(run(state, jax.random.key(seed))).reshape(n, *shape)

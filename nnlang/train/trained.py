@@ -166,7 +166,9 @@ class TrainedRun:
           ``lm["prompt"]`` (:func:`nnlang.train.sampling.generate`; ``length``,
           ``temperature``, ``top_k``), decoded with the run's vocabulary;
         - a `sample` output behind ``sample_normal`` values (a VAE): those drawn from their
-          prior N(0, I) (:func:`nnlang.train.sampling.from_prior`).
+          prior N(0, I) (:func:`nnlang.train.sampling.from_prior`);
+        - an RBM or a stack of them (a DBN): visible units by ``steps`` rounds of Gibbs
+          sampling (:func:`nnlang.train.sampling.gibbs`).
 
         E512 when the train section declares nothing of these."""
         from nnlang.train import sampling
@@ -186,6 +188,10 @@ class TrainedRun:
                 self.engine.eval_def, self.state, graph, spec.sample, n, seed
             )
             return Drawn(spec.sample, drawn)
+        if sampling.rbm_stack(graph):
+            steps = int(lm.get("steps", 1000))
+            drawn = sampling.gibbs(self.engine.eval_def, self.state, graph, n, steps, seed)
+            return Drawn(graph.inputs[0].name if len(graph.inputs) == 1 else "visible", drawn)
         missing = "sample = <output>" if spec.sample is None else "noise = <input>"
         raise NNError(
             Diagnostic(
@@ -215,6 +221,7 @@ class TrainedRun:
         length: int = 200,
         temperature: float = 1.0,
         top_k: int = 0,
+        steps: int = 1000,
     ) -> Drawn:
         from nnlang.train import sampling
 
