@@ -105,7 +105,7 @@ def _check(
         except NNError as e:
             rep.diagnostics = _dedupe(rep.diagnostics + e.diagnostics)
         res.diagnostics.extend(rep.diagnostics)
-    if with_train:
+    if with_train and program.trains:  # a file without one needs no JAX (fast `check`)
         from nnlang.train.preflight import check_trains
 
         res.diagnostics.extend(check_trains(program, res.graphs, budget))
