@@ -7,7 +7,8 @@ the table.
 
 - :mod:`nnlang.cli.report`: exit codes and rendering diagnostics.
 - :mod:`nnlang.cli.model`: the front-end verbs (check, summary, layers, graph).
-- :mod:`nnlang.cli.run`: the runtime verbs (train, eval, predict, export).
+- :mod:`nnlang.cli.run`: the runtime verbs (train, eval, predict, sample, export).
+- :mod:`nnlang.cli.timing`: `nnlang time`.
 
 Exit codes: 0 success; 1 a mistake in a .nn file, its data or its run (diagnostics were
 printed); 2 a usage error, or an internal error (an nnlang bug, reported as such); 3 the
@@ -26,7 +27,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nnlang.cli import model, run
+from nnlang.cli import model, run, timing
 from nnlang.cli.report import (
     EXIT_ENV,
     EXIT_INTERRUPTED,
@@ -112,10 +113,19 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(
         "sample",
-        "draw from a trained generative model: its `sample` output fed from its `noise` inputs",
+        "draw from a trained generative model: a GAN's noise, a VAE's prior, a language "
+        "model's continuation of a prompt, an RBM's Gibbs chain",
         "nnlang sample examples/gan.nn --run runs/gan -n 100 -o digits.npy --seed 1",
         run.sample_args,
         run.cmd_sample,
+    ),
+    Verb(
+        "time",
+        "where the time goes: each layer's forward and backward, the model, the training "
+        "step and epoch, with compile times and XLA's memory figures",
+        "nnlang time examples/digits_cnn.nn --batch 64",
+        timing.time_args,
+        timing.cmd_time,
     ),
     Verb(
         "export",

