@@ -56,9 +56,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(source: str | Path, *, text: str | None = None) -> Program:
+def _load(source: str | Path, *, text: str | None = None, root: Path | None = None) -> Program:
     if text is not None:
-        return load_text(text, str(source))
+        return load_text(text, str(source), root)
     return load(source)
 
 
@@ -73,6 +73,7 @@ def _check(
     source: str | Path,
     *,
     text: str | None = None,
+    root: Path | None = None,
     model: str | None = None,
     budget: Budget | None = None,
     with_train: bool = True,
@@ -80,7 +81,7 @@ def _check(
     """Parse, validate and shape-check every model in a file (or ``model`` only), and
     validate its train sections. Never raises for a user mistake."""
     try:
-        program = _load(source, text=text)
+        program = _load(source, text=text, root=root)
     except NNError as e:
         return Checked(None, diagnostics=e.diagnostics, sources=e.sources)
     res = Checked(program)

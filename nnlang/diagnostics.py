@@ -99,6 +99,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E702": ("environment", "permission denied or read-only"),
     "E703": ("environment", "not a directory"),
     "E704": ("environment", "out of memory"),
+    "E705": ("environment", "an optional package is missing"),
     # internal
     "E999": ("internal", "internal error (an nnlang bug)"),
 }

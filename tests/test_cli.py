@@ -22,6 +22,7 @@ VERBS = [
     "predict",
     "sample",
     "time",
+    "lsp",
     "export",
 ]
 

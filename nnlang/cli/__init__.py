@@ -9,6 +9,7 @@ the table.
 - :mod:`nnlang.cli.model`: the front-end verbs (check, summary, layers, graph).
 - :mod:`nnlang.cli.run`: the runtime verbs (train, eval, predict, sample, export).
 - :mod:`nnlang.cli.timing`: `nnlang time`.
+- :mod:`nnlang.cli.editor`: `nnlang lsp`.
 
 Exit codes: 0 success; 1 a mistake in a .nn file, its data or its run (diagnostics were
 printed); 2 a usage error, or an internal error (an nnlang bug, reported as such); 3 the
@@ -27,7 +28,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nnlang.cli import model, run, timing
+from nnlang.cli import editor, model, run, timing
 from nnlang.cli.report import (
     EXIT_ENV,
     EXIT_INTERRUPTED,
@@ -126,6 +127,14 @@ VERBS: tuple[Verb, ...] = (
         "nnlang time examples/digits_cnn.nn --batch 64",
         timing.time_args,
         timing.cmd_time,
+    ),
+    Verb(
+        "lsp",
+        "the language server for editors (stdio): diagnostics as you type, hover with "
+        "inferred shapes, completion of layers and attributes, go-to-definition",
+        "nnlang lsp",
+        editor.lsp_args,
+        editor.cmd_lsp,
     ),
     Verb(
         "export",
