@@ -83,7 +83,7 @@ class SOM(nnx.Module):
         per step, and three kernels cost it 15%), else ‖x‖² − 2 x·w + ‖w‖² (a matmul)."""
         w = self.weights[...]
         x = x.reshape(x.shape[0], -1)
-        if x.shape[0] * w.size <= DIRECT_DISTANCES:
+        if isinstance(x.shape[0], int) and x.shape[0] * w.size <= DIRECT_DISTANCES:
             return jnp.sum(jnp.square(x[:, None, :] - w[None, :, :]), axis=-1)
         d2 = jnp.sum(x * x, axis=1, keepdims=True) - 2.0 * x @ w.T + jnp.sum(w * w, axis=1)[None, :]
         return jnp.maximum(d2, 0.0)
