@@ -84,7 +84,7 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(
         "graph",
-        "draw the model's graph (Graphviz .dot, or .svg when `dot` is installed)",
+        "draw the model's graph: Graphviz .dot, or a picture (.svg, .png), with Graphviz or without",
         "nnlang graph examples/residual.nn -o residual.svg",
         model.graph_args,
         model.cmd_graph,

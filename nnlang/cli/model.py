@@ -247,29 +247,41 @@ def cmd_layers(a: argparse.Namespace) -> int:
 
 def cmd_graph(a: argparse.Namespace) -> int:
     from nnlang.fsio import atomic_write_bytes
+    from nnlang.graph.picture import to_dot, to_png, to_svg
 
     g = _graph(a)
-    dot = g.to_dot()
     out = Path(a.output)
+    if out.suffix not in (".dot", ".svg", ".png"):
+        print("error: -o must end in .dot, .svg or .png", file=sys.stderr)
+        return EXIT_USAGE
+    how = "Graphviz source"
     if out.suffix == ".dot":
-        atomic_write_bytes(out, dot.encode())
-    elif out.suffix == ".svg":
-        exe = shutil.which("dot")
-        if exe is None:
+        data = to_dot(g).encode()
+    else:
+        exe = shutil.which("dot") if a.renderer in ("auto", "graphviz") else None
+        if exe is None and a.renderer == "graphviz":
             print(
-                "error: writing SVG needs Graphviz's `dot` program, which is not installed.\n"
-                "  = help: install Graphviz (e.g. `apt-get install graphviz`), or write `-o graph.dot`",
+                "error: `--renderer graphviz` needs Graphviz's `dot` program, which is not installed.\n"
+                "  = help: install Graphviz (e.g. `apt-get install graphviz`), or leave out "
+                "--renderer to draw without it",
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        svg = subprocess.run(
-            [exe, "-Tsvg"], input=dot.encode(), capture_output=True, check=True
-        ).stdout
-        atomic_write_bytes(out, svg)
-    else:
-        print("error: -o must end in .dot or .svg", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"wrote {out} ({len(g)} nodes)")
+        if exe is not None:
+            data = subprocess.run(
+                [exe, f"-T{out.suffix[1:]}"],
+                input=to_dot(g).encode(),
+                capture_output=True,
+                check=True,
+            ).stdout
+            how = "drawn by Graphviz"
+        else:
+            data = to_svg(g).encode() if out.suffix == ".svg" else to_png(g)
+            how = "drawn by nnlang's own layout"
+            if a.renderer == "auto":
+                how += "; install Graphviz's `dot` for a tidier one"
+    atomic_write_bytes(out, data)
+    print(f"wrote {out} ({len(g)} nodes, {how})")
     return EXIT_OK
 
 
@@ -308,7 +320,14 @@ def layers_args(ly: argparse.ArgumentParser) -> None:
 
 def graph_args(gr: argparse.ArgumentParser) -> None:
     gr.add_argument("file", metavar="FILE")
-    gr.add_argument("-o", "--output", required=True, help="out.dot or out.svg")
+    gr.add_argument("-o", "--output", required=True, help="out.dot, out.svg or out.png")
+    gr.add_argument(
+        "--renderer",
+        choices=["auto", "graphviz", "python"],
+        default="auto",
+        help="who draws an .svg or .png: Graphviz's `dot` when installed (auto), or nnlang's own "
+        "layout (python, used when `dot` is missing)",
+    )
     gr.add_argument("--model")
     add_budget_flags(gr)
     model_sets(gr)
