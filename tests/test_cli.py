@@ -66,7 +66,7 @@ def test_summary_table_and_json(capsys) -> None:
     f = str(ROOT / "examples" / "digits_cnn.nn")
     assert main(["summary", f]) == 0
     out = capsys.readouterr().out
-    assert "global_avg_pool" in out and "Total parameters: 28,970" in out
+    assert "global_avg_pool" in out and "Trainable params: 28,970" in out
     assert main(["summary", f, "--json", "--set", "width=8"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["args"]["width"] == 8 and data["nodes"][1]["output"] == "f32[8, 8, 8]"

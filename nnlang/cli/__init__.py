@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nnlang.cli import model, run
+from nnlang.cli import model, run, summary
 from nnlang.cli.report import (
     EXIT_ENV,
     EXIT_INTERRUPTED,
@@ -70,10 +70,10 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(
         "summary",
-        "the layer table: each node's kind, output shape, parameters and FLOPs",
+        "the layer table: kind, output shape, parameters and state, FLOPs, inputs; Keras-style totals",
         "nnlang summary examples/digits_cnn.nn --json",
-        model.summary_args,
-        model.cmd_summary,
+        summary.summary_args,
+        summary.cmd_summary,
     ),
     Verb(
         "layers",

@@ -55,113 +55,6 @@ def _graph(a: argparse.Namespace) -> Any:
     return build(a.file, a.model, sets=getattr(a, "set", None), budget=budget_of(a))
 
 
-def summary_rows(g: Any) -> list[dict[str, Any]]:
-    rows = []
-    for n in g.order():
-        rows.append(
-            {
-                "name": n.id,
-                "kind": n.kind_name,
-                "output": ", ".join(str(t) for t in n.out_types),
-                "params": n.params if n.owner == n.id else 0,
-                "shares": n.owner if n.owner != n.id else None,
-                "flops": n.flops,
-                "line": n.span.line,
-            }
-        )
-    return rows
-
-
-def frozen_owners(file: str, g: Any) -> set[str] | None:
-    """The nodes whose parameters the model's train section freezes (`freeze = [...]`);
-    None when it freezes nothing. Patterns that match nothing are `nnlang check`'s."""
-    from nnlang.graph.program import load
-    from nnlang.train.parts import node_of, select
-    from nnlang.train.parts_setting import parts_setting
-
-    train = load(file).train_for(g.name)
-    exprs = [
-        s.value for s in (train.settings if train else ()) if getattr(s, "key", "") == "freeze"
-    ]
-    quiet = (
-        parts_setting(lambda *a, **k: None, lambda e: None, "freeze", exprs[0], None, False, None)
-        if exprs
-        else None
-    )
-    if not quiet:
-        return None
-    paths = sorted({f"{n.owner}.*" for n in g.order() if n.params > 0})
-    return {node_of(p) for p in select(paths, list(quiet)).selected}
-
-
-def cmd_summary(a: argparse.Namespace) -> int:
-    g = _graph(a)
-    rows = summary_rows(g)
-    frozen = frozen_owners(a.file, g)
-    if frozen is not None:
-        for r in rows:
-            r["frozen"] = r["params"] > 0 and r["name"] in frozen
-    totals = {
-        "params": g.total_params(),
-        "param_bytes": g.param_bytes(),
-        "flops": g.total_flops(),
-        "activation_bytes": g.activation_bytes(),
-    }
-    if a.json:
-        print(
-            json.dumps(
-                {
-                    "model": g.name,
-                    "args": g.args,
-                    "inputs": [{"name": p.name, "type": str(p.type)} for p in g.inputs],
-                    "outputs": [{"name": p.name, "type": str(p.type)} for p in g.outputs],
-                    "nodes": rows,
-                    "totals": totals,
-                },
-                indent=2,
-            )
-        )
-        return EXIT_OK
-    from rich.table import Table
-
-    t = Table(
-        title=f"{g.name}"
-        + (f"({', '.join(f'{k}={format_value(v)}' for k, v in g.args.items())})" if g.args else ""),
-        caption="shapes are per sample; the batch axis is implicit",
-    )
-    for col, just in (
-        ("node", "left"),
-        ("kind", "left"),
-        ("output", "left"),
-        ("params", "right"),
-        ("FLOPs", "right"),
-        ("line", "right"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in rows:
-        params = f"{r['params']:,}" if not r["shares"] else f"shares {r['shares']}"
-        if r.get("frozen"):
-            params = f"frozen {params}"
-        t.add_row(r["name"], r["kind"], r["output"], params, f"{r['flops']:,}", str(r["line"]))
-    con = console()
-    con.print(t)
-    con.print(f"Total parameters: {totals['params']:,} ({_bytes(totals['param_bytes'])} as f32)")
-    if frozen is not None:
-        n_frozen = sum(r["params"] for r in rows if r.get("frozen"))
-        con.print(f"Frozen parameters: {n_frozen:,} (`freeze` in the train section)")
-    con.print(f"FLOPs per sample: {totals['flops']:,}")
-    con.print(f"Activations per sample: {_bytes(totals['activation_bytes'])}")
-    return EXIT_OK
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n} B"
-
-
 def cmd_layers(a: argparse.Namespace) -> int:
     from nnlang.layers import REGISTRY
 
@@ -303,14 +196,6 @@ def model_sets(p: argparse.ArgumentParser) -> None:
         metavar="PARAM=VALUE",
         help="a model parameter, its value a .nn expression, e.g. --set hidden=2*64; repeatable",
     )
-
-
-def summary_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("file", metavar="FILE")
-    s.add_argument("--model")
-    add_budget_flags(s)
-    model_sets(s)
-    s.add_argument("--json", action="store_true")
 
 
 def layers_args(ly: argparse.ArgumentParser) -> None:

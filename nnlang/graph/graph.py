@@ -39,6 +39,11 @@ class Node:
     def kind_name(self) -> str:
         return self.kind.name if self.kind else "input"
 
+    @property
+    def state(self) -> int:
+        """Scalars of non-trainable state (batch-norm running averages), as `params`."""
+        return self.kind.state(self.args, self.in_types) if self.kind else 0
+
 
 @dataclass(frozen=True)
 class Port:
@@ -108,6 +113,10 @@ class Graph:
 
     def total_params(self) -> int:
         return sum(n.params for n in self.owners().values())
+
+    def total_state(self) -> int:
+        """Non-trainable state of every parameter owner (Keras's non-trainable weights)."""
+        return sum(n.state for n in self.owners().values())
 
     def total_flops(self) -> int:
         return sum(n.flops for n in self.order())
