@@ -11,7 +11,19 @@ from _util import ROOT, write
 
 from nnlang.cli import build_parser, main
 
-VERBS = ["check", "summary", "layers", "graph", "train", "eval", "predict", "sample", "export"]
+VERBS = [
+    "check",
+    "summary",
+    "layers",
+    "graph",
+    "train",
+    "eval",
+    "predict",
+    "sample",
+    "runs",
+    "curves",
+    "export",
+]
 
 
 @pytest.mark.parametrize("verb", VERBS)

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nnlang.cli import model, run, summary
+from nnlang.cli import model, run, runs, summary
 from nnlang.cli.report import (
     EXIT_ENV,
     EXIT_INTERRUPTED,
@@ -116,6 +116,20 @@ VERBS: tuple[Verb, ...] = (
         "nnlang sample examples/gan.nn --run runs/gan -n 100 -o digits.npy --seed 1",
         run.sample_args,
         run.cmd_sample,
+    ),
+    Verb(
+        "runs",
+        "compare runs: the settings that differ, best validation metrics, test metrics, time",
+        "nnlang runs runs/",
+        runs.runs_args,
+        runs.cmd_runs,
+    ),
+    Verb(
+        "curves",
+        "draw the learning curves of several runs on shared axes into one PNG",
+        "nnlang curves runs/digits_mlp runs/digits_mlp-2 -o curves.png",
+        runs.curves_args,
+        runs.cmd_curves,
     ),
     Verb(
         "export",
