@@ -35,11 +35,29 @@ def read_events(folder: Path) -> dict[str, dict[int, float]]:
 
 @pytest.fixture(scope="module")
 def three_runs(tmp_path_factory) -> Path:
+    import contextlib
+    import io
+
     base = tmp_path_factory.mktemp("runs")
     for i, lr in enumerate(("1e-3", "3e-3", "1e-2")):
         sets = ["--set", "epochs=2", "--set", f"optimizer.lr={lr}", "--set", "batch=128"]
-        assert main(["train", str(SIAMESE), "--out", str(base / f"s{i}"), "-q", *sets]) == 0
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["train", str(SIAMESE), "--out", str(base / f"s{i}"), "-q", *sets]) == 0
+        (base / f"s{i}.out").write_text(out.getvalue())
     return base
+
+
+def test_best_epoch_and_why_in_result_and_final_line(three_runs) -> None:
+    run = three_runs / "s0"
+    history = _history(run)
+    best = json.loads((run / "result.json").read_text())["best"]
+    top = max(h["val_accuracy"] for h in history)  # siamese.nn: monitor = val_accuracy
+    assert best["monitor"] == "val_accuracy" and best["mode"] == "highest"
+    assert best["epoch"] == next(h["epoch"] for h in history if h["val_accuracy"] == top)
+    assert best["value"] == top and "highest `val_accuracy`" in best["why"]
+    line = (three_runs / "s0.out").read_text().strip().splitlines()[-1]
+    assert f"weights of epoch {best['epoch']}: {best['why']}) -> " in line
 
 
 def _history(run: Path) -> list[dict]:

@@ -357,12 +357,37 @@ def _in_use(run: Path, info: dict[str, Any]) -> NNError:
     )
 
 
-def write_result(run: Path, test: dict[str, Any], stopped: str, epochs: int) -> None:
+def best_epoch(
+    history: list[dict[str, Any]], epoch: int | None, monitor: str, greater: bool, latest: bool
+) -> dict[str, Any] | None:
+    """Which epoch's weights a run reports (the best checkpoint, ``epoch``) and why: the
+    `monitor` value there and whether highest or lowest wins, or that it is the latest
+    epoch because nothing selects (no validation split, no `monitor`)."""
+    rec = next((h for h in history if h.get("epoch") == epoch), None)
+    if rec is None:
+        return None
+    if latest:
+        why = "the latest epoch: no validation split and no `monitor` to select on"
+        return {"epoch": epoch, "monitor": None, "value": None, "why": why}
+    value = rec.get(monitor)
+    mode = "highest" if greater else "lowest"
+    why = f"{mode} `{monitor}`" + (f" ({value:.4g})" if isinstance(value, int | float) else "")
+    why += f" of {len(history)} epochs"
+    return {"epoch": epoch, "monitor": monitor, "value": value, "mode": mode, "why": why}
+
+
+def write_result(
+    run: Path,
+    test: dict[str, Any],
+    stopped: str,
+    epochs: int,
+    best: dict[str, Any] | None = None,
+) -> None:
     tblog.close(run)
-    atomic_write_text(
-        run / "result.json",
-        json.dumps({"test": test, "stopped": stopped, "epochs": epochs}, indent=2) + "\n",
-    )
+    doc: dict[str, Any] = {"test": test, "stopped": stopped, "epochs": epochs}
+    if best is not None:
+        doc["best"] = best
+    atomic_write_text(run / "result.json", json.dumps(doc, indent=2) + "\n")
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
