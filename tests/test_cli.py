@@ -16,6 +16,7 @@ VERBS = [
     "summary",
     "layers",
     "graph",
+    "fmt",
     "train",
     "eval",
     "predict",

@@ -90,6 +90,13 @@ VERBS: tuple[Verb, ...] = (
         model.cmd_graph,
     ),
     Verb(
+        "fmt",
+        "format .nn files in the canonical layout (whitespace only; comments kept); --check for CI",
+        "nnlang fmt examples/ --check",
+        model.fmt_args,
+        model.cmd_fmt,
+    ),
+    Verb(
         "train",
         "train a model: progress, metrics.jsonl, checkpoints and curves in a run directory",
         "nnlang train examples/digits_mlp.nn --set epochs=10 --set optimizer.lr=3e-3",

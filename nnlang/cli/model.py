@@ -216,3 +216,42 @@ def graph_args(gr: argparse.ArgumentParser) -> None:
     gr.add_argument("--model")
     add_budget_flags(gr)
     model_sets(gr)
+
+
+def _nn_files(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(p.rglob("*.nn")) if p.is_dir() else [p]
+    return out
+
+
+def cmd_fmt(a: argparse.Namespace) -> int:
+    from nnlang.fsio import atomic_write_text
+    from nnlang.graph.program import load
+    from nnlang.syntax.fmt import format_text, same_tokens
+
+    changed = []
+    for f in _nn_files(a.files):
+        load(str(f))  # read (E109 if it cannot be) and parsed: a broken file is reported
+        text = f.read_text(encoding="utf-8")
+        new = format_text(text)
+        if not same_tokens(text, new):  # pragma: no cover - a formatter bug
+            raise RuntimeError(f"formatting {f} would change its tokens")
+        if new != text:
+            changed.append(f)
+            if not a.check:
+                atomic_write_text(f, new)
+    verb = "would reformat" if a.check else "reformatted"
+    for f in changed:
+        print(f"{verb} {f}")
+    if not a.quiet:
+        print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} {verb}")
+    return EXIT_USER if a.check and changed else EXIT_OK
+
+
+def fmt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help=".nn files, or folders of them")
+    p.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a file would change"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="list only the files changed")
