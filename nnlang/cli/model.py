@@ -241,11 +241,11 @@ def cmd_fmt(a: argparse.Namespace) -> int:
             changed.append(f)
             if not a.check:
                 atomic_write_text(f, new)
-    verb = "would reformat" if a.check else "reformatted"
     for f in changed:
-        print(f"{verb} {f}")
+        print(f"{'would reformat' if a.check else 'reformatted'} {f}")
     if not a.quiet:
-        print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} {verb}")
+        done = "would be reformatted" if a.check else "reformatted"
+        print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} {done}")
     return EXIT_USER if a.check and changed else EXIT_OK
 
 
