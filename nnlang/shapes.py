@@ -120,3 +120,27 @@ def numel(shape: tuple[Dim, ...]) -> Dim:
 def concrete_numel(shape: tuple[Dim, ...], sym: int = 1) -> int:
     """Element count with each symbolic axis counted as ``sym`` (for FLOP estimates)."""
     return math.prod(d if isinstance(d, int) else sym for d in shape)
+
+
+def dim_value(d: Dim, env: dict[str, int]) -> int:
+    """The value of a dimension (an int, an axis name or an expression of them with
+    ``+ - * //`` and parentheses, as the shape rules write them) with axes from ``env``;
+    KeyError for an axis ``env`` lacks. Parsed by :mod:`ast`, never evaluated as code."""
+    import ast
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+    ops[ast.FloorDiv] = operator.floordiv
+
+    def walk(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name):
+            return env[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return int(ops[type(node.op)](walk(node.left), walk(node.right)))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        raise ValueError(f"not a dimension expression: {d!r}")
+
+    return d if isinstance(d, int) else walk(ast.parse(d, mode="eval").body)

@@ -232,7 +232,7 @@ def test_transfer_beats_scratch_with_the_backbone_bitwise_unchanged(tmp_path: Pa
 def test_summary_marks_frozen_parameters(capsys) -> None:
     assert main(["summary", str(TRANSFER), "--model", "FineTune"]) == 0
     out = capsys.readouterr().out
-    assert "frozen 8,320" in out and "Frozen parameters: 25,088" in out
+    assert "frozen 8,320" in out and "25,088 frozen by `freeze`" in out
     assert main(["summary", str(TRANSFER), "--model", "FineTune", "--json"]) == 0
     import json
 

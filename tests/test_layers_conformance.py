@@ -371,6 +371,14 @@ def param_count(fn: Any) -> int:
     return sum(x.size for x in jax.tree.leaves(nnx.state(fn, nnx.Param)))
 
 
+def state_count(fn: Any) -> int:
+    """Scalars of non-trainable state: every variable but parameters and RNG streams."""
+    if not isinstance(fn, nnx.Module):
+        return 0
+    rest = nnx.state(fn, nnx.Not(nnx.Any(nnx.Param, nnx.RngState)))
+    return sum(x.size for x in jax.tree.leaves(rest))
+
+
 @nnx.jit
 def _call_module(m: nnx.Module, *xs: Any) -> Any:
     return m(*xs)
@@ -405,6 +413,7 @@ def test_kind_matches_flax(name: str, kw: dict[str, Any], specs: list[str]) -> N
     assert kind.output_names == () or len(kind.output_names) >= len(outs)
     fn = build(kind, args, ins)
     assert kind.params(args, ins) == param_count(fn)
+    assert kind.state(args, ins) == state_count(fn), "non-trainable state (`state=`)"
     flops = kind.flops(args, ins, outs)
     assert isinstance(flops, int) and flops >= 0
 

@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nnlang.cli import editor, model, run, timing
+from nnlang.cli import editor, model, run, runs, summary, timing
 from nnlang.cli.report import (
     EXIT_ENV,
     EXIT_INTERRUPTED,
@@ -72,10 +72,10 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(
         "summary",
-        "the layer table: each node's kind, output shape, parameters and FLOPs",
+        "the layer table: kind, output shape, parameters and state, FLOPs, inputs; Keras-style totals",
         "nnlang summary examples/digits_cnn.nn --json",
-        model.summary_args,
-        model.cmd_summary,
+        summary.summary_args,
+        summary.cmd_summary,
     ),
     Verb(
         "layers",
@@ -86,10 +86,17 @@ VERBS: tuple[Verb, ...] = (
     ),
     Verb(
         "graph",
-        "draw the model's graph (Graphviz .dot, or .svg when `dot` is installed)",
+        "draw the model's graph: Graphviz .dot, or a picture (.svg, .png), with Graphviz or without",
         "nnlang graph examples/residual.nn -o residual.svg",
         model.graph_args,
         model.cmd_graph,
+    ),
+    Verb(
+        "fmt",
+        "format .nn files in the canonical layout (whitespace only; comments kept); --check for CI",
+        "nnlang fmt examples/ --check",
+        model.fmt_args,
+        model.cmd_fmt,
     ),
     Verb(
         "train",
@@ -119,6 +126,20 @@ VERBS: tuple[Verb, ...] = (
         "nnlang sample examples/gan.nn --run runs/gan -n 100 -o digits.npy --seed 1",
         run.sample_args,
         run.cmd_sample,
+    ),
+    Verb(
+        "runs",
+        "compare runs: the settings that differ, best validation metrics, test metrics, time",
+        "nnlang runs runs/",
+        runs.runs_args,
+        runs.cmd_runs,
+    ),
+    Verb(
+        "curves",
+        "draw the learning curves of several runs on shared axes into one PNG",
+        "nnlang curves runs/digits_mlp runs/digits_mlp-2 -o curves.png",
+        runs.curves_args,
+        runs.cmd_curves,
     ),
     Verb(
         "time",

@@ -55,113 +55,6 @@ def _graph(a: argparse.Namespace) -> Any:
     return build(a.file, a.model, sets=getattr(a, "set", None), budget=budget_of(a))
 
 
-def summary_rows(g: Any) -> list[dict[str, Any]]:
-    rows = []
-    for n in g.order():
-        rows.append(
-            {
-                "name": n.id,
-                "kind": n.kind_name,
-                "output": ", ".join(str(t) for t in n.out_types),
-                "params": n.params if n.owner == n.id else 0,
-                "shares": n.owner if n.owner != n.id else None,
-                "flops": n.flops,
-                "line": n.span.line,
-            }
-        )
-    return rows
-
-
-def frozen_owners(file: str, g: Any) -> set[str] | None:
-    """The nodes whose parameters the model's train section freezes (`freeze = [...]`);
-    None when it freezes nothing. Patterns that match nothing are `nnlang check`'s."""
-    from nnlang.graph.program import load
-    from nnlang.train.parts import node_of, select
-    from nnlang.train.parts_setting import parts_setting
-
-    train = load(file).train_for(g.name)
-    exprs = [
-        s.value for s in (train.settings if train else ()) if getattr(s, "key", "") == "freeze"
-    ]
-    quiet = (
-        parts_setting(lambda *a, **k: None, lambda e: None, "freeze", exprs[0], None, False, None)
-        if exprs
-        else None
-    )
-    if not quiet:
-        return None
-    paths = sorted({f"{n.owner}.*" for n in g.order() if n.params > 0})
-    return {node_of(p) for p in select(paths, list(quiet)).selected}
-
-
-def cmd_summary(a: argparse.Namespace) -> int:
-    g = _graph(a)
-    rows = summary_rows(g)
-    frozen = frozen_owners(a.file, g)
-    if frozen is not None:
-        for r in rows:
-            r["frozen"] = r["params"] > 0 and r["name"] in frozen
-    totals = {
-        "params": g.total_params(),
-        "param_bytes": g.param_bytes(),
-        "flops": g.total_flops(),
-        "activation_bytes": g.activation_bytes(),
-    }
-    if a.json:
-        print(
-            json.dumps(
-                {
-                    "model": g.name,
-                    "args": g.args,
-                    "inputs": [{"name": p.name, "type": str(p.type)} for p in g.inputs],
-                    "outputs": [{"name": p.name, "type": str(p.type)} for p in g.outputs],
-                    "nodes": rows,
-                    "totals": totals,
-                },
-                indent=2,
-            )
-        )
-        return EXIT_OK
-    from rich.table import Table
-
-    t = Table(
-        title=f"{g.name}"
-        + (f"({', '.join(f'{k}={format_value(v)}' for k, v in g.args.items())})" if g.args else ""),
-        caption="shapes are per sample; the batch axis is implicit",
-    )
-    for col, just in (
-        ("node", "left"),
-        ("kind", "left"),
-        ("output", "left"),
-        ("params", "right"),
-        ("FLOPs", "right"),
-        ("line", "right"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in rows:
-        params = f"{r['params']:,}" if not r["shares"] else f"shares {r['shares']}"
-        if r.get("frozen"):
-            params = f"frozen {params}"
-        t.add_row(r["name"], r["kind"], r["output"], params, f"{r['flops']:,}", str(r["line"]))
-    con = console()
-    con.print(t)
-    con.print(f"Total parameters: {totals['params']:,} ({_bytes(totals['param_bytes'])} as f32)")
-    if frozen is not None:
-        n_frozen = sum(r["params"] for r in rows if r.get("frozen"))
-        con.print(f"Frozen parameters: {n_frozen:,} (`freeze` in the train section)")
-    con.print(f"FLOPs per sample: {totals['flops']:,}")
-    con.print(f"Activations per sample: {_bytes(totals['activation_bytes'])}")
-    return EXIT_OK
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n} B"
-
-
 def cmd_layers(a: argparse.Namespace) -> int:
     from nnlang.layers import REGISTRY
 
@@ -247,29 +140,41 @@ def cmd_layers(a: argparse.Namespace) -> int:
 
 def cmd_graph(a: argparse.Namespace) -> int:
     from nnlang.fsio import atomic_write_bytes
+    from nnlang.graph.picture import to_dot, to_png, to_svg
 
     g = _graph(a)
-    dot = g.to_dot()
     out = Path(a.output)
+    if out.suffix not in (".dot", ".svg", ".png"):
+        print("error: -o must end in .dot, .svg or .png", file=sys.stderr)
+        return EXIT_USAGE
+    how = "Graphviz source"
     if out.suffix == ".dot":
-        atomic_write_bytes(out, dot.encode())
-    elif out.suffix == ".svg":
-        exe = shutil.which("dot")
-        if exe is None:
+        data = to_dot(g).encode()
+    else:
+        exe = shutil.which("dot") if a.renderer in ("auto", "graphviz") else None
+        if exe is None and a.renderer == "graphviz":
             print(
-                "error: writing SVG needs Graphviz's `dot` program, which is not installed.\n"
-                "  = help: install Graphviz (e.g. `apt-get install graphviz`), or write `-o graph.dot`",
+                "error: `--renderer graphviz` needs Graphviz's `dot` program, which is not installed.\n"
+                "  = help: install Graphviz (e.g. `apt-get install graphviz`), or leave out "
+                "--renderer to draw without it",
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        svg = subprocess.run(
-            [exe, "-Tsvg"], input=dot.encode(), capture_output=True, check=True
-        ).stdout
-        atomic_write_bytes(out, svg)
-    else:
-        print("error: -o must end in .dot or .svg", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"wrote {out} ({len(g)} nodes)")
+        if exe is not None:
+            data = subprocess.run(
+                [exe, f"-T{out.suffix[1:]}"],
+                input=to_dot(g).encode(),
+                capture_output=True,
+                check=True,
+            ).stdout
+            how = "drawn by Graphviz"
+        else:
+            data = to_svg(g).encode() if out.suffix == ".svg" else to_png(g)
+            how = "drawn by nnlang's own layout"
+            if a.renderer == "auto":
+                how += "; install Graphviz's `dot` for a tidier one"
+    atomic_write_bytes(out, data)
+    print(f"wrote {out} ({len(g)} nodes, {how})")
     return EXIT_OK
 
 
@@ -293,14 +198,6 @@ def model_sets(p: argparse.ArgumentParser) -> None:
     )
 
 
-def summary_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("file", metavar="FILE")
-    s.add_argument("--model")
-    add_budget_flags(s)
-    model_sets(s)
-    s.add_argument("--json", action="store_true")
-
-
 def layers_args(ly: argparse.ArgumentParser) -> None:
     ly.add_argument("name", nargs="?", help="show one kind in full")
     ly.add_argument("--json", action="store_true")
@@ -308,7 +205,53 @@ def layers_args(ly: argparse.ArgumentParser) -> None:
 
 def graph_args(gr: argparse.ArgumentParser) -> None:
     gr.add_argument("file", metavar="FILE")
-    gr.add_argument("-o", "--output", required=True, help="out.dot or out.svg")
+    gr.add_argument("-o", "--output", required=True, help="out.dot, out.svg or out.png")
+    gr.add_argument(
+        "--renderer",
+        choices=["auto", "graphviz", "python"],
+        default="auto",
+        help="who draws an .svg or .png: Graphviz's `dot` when installed (auto), or nnlang's own "
+        "layout (python, used when `dot` is missing)",
+    )
     gr.add_argument("--model")
     add_budget_flags(gr)
     model_sets(gr)
+
+
+def _nn_files(paths: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(p.rglob("*.nn")) if p.is_dir() else [p]
+    return out
+
+
+def cmd_fmt(a: argparse.Namespace) -> int:
+    from nnlang.fsio import atomic_write_text
+    from nnlang.graph.program import load
+    from nnlang.syntax.fmt import format_text, same_tokens
+
+    changed = []
+    for f in _nn_files(a.files):
+        load(str(f))  # read (E109 if it cannot be) and parsed: a broken file is reported
+        text = f.read_text(encoding="utf-8")
+        new = format_text(text)
+        if not same_tokens(text, new):  # pragma: no cover - a formatter bug
+            raise RuntimeError(f"formatting {f} would change its tokens")
+        if new != text:
+            changed.append(f)
+            if not a.check:
+                atomic_write_text(f, new)
+    for f in changed:
+        print(f"{'would reformat' if a.check else 'reformatted'} {f}")
+    if not a.quiet:
+        done = "would be reformatted" if a.check else "reformatted"
+        print(f"{len(changed)} file{'s' if len(changed) != 1 else ''} {done}")
+    return EXIT_USER if a.check and changed else EXIT_OK
+
+
+def fmt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help=".nn files, or folders of them")
+    p.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a file would change"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="list only the files changed")

@@ -55,6 +55,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                     "steps": r.steps,
                     **({"skipped": skipped} if skipped else {}),
                     "train_seconds": round(r.train_seconds, 3),
+                    "best": r.extra.get("best"),
                 },
                 indent=2,
             )
@@ -62,9 +63,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     else:
         split = r.test.get("split", "test")
         shown = " ".join(f"{k}={v:.4f}" for k, v in r.test.items() if k != "split")
+        best = r.extra.get("best")
+        chosen = f"; weights of epoch {best['epoch']}: {best['why']}" if best else ""
         print(
             f"{split}: {shown}  ({r.steps} steps{f', {skipped} skipped' if skipped else ''}, "
-            f"{r.train_seconds:.1f}s training) -> {r.run_dir}"
+            f"{r.train_seconds:.1f}s training{chosen}) -> {r.run_dir}"
         )
     return EXIT_OK
 

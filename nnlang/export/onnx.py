@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,20 @@ from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.export.trace import Fn, first_failing_node, first_line, inference_fn, input_specs
 from nnlang.graph.graph import Graph
 
-INSTALL_HELP = "install the ONNX extra: pip install 'nnlang[onnx]'"
+
+def install_help() -> str:
+    """How to install the ONNX extra: from PyPI, or from the source checkout nnlang runs
+    from (where `nnlang[onnx]` would fetch another copy, or nothing, from the index)."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "nnlang" / "__init__.py").is_file():
+        try:
+            where = os.path.relpath(root)
+        except ValueError:  # another drive (Windows)
+            where = str(root)
+        return f"install the ONNX extra from this source checkout: pip install '{where}[onnx]'"
+    return "install the ONNX extra: pip install 'nnlang[onnx]'"
+
+
 STABLEHLO_HELP = "export to StableHLO instead: `--format stablehlo` (see docs/export.md)"
 
 
@@ -35,7 +50,7 @@ def require() -> tuple[Any, Any, Any]:
             Diagnostic(
                 "E601",
                 f"ONNX export and ONNX artifacts need jax2onnx, onnx and onnxruntime ({e})",
-                help=INSTALL_HELP,
+                help=install_help(),
             )
         ) from None
     return jax2onnx, onnx, onnxruntime

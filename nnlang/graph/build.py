@@ -239,6 +239,8 @@ class Builder(Applier, Binder, Ordering):
         for t, x in zip(targets, values, strict=True):
             scope.values[t.name] = x
             scope.spans[t.name] = t.span
+            if isinstance(x, Tensor) and self.graph is not None and x.node in self.graph.dag:
+                self.graph.value_names.setdefault(x.node, []).append(scope.prefix + t.name)
 
     def model_input(self, s: A.InputDecl, scope: Scope) -> None:
         assert self.graph is not None

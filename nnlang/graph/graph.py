@@ -39,6 +39,11 @@ class Node:
     def kind_name(self) -> str:
         return self.kind.name if self.kind else "input"
 
+    @property
+    def state(self) -> int:
+        """Scalars of non-trainable state (batch-norm running averages), as `params`."""
+        return self.kind.state(self.args, self.in_types) if self.kind else 0
+
 
 @dataclass(frozen=True)
 class Port:
@@ -60,6 +65,9 @@ class Graph:
     outputs: list[Port] = field(default_factory=list)
     dag: nx.DiGraph = field(default_factory=nx.DiGraph)
     symbols: list[str] = field(default_factory=list)
+    #: node id -> the names the user gave its value (`a = ...`, `output y = ...`), in order;
+    #: inside a block prefixed by the instance (`enc/e`). Node ids stay the layer names.
+    value_names: dict[str, list[str]] = field(default_factory=dict)
     #: the warnings building it reported (it built, so there were no errors)
     warnings: list[Diagnostic] = field(default_factory=list, repr=False, compare=False)
     #: the program it was built from (its sources, for messages about it)
@@ -106,6 +114,10 @@ class Graph:
     def total_params(self) -> int:
         return sum(n.params for n in self.owners().values())
 
+    def total_state(self) -> int:
+        """Non-trainable state of every parameter owner (Keras's non-trainable weights)."""
+        return sum(n.state for n in self.owners().values())
+
     def total_flops(self) -> int:
         return sum(n.flops for n in self.order())
 
@@ -133,37 +145,3 @@ class Graph:
             live.add(p.node)
             live |= nx.ancestors(self.dag, p.node)
         return live
-
-    def to_dot(self) -> str:
-        """Graphviz source: one box per node with kind and output shape."""
-
-        def esc(s: str) -> str:
-            return s.replace("\\", "\\\\").replace('"', '\\"')
-
-        def q(s: str) -> str:
-            return f'"{esc(s)}"'
-
-        lines = [
-            f"digraph {q(self.name)} {{",
-            "  rankdir=TB;",
-            '  node [shape=box, fontname="Helvetica"];',
-        ]
-        out_names = {p.node: p.name for p in self.outputs}
-        for n in self.order():
-            shapes = ", ".join(str(t) for t in n.out_types)
-            if n.kind is None:
-                parts, style = [n.id, f"input {shapes}"], ", style=filled, fillcolor=lightblue"
-            else:
-                parts, style = [n.id, f"{n.kind.name} → {shapes}"], ""
-                if n.owner != n.id:
-                    parts.append(f"shares {n.owner}")
-            if n.id in out_names:
-                parts.append(f"output {out_names[n.id]}")
-                style = ", style=filled, fillcolor=palegreen"
-            # each line escaped on its own, joined by Graphviz's own line break `\n`
-            label = "\\n".join(esc(p) for p in parts)
-            lines.append(f'  {q(n.id)} [label="{label}"{style}];')
-        for a, b in self.dag.edges:
-            lines.append(f"  {q(a)} -> {q(b)};")
-        lines.append("}")
-        return "\n".join(lines) + "\n"

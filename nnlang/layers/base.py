@@ -13,7 +13,8 @@ A declaration holds:
   :class:`~nnlang.shapes.TensorType` (no batch axis). It raises
   :class:`~nnlang.diagnostics.ArgError` naming the attribute at fault.
 - ``params(args, ins) -> int`` and ``flops(args, ins, outs) -> int``: pure arithmetic,
-  so absurd sizes are refused without allocating.
+  so absurd sizes are refused without allocating; ``state(args, ins) -> int`` the
+  scalars of non-trainable state (batch-norm running averages).
 - ``build(args, ins, rngs) -> callable``: the Flax NNX lowering. It gets the concrete
   feature sizes found by shape inference and returns an ``nnx.Module`` (for kinds with
   parameters or state) or a plain function; either is called with the batched inputs
@@ -85,6 +86,9 @@ class LayerKind:
     build: BuildRule
     params: CountRule = _zero
     flops: FlopRule = _zero
+    #: scalars of non-trainable state the lowered module keeps (``nnx.BatchStat`` running
+    #: averages, a persistent chain), counted as Keras counts non-trainable weights.
+    state: CountRule = _zero
     #: (min, max) number of tensor inputs; max None = any number.
     n_inputs: tuple[int, int | None] = (1, 1)
     #: number of outputs, or a function of the arguments (``return_state``).
@@ -127,6 +131,7 @@ def layer(
     attrs: tuple[Attr, ...] = (),
     params: CountRule = _zero,
     flops: FlopRule = _zero,
+    state: CountRule = _zero,
     build: BuildRule,
     n_inputs: tuple[int, int | None] = (1, 1),
     n_outputs: int | Callable[[Args], int] = 1,
@@ -151,6 +156,7 @@ def layer(
             build=build,
             params=params,
             flops=flops,
+            state=state,
             n_inputs=n_inputs,
             n_outputs=n_outputs,
             output_names=output_names,

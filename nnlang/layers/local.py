@@ -135,6 +135,7 @@ def _rbm_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
         (concrete_numel(ins[0].shape) + 1) * a.hidden + concrete_numel(ins[0].shape)
     ),
     flops=lambda a, ins, outs: 2 * concrete_numel(ins[0].shape) * a.hidden,
+    state=lambda a, ins: a.chains * a.hidden,  # the persistent chain's hidden samples
     build=_rbm_build,
     rule="contrastive divergence",
     example="""model Example {

@@ -22,6 +22,7 @@ def _norm_kind(
     make: Callable[[Any, Args, int, Any, Any], Any],
     *,
     per_feature: int,
+    state_per_feature: int = 0,
     check: Callable[[Args, TensorType, int], None] | None = None,
     has_train_mode: bool = False,
     call: str = "",
@@ -51,6 +52,7 @@ def _norm_kind(
         doc=doc,
         attrs=attrs,
         params=lambda a, ins: per_feature * int(ins[0].shape[-1]),
+        state=lambda a, ins: state_per_feature * int(ins[0].shape[-1]),
         # mean, variance, normalise, scale, shift: a handful of operations per element
         flops=lambda a, ins, outs: 5 * concrete_numel(ins[0].shape),
         build=build,
@@ -92,6 +94,7 @@ _norm_kind(
         c, momentum=a.momentum, epsilon=a.epsilon, dtype=dt, rngs=rngs
     ),
     per_feature=2,
+    state_per_feature=2,  # the running mean and variance
     has_train_mode=True,
 )
 _norm_kind(

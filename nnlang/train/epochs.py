@@ -14,7 +14,6 @@ May import NumPy, ``diagnostics``, ``train.checkpoint``, ``train.loop``,
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from nnlang.train.checkpoint import Checkpoints
 from nnlang.train.guard import BAD, Chunk
 from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label
 from nnlang.train.progress import Progress, fmt_metrics
+from nnlang.train.rundir import append_metrics
 from nnlang.train.spec import TrainSpec
 
 
@@ -215,8 +215,7 @@ class EpochLoop:
             )
         record["seconds"] = round(p.train_seconds, 3)
         p.history.append(record)
-        with open(self.run / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_metrics(self.run, p.history)
         self.bar.epoch_line(
             f"epoch {p.epoch + 1}/{epochs}  "
             + fmt_metrics(

@@ -41,6 +41,7 @@ from nnlang.train.progress import Progress
 from nnlang.train.rules import write_maps
 from nnlang.train.rundir import (
     RunLock,
+    best_epoch,
     confine_run,
     latest_run_dir,
     next_run_dir,
@@ -293,6 +294,7 @@ def _train_locked(
         bar.close()
     result_state = state
     test: dict[str, float] = {}
+    best_info: dict[str, Any] | None = None
     if stopped in ("finished", "early_stop"):
         best = ckpts.best()  # the reported model is the best checkpoint, as `eval` uses
         if best is not None and best != ckpts.latest():
@@ -302,7 +304,16 @@ def _train_locked(
             test = engine.evaluate(result_state, data.splits[split])
         check_finite_result(test, split, spec, run, ckpts.best() or ckpts.latest())
         test = {"split": split, **test}  # type: ignore[dict-item]
-        write_result(run, test, stopped, prog.epoch)
+        chosen = ckpts.best() or ckpts.latest()
+        latest_is_best = spec.monitor is None and not has_val
+        best_info = best_epoch(
+            prog.history,
+            None if chosen is None else chosen // spe,
+            monitor,
+            greater,
+            latest_is_best,
+        )
+        write_result(run, test, stopped, prog.epoch, best_info)
         plot_curves(prog.history, run / "curves.png")
     ckpts.close()
     nnx_model = _merge_model(engine, result_state)
@@ -316,7 +327,7 @@ def _train_locked(
         nnx_model,
         prog.epoch * spe + prog.step_in_epoch,
         prog.train_seconds,
-        {"signal": loop.signal, "monitor": monitor},
+        {"signal": loop.signal, "monitor": monitor, "best": best_info},
     )
 
 

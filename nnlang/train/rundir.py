@@ -6,6 +6,7 @@ Run directory layout (arrays and plain text only — nothing in it is ever execu
     sources/           the .nn source files as they were when the run started
     normalizer.npz     per-input normalisation statistics fitted on the training split
     metrics.jsonl      one JSON object per epoch
+    tensorboard/       the same as TensorBoard event files (train/, validation/; tblog.py)
     result.json        the reported split's metrics and how the run stopped
     curves.png         learning curves, written at the end
     checkpoints/       Orbax checkpoints (last N and the best)
@@ -42,6 +43,7 @@ from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.fsio import Escape, atomic_write_bytes, atomic_write_text, confined_tree, read_confined
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
+from nnlang.train import tblog
 from nnlang.train.data import Normalizer, normalizers_npz, read_normalizers_npz
 from nnlang.train.loop import Data
 from nnlang.train.spec import TrainSpec
@@ -209,6 +211,15 @@ def write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
     appended after the last checkpoint by a killed process are dropped, and the epochs
     trained again are written once."""
     atomic_write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    tblog.rewrite(run, history)
+
+
+def append_metrics(run: Path, history: list[dict[str, Any]]) -> None:
+    """The one place an epoch's record is written: ``history[-1]``, just ended, appended
+    to metrics.jsonl and logged to the run's TensorBoard event files (:mod:`tblog`)."""
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(history[-1]) + "\n")
+    tblog.log_epoch(run, history, len(history) - 1)
 
 
 # ------------------------------------------------------------------ the lock
@@ -346,43 +357,41 @@ def _in_use(run: Path, info: dict[str, Any]) -> NNError:
     )
 
 
-def write_result(run: Path, test: dict[str, Any], stopped: str, epochs: int) -> None:
-    atomic_write_text(
-        run / "result.json",
-        json.dumps({"test": test, "stopped": stopped, "epochs": epochs}, indent=2) + "\n",
-    )
+def best_epoch(
+    history: list[dict[str, Any]], epoch: int | None, monitor: str, greater: bool, latest: bool
+) -> dict[str, Any] | None:
+    """Which epoch's weights a run reports (the best checkpoint, ``epoch``) and why: the
+    `monitor` value there and whether highest or lowest wins, or that it is the latest
+    epoch because nothing selects (no validation split, no `monitor`)."""
+    rec = next((h for h in history if h.get("epoch") == epoch), None)
+    if rec is None:
+        return None
+    if latest:
+        why = "the latest epoch: no validation split and no `monitor` to select on"
+        return {"epoch": epoch, "monitor": None, "value": None, "why": why}
+    value = rec.get(monitor)
+    mode = "highest" if greater else "lowest"
+    why = f"{mode} `{monitor}`" + (f" ({value:.4g})" if isinstance(value, int | float) else "")
+    why += f" of {len(history)} epochs"
+    return {"epoch": epoch, "monitor": monitor, "value": value, "mode": mode, "why": why}
+
+
+def write_result(
+    run: Path,
+    test: dict[str, Any],
+    stopped: str,
+    epochs: int,
+    best: dict[str, Any] | None = None,
+) -> None:
+    tblog.close(run)
+    doc: dict[str, Any] = {"test": test, "stopped": stopped, "epochs": epochs}
+    if best is not None:
+        doc["best"] = best
+    atomic_write_text(run / "result.json", json.dumps(doc, indent=2) + "\n")
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """curves.png: one panel per metric, training and validation side by side."""
-    if not history:
-        return
-    import io
+    """curves.png: one panel per metric, training and validation in fixed colours."""
+    from nnlang.train.curves import draw
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in history[0] if k not in ("epoch", "step", "seconds", "lr")]
-    groups: dict[str, list[str]] = {}
-    for k in keys:
-        groups.setdefault(k.removeprefix("val_"), []).append(k)
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
-    epochs = [h["epoch"] for h in history]
-    for ax, (name, ks) in zip(axes[0], groups.items(), strict=True):
-        for k in ks:
-            ax.plot(
-                epochs,
-                [h.get(k, np.nan) for h in history],
-                label="validation" if k.startswith("val_") else "train",
-            )
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    draw([("", history)], path)
