@@ -44,6 +44,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.train.data import Normalizer, normalizers_npz, read_normalizers_npz
 from nnlang.train.loop import Data
+from nnlang.train.plots import pyplot
 from nnlang.train.spec import TrainSpec
 
 
@@ -354,15 +355,13 @@ def write_result(run: Path, test: dict[str, Any], stopped: str, epochs: int) -> 
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """curves.png: one panel per metric, training and validation side by side."""
+    """curves.png: one panel per metric, training and validation side by side
+    (skipped with a notice without matplotlib)."""
     if not history:
         return
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot(path.name)
+    if plt is None:
+        return
 
     keys = [k for k in history[0] if k not in ("epoch", "step", "seconds", "lr")]
     groups: dict[str, list[str]] = {}

@@ -3,8 +3,9 @@
 A data source returns a :class:`Dataset`: named numpy arrays per split (``train`` and,
 when asked for, ``val`` and ``test``), with one row per example in each. Sources:
 
-- ``digits``, ``iris``, ``wine``, ``breast_cancer``: bundled with scikit-learn (no
-  download). ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
+- ``digits``, ``iris``, ``wine``, ``breast_cancer``, ``diabetes``: scikit-learn's toy
+  sets, shipped as compressed arrays in ``bundled/`` (no download, no scikit-learn).
+  ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
   the others ``[N, F]`` float32. Labels are int32 under ``label``.
 - ``text``: a UTF-8 corpus in windows of token ids for next-token models
   (:mod:`nnlang.train.data.text`).

@@ -1,9 +1,10 @@
-"""Data sources: path confinement, the bundled scikit-learn datasets, CSV files, and
+"""Data sources: path confinement, the bundled datasets, CSV files, and
 :func:`load_data`, which runs a source and validates its result. The .npz and IDX
 sources are in :mod:`nnlang.train.data.arrays`.
 
-- ``digits``, ``iris``, ``wine``, ``breast_cancer``: bundled with scikit-learn (no
-  download). ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
+- ``digits``, ``iris``, ``wine``, ``breast_cancer``, ``diabetes``: scikit-learn's toy
+  sets, shipped as compressed arrays in ``bundled/`` (no download, no scikit-learn).
+  ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
   the others ``[N, F]`` float32. Labels are int32 under ``label``.
 - ``csv``, ``npz``, ``idx``: files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
@@ -63,37 +64,43 @@ def _unreadable(path: str, err: Exception, arg: str) -> ArgError:
 
 
 # ------------------------------------------------------------------ bundled datasets
-def _sklearn(name: str, test: float, val: float, seed: int) -> Dataset:
-    from sklearn import datasets  # imported here: it is slow and only these need it
+#: compressed arrays written once by examples/data/make_bundled.py from scikit-learn's
+#: copies (package data: no scikit-learn at run time)
+BUNDLED = Path(__file__).parent / "bundled"
 
-    bunch = getattr(datasets, f"load_{name}")()
-    if name == "digits":
-        x = bunch.images.astype(np.float32)[..., None]  # [N, 8, 8, 1], values 0..16
-    else:
-        x = bunch.data.astype(np.float32)
-    y = bunch.target.astype(np.int32)
-    meta = {"source": name, **_class_meta(y, list(bunch.target_names))}
-    if name != "digits":
-        meta["feature_names"] = [str(f) for f in bunch.feature_names]
+
+def _bundled(name: str, test: float, val: float, seed: int) -> Dataset:
+    with np.load(BUNDLED / f"{name}.npz", allow_pickle=False) as z:
+        x = z["x"].astype(np.float32)  # digits: [N, 8, 8, 1] stored as uint8 0..16
+        y = z["label"]
+        meta: dict[str, Any] = {"source": name}
+        if "class_names" in z:
+            meta.update(_class_meta(y, [str(c) for c in z["class_names"]]))
+        else:
+            meta["task"] = "values"
+        if "feature_names" in z:
+            meta["feature_names"] = [str(f) for f in z["feature_names"]]
     return _make({"x": x, "label": y}, "label", test, val, seed, meta)
 
 
 for _name, _doc in (
     (
         "digits",
-        "8x8 handwritten digits (1797 images, 10 classes) from scikit-learn: x f32[8, 8, 1] with values 0..16.",
+        "8x8 handwritten digits (1797 images, 10 classes; scikit-learn's copy, bundled): x f32[8, 8, 1] with values 0..16.",
     ),
-    ("iris", "Iris flowers (150 examples, 4 features, 3 classes) from scikit-learn: x f32[4]."),
-    (
-        "wine",
-        "Wine recognition (178 examples, 13 features, 3 classes) from scikit-learn: x f32[13].",
-    ),
+    ("iris", "Iris flowers (150 examples, 4 features, 3 classes), bundled: x f32[4]."),
+    ("wine", "Wine recognition (178 examples, 13 features, 3 classes), bundled: x f32[13]."),
     (
         "breast_cancer",
-        "Breast cancer Wisconsin (569 examples, 30 features, 2 classes) from scikit-learn: x f32[30].",
+        "Breast cancer Wisconsin (569 examples, 30 features, 2 classes), bundled: x f32[30].",
+    ),
+    (
+        "diabetes",
+        "Diabetes progression (442 examples, 10 features scaled as scikit-learn ships them; "
+        "a regression target under `label`, 25..346), bundled: x f32[10], label f32.",
     ),
 ):
-    declare(SOURCES, _name, _doc, *_SPLIT_PARAMS)(lambda root, _n=_name, **kw: _sklearn(_n, **kw))
+    declare(SOURCES, _name, _doc, *_SPLIT_PARAMS)(lambda root, _n=_name, **kw: _bundled(_n, **kw))
 
 
 # ---------------------------------------------------------------------------- csv
