@@ -10,7 +10,8 @@ when asked for, ``val`` and ``test``), with one row per example in each. Sources
 - ``text``: a UTF-8 corpus in windows of token ids for next-token models
   (:mod:`nnlang.train.data.text`).
 - ``binary_patterns``: random ±1 patterns and noisy probes (Hopfield memories).
-- ``csv``, ``npz``, ``idx``: files, resolved against the .nn file's directory and
+- ``csv``, ``parquet`` (through pyarrow: typed columns, categories, a missing-value
+  policy), ``npz``, ``idx``: files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
 
 Splits are carved with numpy's ``Generator`` seeded by ``seed``: deterministic, and
@@ -43,6 +44,7 @@ from nnlang.train.data.normalizers import (
 from nnlang.train.data.patterns import _binary_patterns  # noqa: F401  (declares)
 from nnlang.train.data.sources import confine, dataset_from, load_data
 from nnlang.train.data.splits import split_indices
+from nnlang.train.data.tables import _csv_source  # noqa: F401  (declares)
 from nnlang.train.data.text import UNKNOWN
 
 __all__ = [

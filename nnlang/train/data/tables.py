@@ -1,0 +1,463 @@
+"""Table sources: CSV and Parquet files read through pyarrow, with typed columns.
+
+- Numeric and boolean columns are features as they are (float32).
+- String columns (and those listed in ``categorical``) are categories, one-hot encoded
+  in place; the categories of each column (sorted) are in the data's ``meta`` as
+  ``categories``, stored with the run's settings (``settings.json``), as the ``text``
+  source's vocabulary is. A column mixing numbers and words is refused at its first
+  word (a bad cell), unless it is listed in ``categorical``.
+- Missing cells (empty, ``NA``, ``NaN``, ``null``, ...) follow ``missing``: ``refuse``
+  (the default: E407 naming the row and column), ``drop`` (rows with a missing value in
+  a used column are left out) or ``mean`` (numeric features take their column's mean,
+  categories a category of their own, ``<missing>``; labels are never filled).
+- ``label`` is one column, or a list of columns: each a target of the column's name.
+
+CSV rows are named by their line in the file (the header is line 1); a located message
+is found by re-reading the file with Python's ``csv`` module only when a mistake was
+found, so the fast path stays pyarrow's. Parquet rows are numbered from 1.
+"""
+
+from __future__ import annotations
+
+import csv as _csv
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from nnlang.diagnostics import ArgError, did_you_mean
+from nnlang.train.catalog import Param, declare
+from nnlang.train.data.dataset import SOURCES, Dataset
+from nnlang.train.data.sources import _existing, _unreadable
+from nnlang.train.data.splits import _SPLIT_PARAMS, _class_meta, _make
+
+MISSING_CATEGORY = "<missing>"
+
+
+class _Rows:
+    """How a data row (0-based, of the table read) is named in a message."""
+
+    def __init__(self, file: Path | None, delimiter: str, header: bool) -> None:
+        self.file, self.delimiter, self.header = file, delimiter, header
+        self.kept: np.ndarray | None = None  # rows of the file left after `missing = "drop"`
+
+    def __call__(self, i: int) -> str:
+        if self.kept is not None:
+            i = int(self.kept[i])
+        if self.file is None:  # parquet
+            return f"row {i + 1}"
+        with open(self.file, newline="", encoding="utf-8-sig") as f:
+            reader = _csv.reader(f, delimiter=self.delimiter)
+            k = -1 if self.header else 0
+            for r in reader:
+                if not any(c.strip() for c in r):
+                    continue
+                if k == i:
+                    return f"row {reader.line_num}"
+                k += 1
+        return f"row {i + 1 + self.header}"
+
+
+def _read_csv(file: Path, path: str, header: bool, delimiter: str, strings: list[str]) -> pa.Table:
+    read = pacsv.ReadOptions(autogenerate_column_names=not header)
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    convert = pacsv.ConvertOptions(
+        strings_can_be_null=True,
+        column_types={c: pa.string() for c in strings},
+        timestamp_parsers=[],  # dates stay strings (categories), not timestamps
+    )
+    try:
+        t = pacsv.read_csv(file, read_options=read, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as e:
+        _locate_shape(file, path, header, delimiter)
+        raise _unreadable(path, e, "path") from None
+    except (OSError, pa.ArrowException) as e:
+        raise _unreadable(path, e, "path") from None
+    if not header:
+        t = t.rename_columns([str(i) for i in range(t.num_columns)])
+    else:
+        t = t.rename_columns([c.strip() for c in t.column_names])
+    return t
+
+
+def _locate_shape(file: Path, path: str, header: bool, delimiter: str) -> None:
+    """E407 at the first row whose number of cells differs (pyarrow's parse error)."""
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as f:
+            rows = [(n, r) for n, r in _line_rows(_csv.reader(f, delimiter=delimiter))]
+    except (OSError, UnicodeDecodeError, _csv.Error) as e:
+        raise _unreadable(path, e, "path") from None
+    if rows:
+        n_cols = len(rows[0][1])
+        for line, r in rows[1:] if header else rows:
+            if len(r) != n_cols:
+                raise ArgError(
+                    "E407",
+                    f"`{path}` row {line} has {len(r)} columns, expected {n_cols}",
+                    arg="path",
+                )
+
+
+def _line_rows(reader: Any) -> Any:
+    for r in reader:
+        if any(c.strip() for c in r):
+            yield reader.line_num, r
+
+
+def _column(spec: Any, names: list[str], file: str, arg: str, header: bool) -> str:
+    """A column name from a name or 0-based index (negative from the end)."""
+    if isinstance(spec, bool) or not isinstance(spec, (int, str)):
+        raise ArgError("E201", f"`{arg}` must name columns or give their indices", arg=arg)
+    if isinstance(spec, int):
+        i = spec + len(names) if spec < 0 else spec
+        if not 0 <= i < len(names):
+            raise ArgError(
+                "E407", f"`{file}` has {len(names)} columns; there is no column {spec}", arg=arg
+            )
+        return names[i]
+    if not header:
+        raise ArgError(
+            "E403",
+            f"column `{spec}` is named but `{file}` is read without a header",
+            arg=arg,
+            help="give a column index, or set `header = true`",
+        )
+    if spec not in names:
+        hint = did_you_mean(spec, names) or f"columns: {', '.join(names)}"
+        raise ArgError("E407", f"`{file}` has no column `{spec}`", arg=arg, help=hint)
+    return spec
+
+
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _number_key(s: str) -> tuple[float, str]:
+    try:
+        v = float(s)
+        return (v, s) if math.isfinite(v) else (math.inf, s)
+    except ValueError:
+        return (math.inf, s)
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _is_text(col: pa.ChunkedArray) -> bool:
+    return pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+
+
+def _numeric(col: pa.ChunkedArray, name: str, file: str, rows: _Rows) -> np.ndarray:
+    """A numeric/boolean column as float64 (nulls as NaN); a word in it is a bad cell."""
+    t = col.type
+    if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
+        a = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(np.isinf(a))
+        if len(bad):
+            raise ArgError(
+                "E407",
+                f"`{file}` {rows(int(bad[0]))}, column `{name}`: value `{a[bad[0]]}` is not finite",
+                arg="path",
+                help="remove or fill in such values before training",
+            )
+        return a
+    if _is_text(col):
+        s = _strings(col)
+        ok = np.array([v is None or _is_number(v) for v in s])
+        if ok.all():  # numbers read as text (a forced string type)
+            return _numeric(col.cast(pa.float64()), name, file, rows)
+        i = int(np.flatnonzero(~ok)[0])
+        raise ArgError(
+            "E407",
+            f"`{file}` {rows(i)}, column `{name}`: `{s[i]}` is not a number",
+            arg="path",
+            help="list the column in `categorical = [...]` if its values are categories",
+        )
+    raise ArgError(
+        "E407",
+        f"`{file}` column `{name}` holds {t} values, neither numbers nor categories",
+        arg="features",
+    )
+
+
+def _check_missing(
+    table: pa.Table, used: list[str], missing: str, file: str, rows: _Rows
+) -> pa.Table:
+    nulls = [c for c in used if table.column(c).null_count]
+    if not nulls:
+        return table
+    if missing == "drop":
+        keep = None
+        for c in nulls:
+            ok = pc.is_valid(table.column(c))
+            keep = ok if keep is None else pc.and_(keep, ok)
+        out = table.filter(keep)
+        rows.kept = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+        if out.num_rows == 0:
+            raise ArgError("E407", f"`{file}`: every row has a missing value", arg="missing")
+        return out
+    first = min(nulls, key=lambda c: pc.index(pc.is_null(table.column(c)), True).as_py())
+    i = pc.index(pc.is_null(table.column(first)), True).as_py()
+    raise ArgError(
+        "E407",
+        f"`{file}` {rows(i)}, column `{first}`: the value is missing",
+        arg="path",
+        help='fill it in, or declare `missing = "drop"` (leave such rows out) or '
+        '`missing = "mean"` (features only)',
+    )
+
+
+def _labels(
+    col: pa.ChunkedArray, name: str, label_type: str, file: str, rows: _Rows
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Class indices, class names (sorted) or float targets from a label column."""
+    if not _is_text(col):
+        a = _numeric(col, name, file, rows)
+        whole = bool(np.all(a == np.round(a)))
+        if label_type == "value" or (label_type == "auto" and not whole):
+            return a.astype(np.float32), {"task": "values"}
+        if not whole:
+            i = int(np.flatnonzero(a != np.round(a))[0])
+            raise ArgError(
+                "E407",
+                f"`{file}` {rows(i)}, column `{name}`: class label `{a[i]}` is not a whole number",
+                arg="label",
+            )
+        if a.min() >= 0:
+            y = a.astype(np.int64).astype(np.int32)
+            return y, _class_meta(y)
+        values, y = np.unique(a.astype(np.int64), return_inverse=True)
+        return y.astype(np.int32), _class_meta(y.astype(np.int32), [str(v) for v in values])
+    s = _strings(col)
+    if label_type == "value":
+        bad = next((i for i, v in enumerate(s) if not _is_number(v)), None)
+        if bad is not None:
+            raise ArgError(
+                "E407",
+                f"`{file}` {rows(bad)}, column `{name}`: label `{s[bad]}` is not a finite number",
+                arg="label",
+            )
+    names = sorted(set(s.tolist()), key=_number_key)
+    lookup = {v: i for i, v in enumerate(names)}
+    y = np.fromiter((lookup[v] for v in s), np.int32, len(s))
+    return y, _class_meta(y, names)
+
+
+def _features(
+    table: pa.Table, cols: list[str], categorical: set[str], missing: str, file: str, rows: _Rows
+) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+    parts: list[np.ndarray] = []
+    names: list[str] = []
+    categories: dict[str, list[str]] = {}
+    for c in cols:
+        col = table.column(c)
+        # a column of words is categories; words among numbers are bad cells (below)
+        text_values = _is_text(col) and not any(
+            v is not None and _is_number(v) for v in pc.unique(col).to_pylist()
+        )
+        if c in categorical or text_values:
+            s = _strings(col)
+            s = np.where(s == None, MISSING_CATEGORY, s)  # noqa: E711 (element-wise)
+            cats = sorted(set(s.tolist()), key=_number_key)
+            lookup = {v: i for i, v in enumerate(cats)}
+            codes = np.fromiter((lookup[v] for v in s), np.int64, len(s))
+            parts.append(np.eye(len(cats), dtype=np.float32)[codes])
+            names += [f"{c}={v}" for v in cats]
+            categories[c] = cats
+            continue
+        a = _numeric(col, c, file, rows)
+        if missing == "mean":
+            a = np.where(np.isnan(a), np.nanmean(a), a)
+        parts.append(a.astype(np.float32)[:, None])
+        names.append(c)
+    return np.concatenate(parts, axis=1), names, categories
+
+
+def _table_dataset(
+    table: pa.Table,
+    path: str,
+    rows: _Rows,
+    label: Any,
+    features: list[Any] | None,
+    categorical: list[Any] | None,
+    missing: str,
+    label_type: str,
+    header: bool,
+    test: float,
+    val: float,
+    seed: int,
+    source: str,
+) -> Dataset:
+    names = table.column_names
+    if table.num_rows == 0:
+        raise ArgError("E407", f"`{path}` has no data rows", arg="path")
+    several = isinstance(label, (list, tuple))
+    if several and not label:
+        raise ArgError("E201", "`label` must name at least one column", arg="label")
+    labels = [_column(c, names, path, "label", header) for c in _as_list(label)]
+    if len(set(labels)) != len(labels):
+        raise ArgError("E201", "`label` names a column twice", arg="label")
+    if features is None:
+        feats = [c for c in names if c not in labels]
+    else:
+        feats = [_column(c, names, path, "features", header) for c in _as_list(features)]
+        if set(feats) & set(labels):
+            raise ArgError("E403", "the label column is also listed as a feature", arg="features")
+    if not feats:
+        raise ArgError("E407", f"`{path}` has no feature columns besides the label", arg="features")
+    cats = {_column(c, names, path, "categorical", header) for c in categorical or []}
+    if missing == "mean":
+        table = _check_missing(table, labels, "refuse", path, rows)
+    else:
+        table = _check_missing(table, [*feats, *labels], missing, path, rows)
+    x, feature_names, categories = _features(table, feats, cats, missing, path, rows)
+    arrays: dict[str, np.ndarray] = {"x": x}
+    metas = []
+    for c in labels:
+        y, m = _labels(table.column(c), c, label_type, path, rows)
+        arrays[c if several else "label"] = y
+        metas.append(m)
+    keys = tuple(labels) if several else ("label",)
+    meta: dict[str, Any] = {
+        "source": source,
+        "path": path,
+        **metas[0],
+        "feature_names": feature_names,
+        "label_column": labels[0] if not several else labels,
+    }
+    if categories:
+        meta["categories"] = categories
+    ds = _make(arrays, keys[0], test, val, seed, meta)
+    return replace(ds, label_keys=keys)
+
+
+_LABEL = Param(
+    "label",
+    "any",
+    -1,
+    "label column: a name (with a header) or a 0-based index, -1 the last; or a list of "
+    "columns, each a target of the column's name",
+)
+_FEATURES = Param(
+    "features", "columns", None, "feature columns (default: every column but the labels)"
+)
+_CATEGORICAL = Param(
+    "categorical",
+    "columns",
+    None,
+    "columns read as categories (one-hot) even where their values are numbers; columns of "
+    "words are categories anyway",
+)
+_MISSING = Param(
+    "missing",
+    "str",
+    "refuse",
+    "missing cells: `refuse` (an error naming the row and column), `drop` the rows, or "
+    "`mean` (numeric features take the column's mean, categories `<missing>`)",
+    choices=("refuse", "drop", "mean"),
+)
+_LABEL_TYPE = Param(
+    "label_type",
+    "str",
+    "auto",
+    "`class`, `value` (regression targets) or `auto`",
+    choices=("auto", "class", "value"),
+)
+
+
+@declare(
+    SOURCES,
+    "csv",
+    "A CSV file read with pyarrow: one row per example, the label in one column (or several) "
+    "and features in the others (or those listed). Numeric columns are features as they are; "
+    "columns of words are categories, one-hot encoded (their categories stored with the run). "
+    "Integer labels >= 0 are class indices; other non-numeric or negative labels are class "
+    "names, numbered in sorted order; fractional labels are regression targets. Features "
+    "become x f32[F].",
+    Param("path", "str", doc="CSV file, relative to the .nn file"),
+    _LABEL,
+    _FEATURES,
+    Param("header", "bool", True, "the first row names the columns"),
+    Param("delimiter", "str", ",", "field separator (one character)"),
+    _CATEGORICAL,
+    _MISSING,
+    _LABEL_TYPE,
+    *_SPLIT_PARAMS,
+)
+def _csv_source(
+    root: Path,
+    path: str,
+    label: Any,
+    features: list[Any] | None,
+    header: bool,
+    delimiter: str,
+    categorical: list[Any] | None,
+    missing: str,
+    label_type: str,
+    test: float,
+    val: float,
+    seed: int,
+) -> Dataset:
+    if len(delimiter) != 1:
+        raise ArgError(
+            "E403", f"`delimiter` must be one character, got {delimiter!r}", arg="delimiter"
+        )
+    file = _existing(root, path, "path")
+    forced = [c for c in categorical or [] if isinstance(c, str)] if header else []
+    table = _read_csv(file, path, header, delimiter, forced)
+    rows = _Rows(file, delimiter, header)
+    return _table_dataset(
+        table, path, rows, label, features, categorical, missing, label_type, header,
+        test, val, seed, "csv",
+    )  # fmt: skip
+
+
+@declare(
+    SOURCES,
+    "parquet",
+    "A Parquet file read with pyarrow, with the columns as `csv` reads them (typed columns, "
+    "categories one-hot, a declared missing-value policy, one or several label columns).",
+    Param("path", "str", doc="Parquet file, relative to the .nn file"),
+    _LABEL,
+    _FEATURES,
+    _CATEGORICAL,
+    _MISSING,
+    _LABEL_TYPE,
+    *_SPLIT_PARAMS,
+)
+def _parquet_source(
+    root: Path,
+    path: str,
+    label: Any,
+    features: list[Any] | None,
+    categorical: list[Any] | None,
+    missing: str,
+    label_type: str,
+    test: float,
+    val: float,
+    seed: int,
+) -> Dataset:
+    file = _existing(root, path, "path")
+    try:
+        table = pq.read_table(file)
+    except (OSError, pa.ArrowException) as e:
+        raise _unreadable(path, e, "path") from None
+    return _table_dataset(
+        table, path, _Rows(None, ",", True), label, features, categorical, missing,
+        label_type, True, test, val, seed, "parquet",
+    )  # fmt: skip
