@@ -162,11 +162,14 @@ def _is_text(col: pa.ChunkedArray) -> bool:
     return pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
 
 
-def _numeric(col: pa.ChunkedArray, name: str, file: str, rows: _Rows) -> np.ndarray:
-    """A numeric/boolean column as float64 (nulls as NaN); a word in it is a bad cell."""
+def _numeric(
+    col: pa.ChunkedArray, name: str, file: str, rows: _Rows, dtype: Any = None
+) -> np.ndarray:
+    """A numeric/boolean column as float64 or ``dtype`` (nulls as NaN); a word in it is
+    a bad cell."""
     t = col.type
     if pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t):
-        a = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        a = col.cast(dtype or pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(np.isinf(a))
         if len(bad):
             raise ArgError(
@@ -180,7 +183,7 @@ def _numeric(col: pa.ChunkedArray, name: str, file: str, rows: _Rows) -> np.ndar
         s = _strings(col)
         ok = np.array([v is None or _is_number(v) for v in s])
         if ok.all():  # numbers read as text (a forced string type)
-            return _numeric(col.cast(pa.float64()), name, file, rows)
+            return _numeric(col.cast(pa.float64()), name, file, rows, dtype)
         i = int(np.flatnonzero(~ok)[0])
         raise ArgError(
             "E407",
@@ -261,31 +264,41 @@ def _labels(
 def _features(
     table: pa.Table, cols: list[str], categorical: set[str], missing: str, file: str, rows: _Rows
 ) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
-    parts: list[np.ndarray] = []
-    names: list[str] = []
+    """x f32[N, F]: numeric columns as they are, categories one-hot in their place."""
+    blocks: list[tuple[str, Any]] = []
     categories: dict[str, list[str]] = {}
     for c in cols:
         col = table.column(c)
-        # a column of words is categories; words among numbers are bad cells (below)
+        # a column of words is categories; words among numbers are bad cells (_numeric)
         text_values = _is_text(col) and not any(
             v is not None and _is_number(v) for v in pc.unique(col).to_pylist()
         )
         if c in categorical or text_values:
-            s = _strings(col)
-            s = np.where(s == None, MISSING_CATEGORY, s)  # noqa: E711 (element-wise)
-            cats = sorted(set(s.tolist()), key=_number_key)
-            lookup = {v: i for i, v in enumerate(cats)}
-            codes = np.fromiter((lookup[v] for v in s), np.int64, len(s))
-            parts.append(np.eye(len(cats), dtype=np.float32)[codes])
-            names += [f"{c}={v}" for v in cats]
+            col = pc.fill_null(col.cast(pa.string()), MISSING_CATEGORY)
+            cats = sorted(pc.unique(col).to_pylist(), key=_number_key)
+            codes = pc.index_in(col, value_set=pa.array(cats, pa.string()))
+            blocks.append((c, (cats, codes.to_numpy(zero_copy_only=False))))
             categories[c] = cats
             continue
-        a = _numeric(col, c, file, rows)
-        if missing == "mean":
+        a = _numeric(col, c, file, rows, pa.float32())
+        if missing == "mean" and col.null_count:
             a = np.where(np.isnan(a), np.nanmean(a), a)
-        parts.append(a.astype(np.float32)[:, None])
-        names.append(c)
-    return np.concatenate(parts, axis=1), names, categories
+        blocks.append((c, a))
+    width = sum(len(b[0]) if isinstance(b, tuple) else 1 for _, b in blocks)
+    x = np.zeros((table.num_rows, width), np.float32)
+    names: list[str] = []
+    j = 0
+    for c, b in blocks:
+        if isinstance(b, tuple):
+            cats, codes = b
+            x[np.arange(len(codes)), j + codes] = 1.0
+            names += [f"{c}={v}" for v in cats]
+            j += len(cats)
+        else:
+            x[:, j] = b
+            names.append(c)
+            j += 1
+    return x, names, categories
 
 
 def _table_dataset(
