@@ -30,8 +30,11 @@ def main() -> None:
     fee = np.round(np.array([9.0, 19.0, 39.0])[plan] + rng.normal(0, 3, n), 2)
     # churn is likelier for basic plans, in Porto and Turku, and for the young
     logit = (
-        1.5 * (plan == 0) - 1.5 * (plan == 2) + np.array([-1.0, -0.5, 1.0, 1.5])[city]
-        - 0.06 * (age - 45) - 0.3
+        1.5 * (plan == 0)
+        - 1.5 * (plan == 2)
+        + np.array([-1.0, -0.5, 1.0, 1.5])[city]
+        - 0.06 * (age - 45)
+        - 0.3
     )
     churned = rng.random(n) < 1 / (1 + np.exp(-3 * logit))
     with open(OUT, "w", newline="") as f:
@@ -39,8 +42,13 @@ def main() -> None:
         w.writerow(["age", "city", "plan", "monthly_fee", "churned"])
         for i in range(n):
             w.writerow(
-                [int(age[i]), CITIES[city[i]], PLANS[plan[i]], f"{fee[i]:.2f}",
-                 "yes" if churned[i] else "no"]
+                [
+                    int(age[i]),
+                    CITIES[city[i]],
+                    PLANS[plan[i]],
+                    f"{fee[i]:.2f}",
+                    "yes" if churned[i] else "no",
+                ]
             )
     print(f"{OUT}: {n} rows, churn rate {churned.mean():.3f}")
 

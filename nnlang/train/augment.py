@@ -96,6 +96,125 @@ def noise(std: float) -> Augment:
     return apply
 
 
+def _per_sample(fn: Callable[[jax.Array, jax.Array], jax.Array]) -> Augment:
+    """``fn(key, image)`` on one [H, W, C] image, vectorised over the batch with one key
+    per sample."""
+
+    def apply(key: jax.Array, x: jax.Array) -> jax.Array:
+        return jax.vmap(fn)(jax.random.split(key, x.shape[0]), x)
+
+    return apply
+
+
+@declare(
+    AUGMENTATIONS,
+    "rotate",
+    "Rotate each image about its centre by an angle drawn uniformly from [-degrees, "
+    "degrees], bilinear, the uncovered corners zero (dm_pix `rotate`).",
+    Param("degrees", "float", 15.0, "largest rotation either way", min=0.0, min_open=True),
+    image=True,
+)
+def rotate(degrees: float) -> Augment:
+    import dm_pix as pix
+
+    limit = float(jnp.deg2rad(degrees))
+
+    def one(key: jax.Array, img: jax.Array) -> jax.Array:
+        angle = jax.random.uniform(key, (), minval=-limit, maxval=limit)
+        return pix.rotate(img, angle, order=1, mode="constant", cval=0.0)
+
+    inner = _per_sample(one)
+
+    def apply(key: jax.Array, x: jax.Array) -> jax.Array:
+        _need_image("rotate", x.ndim)
+        return inner(key, x)
+
+    return apply
+
+
+@declare(
+    AUGMENTATIONS,
+    "crop",
+    "Cut a random window of `scale` times each side from each image (dm_pix "
+    "`random_crop`) and resize it back to the image's size (bilinear): a random zoom in.",
+    Param(
+        "scale",
+        "float",
+        0.875,
+        "side of the window, a fraction of the image's",
+        min=0.0,
+        max=1.0,
+        min_open=True,
+    ),
+    image=True,
+)
+def crop(scale: float) -> Augment:
+    import dm_pix as pix
+
+    def apply(key: jax.Array, x: jax.Array) -> jax.Array:
+        _need_image("crop", x.ndim)
+        _, h, w, c = x.shape
+        ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
+
+        def one(k: jax.Array, img: jax.Array) -> jax.Array:
+            window = pix.random_crop(k, img, (ch, cw, c))
+            return jax.image.resize(window, (h, w, c), "bilinear")
+
+        return _per_sample(one)(key, x)
+
+    return apply
+
+
+@declare(
+    AUGMENTATIONS,
+    "jitter",
+    "Colour jitter per image (dm_pix): brightness `x + d`, d ~ U(-brightness, brightness); "
+    "contrast `(x - mean) * f + mean`, f ~ U(1 - contrast, 1 + contrast); for RGB images "
+    "also saturation (the same with the grey image) and hue (a rotation of up to `hue` of "
+    "the colour circle). For data in [0, 1], as `images` gives.",
+    Param("brightness", "float", 0.2, "largest brightness change", min=0.0),
+    Param("contrast", "float", 0.2, "largest relative contrast change", min=0.0, max=1.0),
+    Param("saturation", "float", 0.0, "largest relative saturation change (RGB)", min=0.0, max=1.0),
+    Param(
+        "hue",
+        "float",
+        0.0,
+        "largest hue rotation, a fraction of the circle (RGB)",
+        min=0.0,
+        max=0.5,
+    ),
+    image=True,
+)
+def jitter(brightness: float, contrast: float, saturation: float, hue: float) -> Augment:
+    import dm_pix as pix
+
+    def one(key: jax.Array, img: jax.Array) -> jax.Array:
+        kb, kc, ks, kh = jax.random.split(key, 4)
+        if brightness > 0:
+            img = pix.random_brightness(kb, img, brightness)
+        if contrast > 0:
+            img = pix.random_contrast(kc, img, 1 - contrast, 1 + contrast)
+        if saturation > 0:
+            img = pix.random_saturation(ks, img, 1 - saturation, 1 + saturation)
+        if hue > 0:
+            img = pix.random_hue(kh, img, hue)
+        return img
+
+    inner = _per_sample(one)
+
+    def apply(key: jax.Array, x: jax.Array) -> jax.Array:
+        _need_image("jitter", x.ndim)
+        if (saturation > 0 or hue > 0) and x.shape[-1] != 3:
+            raise ArgError(
+                "E403",
+                f"augmentation `jitter`: saturation and hue need RGB images, the data has {x.shape[-1]} channel(s)",
+                help="use brightness and contrast only, or `channels = 3`",
+            )
+        return inner(key, x)
+
+    return apply
+
+
 def bind_augment(
     name: str,
     args: Sequence[Any] = (),

@@ -9,6 +9,8 @@ when asked for, ``val`` and ``test``), with one row per example in each. Sources
   the others ``[N, F]`` float32. Labels are int32 under ``label``.
 - ``text``: a UTF-8 corpus in windows of token ids for next-token models
   (:mod:`nnlang.train.data.text`).
+- ``images``: a folder of class sub-folders (or a CSV list) of image files, decoded
+  with Pillow and cached (:mod:`nnlang.train.data.images`).
 - ``binary_patterns``: random ±1 patterns and noisy probes (Hopfield memories).
 - ``csv``, ``parquet`` (through pyarrow: typed columns, categories, a missing-value
   policy), ``npz``, ``idx``: files, resolved against the .nn file's directory and
@@ -33,6 +35,7 @@ from nnlang.train.data.dataset import (
     check_class_labels,
     validate,
 )
+from nnlang.train.data.images import _images_source  # noqa: F401  (declares)
 from nnlang.train.data.normalizers import (
     Normalizer,
     fit_normalizer,
