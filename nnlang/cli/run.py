@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnlang.cli.report import EXIT_INTERRUPTED, EXIT_OK
+from nnlang.cli.report import EXIT_INTERRUPTED, EXIT_OK, add_data_root_flag, data_root_of
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.graph.checks import add_budget_flags, budget_of
 
@@ -22,10 +22,14 @@ from nnlang.graph.checks import add_budget_flags, budget_of
 def cmd_train(a: argparse.Namespace) -> int:
     from nnlang.train.run import train
 
+    sets = list(a.set or [])
+    root = data_root_of(a)
+    if root is not None:  # recorded with the run's overrides: eval and predict read there too
+        sets.append(f"data_root={json.dumps(root)}")
     r = train(
         a.file,
         model=a.model,
-        sets=a.set or [],
+        sets=sets,
         out=a.out,
         resume=a.resume,
         progress=not a.json and not a.quiet,
@@ -186,6 +190,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 def train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("file", metavar="FILE")
     add_budget_flags(t)
+    add_data_root_flag(t)
     t.add_argument(
         "--model", help="the model to train (default: the one the file's train section names)"
     )

@@ -38,9 +38,30 @@ class Data:
         return 0 if not arrays else len(next(iter(arrays.values())))
 
 
+def data_root(spec: TrainSpec, root: Path) -> Path:
+    """The folder data paths resolve in and may not leave: ``data_root`` (``~``
+    expanded, relative to ``root``, the .nn file's folder) or ``root`` itself. E408 at
+    the setting if it is no folder."""
+    if spec.data_root is None:
+        return Path(root)
+    p = Path(root) / Path(spec.data_root).expanduser()
+    if not p.is_dir():
+        what = "is not a folder" if p.exists() else "does not exist"
+        raise NNError(
+            Diagnostic(
+                "E408",
+                f"data root `{spec.data_root}` {what} (looked for {p.resolve()})",
+                spec.spans.get("data_root", spec.data.span),
+            )
+        )
+    return p.resolve()
+
+
 def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
     """Load, bind and normalise the data; every problem is a diagnostic naming the
-    setting, file or model input, before any compute."""
+    setting, file or model input, before any compute. ``root`` is the .nn file's
+    folder (:func:`data_root` gives the folder the data is read in)."""
+    root = data_root(spec, root)
     try:
         ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
     except ArgError as e:

@@ -29,10 +29,11 @@ import pyarrow as pa
 from nnlang.diagnostics import ArgError
 from nnlang.fsio import Escape, atomic_write_bytes, read_confined
 from nnlang.train.catalog import Param, declare
+from nnlang.train.data.csvread import _Rows
 from nnlang.train.data.dataset import SOURCES, Dataset
 from nnlang.train.data.sources import confine
 from nnlang.train.data.splits import _SPLIT_PARAMS, _class_meta, _make
-from nnlang.train.data.tables import _labels, _Rows
+from nnlang.train.data.tables import _labels
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _CACHE_VERSION = b"nnlang-images-1"

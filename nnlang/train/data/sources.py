@@ -44,9 +44,10 @@ def confine(root: Path, path: str | Path, *, arg: str | None = "path") -> Path:
             raise ArgError("E408", f"data path {e}", arg=arg) from None
         raise ArgError(
             "E408",
-            f"data path `{path}` leads outside the directory of the .nn file ({e.root})",
+            f"data path `{path}` leads outside the data root ({e.root})",
             arg=arg,
-            help="data files must be inside the directory of the .nn file or below it",
+            help="data files must be inside the .nn file's folder, or inside the folder "
+            '`data_root = "DIR"` (or `--data-root DIR`) names',
         ) from None
 
 

@@ -19,7 +19,6 @@ found, so the fast path stays pyarrow's. Parquet rows are numbered from 1.
 
 from __future__ import annotations
 
-import csv as _csv
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -28,86 +27,16 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from nnlang.diagnostics import ArgError, did_you_mean
 from nnlang.train.catalog import Param, declare
-from nnlang.train.data.dataset import SOURCES, Dataset
+from nnlang.train.data.csvread import _read_csv, _Rows
+from nnlang.train.data.dataset import PREDICTING, SOURCES, Dataset
 from nnlang.train.data.sources import _existing, _unreadable
 from nnlang.train.data.splits import _SPLIT_PARAMS, _class_meta, _make
 
 MISSING_CATEGORY = "<missing>"
-
-
-class _Rows:
-    """How a data row (0-based, of the table read) is named in a message."""
-
-    def __init__(self, file: Path | None, delimiter: str, header: bool) -> None:
-        self.file, self.delimiter, self.header = file, delimiter, header
-        self.kept: np.ndarray | None = None  # rows of the file left after `missing = "drop"`
-
-    def __call__(self, i: int) -> str:
-        if self.kept is not None:
-            i = int(self.kept[i])
-        if self.file is None:  # parquet
-            return f"row {i + 1}"
-        with open(self.file, newline="", encoding="utf-8-sig") as f:
-            reader = _csv.reader(f, delimiter=self.delimiter)
-            k = -1 if self.header else 0
-            for r in reader:
-                if not any(c.strip() for c in r):
-                    continue
-                if k == i:
-                    return f"row {reader.line_num}"
-                k += 1
-        return f"row {i + 1 + self.header}"
-
-
-def _read_csv(file: Path, path: str, header: bool, delimiter: str, strings: list[str]) -> pa.Table:
-    read = pacsv.ReadOptions(autogenerate_column_names=not header)
-    parse = pacsv.ParseOptions(delimiter=delimiter)
-    convert = pacsv.ConvertOptions(
-        strings_can_be_null=True,
-        column_types={c: pa.string() for c in strings},
-        timestamp_parsers=[],  # dates stay strings (categories), not timestamps
-    )
-    try:
-        t = pacsv.read_csv(file, read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as e:
-        _locate_shape(file, path, header, delimiter)
-        raise _unreadable(path, e, "path") from None
-    except (OSError, pa.ArrowException) as e:
-        raise _unreadable(path, e, "path") from None
-    if not header:
-        t = t.rename_columns([str(i) for i in range(t.num_columns)])
-    else:
-        t = t.rename_columns([c.strip() for c in t.column_names])
-    return t
-
-
-def _locate_shape(file: Path, path: str, header: bool, delimiter: str) -> None:
-    """E407 at the first row whose number of cells differs (pyarrow's parse error)."""
-    try:
-        with open(file, newline="", encoding="utf-8-sig") as f:
-            rows = [(n, r) for n, r in _line_rows(_csv.reader(f, delimiter=delimiter))]
-    except (OSError, UnicodeDecodeError, _csv.Error) as e:
-        raise _unreadable(path, e, "path") from None
-    if rows:
-        n_cols = len(rows[0][1])
-        for line, r in rows[1:] if header else rows:
-            if len(r) != n_cols:
-                raise ArgError(
-                    "E407",
-                    f"`{path}` row {line} has {len(r)} columns, expected {n_cols}",
-                    arg="path",
-                )
-
-
-def _line_rows(reader: Any) -> Any:
-    for r in reader:
-        if any(c.strip() for c in r):
-            yield reader.line_num, r
 
 
 def _column(spec: Any, names: list[str], file: str, arg: str, header: bool) -> str:
@@ -255,16 +184,33 @@ def _labels(
                 f"`{file}` {rows(bad)}, column `{name}`: label `{s[bad]}` is not a finite number",
                 arg="label",
             )
-    names = sorted(set(s.tolist()), key=_number_key)
+    trained = (PREDICTING.get() or {}).get("class_names")
+    names = trained or sorted(set(s.tolist()), key=_number_key)
     lookup = {v: i for i, v in enumerate(names)}
+    unknown = next((i for i, v in enumerate(s) if v not in lookup), None)
+    if unknown is not None:
+        raise ArgError(
+            "E407",
+            f"`{file}` {rows(unknown)}, column `{name}`: class `{s[unknown]}` is not one the "
+            "model was trained with",
+            arg="label",
+            help=f"classes: {', '.join(names)}",
+        )
     y = np.fromiter((lookup[v] for v in s), np.int32, len(s))
     return y, _class_meta(y, names)
 
 
 def _features(
-    table: pa.Table, cols: list[str], categorical: set[str], missing: str, file: str, rows: _Rows
+    table: pa.Table,
+    cols: list[str],
+    categorical: set[str],
+    missing: str,
+    file: str,
+    rows: _Rows,
+    fixed: dict[str, list[str]],
 ) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
-    """x f32[N, F]: numeric columns as they are, categories one-hot in their place."""
+    """x f32[N, F]: numeric columns as they are, categories one-hot in their place
+    (``fixed``: the categories training used, when predicting)."""
     blocks: list[tuple[str, Any]] = []
     categories: dict[str, list[str]] = {}
     for c in cols:
@@ -273,10 +219,19 @@ def _features(
         text_values = _is_text(col) and not any(
             v is not None and _is_number(v) for v in pc.unique(col).to_pylist()
         )
-        if c in categorical or text_values:
+        if c in categorical or text_values or c in fixed:
             col = pc.fill_null(col.cast(pa.string()), MISSING_CATEGORY)
-            cats = sorted(pc.unique(col).to_pylist(), key=_number_key)
+            cats = fixed.get(c) or sorted(pc.unique(col).to_pylist(), key=_number_key)
             codes = pc.index_in(col, value_set=pa.array(cats, pa.string()))
+            if codes.null_count:  # predicting: a category training never saw
+                i = pc.index(pc.is_null(codes), True).as_py()
+                raise ArgError(
+                    "E407",
+                    f"`{file}` {rows(i)}, column `{c}`: category `{col[i]}` is not one the "
+                    "model was trained with",
+                    arg="path",
+                    help=f"the categories of `{c}`: {', '.join(cats)}",
+                )
             blocks.append((c, (cats, codes.to_numpy(zero_copy_only=False))))
             categories[c] = cats
             continue
@@ -322,7 +277,15 @@ def _table_dataset(
     several = isinstance(label, (list, tuple))
     if several and not label:
         raise ArgError("E201", "`label` must name at least one column", arg="label")
-    labels = [_column(c, names, path, "label", header) for c in _as_list(label)]
+    trained = PREDICTING.get()
+    wanted = _as_list(label)
+    if trained is not None:  # predicting: a file without the label columns is unlabelled
+        wanted = [c for c in wanted if not isinstance(c, str) or c in names]
+        cats_seen = trained.get("categories", {})
+        raw = len(trained["feature_names"]) - sum(map(len, cats_seen.values())) + len(cats_seen)
+        if len(names) == raw:  # only the feature columns: no label
+            wanted = []
+    labels = [_column(c, names, path, "label", header) for c in wanted]
     if len(set(labels)) != len(labels):
         raise ArgError("E201", "`label` names a column twice", arg="label")
     if features is None:
@@ -338,7 +301,15 @@ def _table_dataset(
         table = _check_missing(table, labels, "refuse", path, rows)
     else:
         table = _check_missing(table, [*feats, *labels], missing, path, rows)
-    x, feature_names, categories = _features(table, feats, cats, missing, path, rows)
+    fixed = (trained or {}).get("categories", {})
+    x, feature_names, categories = _features(table, feats, cats, missing, path, rows, fixed)
+    if trained is not None and feature_names != trained.get("feature_names", feature_names):
+        raise ArgError(
+            "E407",
+            f"`{path}` has the features {', '.join(feature_names)}; the model was trained on "
+            f"{', '.join(trained['feature_names'])}",
+            arg="path",
+        )
     arrays: dict[str, np.ndarray] = {"x": x}
     metas = []
     for c in labels:
@@ -346,6 +317,8 @@ def _table_dataset(
         arrays[c if several else "label"] = y
         metas.append(m)
     keys = tuple(labels) if several else ("label",)
+    if not labels:  # predicting on a file without labels
+        return Dataset({"train": arrays}, ("x",), (), {"feature_names": feature_names})
     meta: dict[str, Any] = {
         "source": source,
         "path": path,
