@@ -30,7 +30,7 @@ from nnlang.diagnostics import ArgError
 from nnlang.fsio import Escape, atomic_write_bytes, read_confined
 from nnlang.train.catalog import Param, declare
 from nnlang.train.data.csvread import _Rows
-from nnlang.train.data.dataset import SOURCES, Dataset
+from nnlang.train.data.dataset import PREDICTING, SOURCES, Dataset
 from nnlang.train.data.sources import confine
 from nnlang.train.data.splits import _SPLIT_PARAMS, _class_meta, _make
 from nnlang.train.data.tables import _labels
@@ -47,9 +47,13 @@ def _is_image(p: Path) -> bool:
     return p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")
 
 
+def _sub_folders(top: Path) -> list[str]:
+    return sorted(d.name for d in top.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
 def _folder_layout(root: Path, top: Path, path: str) -> tuple[list[Path], list[str], list[str]]:
     """Files, their class names and the sorted classes of a class-per-folder layout."""
-    classes = sorted(d.name for d in top.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = _sub_folders(top)
     if not classes:
         loose = [p.name for p in top.iterdir() if _is_image(p)]
         raise ArgError(
@@ -158,8 +162,27 @@ def _images_source(
         raise ArgError(
             "E408", f"data folder `{path}` does not exist (looked for {top})", arg="path"
         )
-    if top.is_dir():
+    trained = PREDICTING.get()
+    labelled = True
+    if top.is_dir() and trained is not None and not _sub_folders(top):
+        files = sorted(p for p in top.iterdir() if _is_image(p))  # predicting: unlabelled
+        if not files:
+            raise ArgError("E407", f"`{path}` holds no images", arg="path")
+        y, meta, labelled = np.zeros(len(files), np.int32), {}, False
+        where = [f"`{path}/{f.name}`" for f in files]
+    elif top.is_dir():
         files, names, classes = _folder_layout(root, top, path)
+        if trained is not None:  # predicting: the classes training knew
+            known = trained.get("class_names", [])
+            unknown = [c for c in classes if c not in known]
+            if unknown:
+                raise ArgError(
+                    "E407",
+                    f"class folder `{path}/{unknown[0]}` is not a class the model was trained on",
+                    arg="path",
+                    help=f"classes: {', '.join(known)}",
+                )
+            classes = known
         lookup = {c: i for i, c in enumerate(classes)}
         y = np.asarray([lookup[n] for n in names], np.int32)
         meta: dict[str, Any] = _class_meta(y, classes)
@@ -203,4 +226,7 @@ def _images_source(
             except OSError:
                 pass  # a read-only cache folder: decode again next time
     meta.update(source="images", path=path, size=list(hw), channels=channels)
-    return _make({"x": x.astype(np.float32) / 255.0, "label": y}, "label", test, val, seed, meta)
+    x = x.astype(np.float32) / 255.0
+    if not labelled:
+        return Dataset({"train": {"x": x}}, ("x",), (), meta)
+    return _make({"x": x, "label": y}, "label", test, val, seed, meta)
