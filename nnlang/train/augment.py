@@ -14,12 +14,21 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from nnlang.diagnostics import ArgError
+from nnlang.diagnostics import ArgError, did_you_mean
 from nnlang.train.catalog import Entry, Param, declare, resolve
 
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
 AUGMENTATIONS: dict[str, Entry] = {}
+
+#: every augmentation's last parameter: the model inputs it applies to
+_INPUTS = Param(
+    "inputs",
+    "any",
+    None,
+    "the model inputs it applies to, e.g. `inputs = [image]` (default: every floating "
+    "input; for an image augmentation every image input)",
+)
 
 
 def _need_image(name: str, ndim: int) -> None:
@@ -38,6 +47,7 @@ def _need_image(name: str, ndim: int) -> None:
     "Mirror each image with probability 0.5, independently per sample and direction.",
     Param("horizontal", "bool", True, "flip left-right"),
     Param("vertical", "bool", False, "flip top-bottom"),
+    _INPUTS,
     image=True,
 )
 def flip(horizontal: bool, vertical: bool) -> Augment:
@@ -59,6 +69,7 @@ def flip(horizontal: bool, vertical: bool) -> Augment:
     "Translate each image by a random whole number of pixels in [-pixels, pixels] along "
     "each spatial axis, filling the uncovered border with zeros.",
     Param("pixels", "int", 2, "largest shift in each direction", min=1),
+    _INPUTS,
     image=True,
 )
 def shift(pixels: int) -> Augment:
@@ -85,6 +96,7 @@ def shift(pixels: int) -> Augment:
     "noise",
     "Add Gaussian noise with standard deviation `std` to every element (any input rank).",
     Param("std", "float", 0.1, "standard deviation of the noise", min=0.0, min_open=True),
+    _INPUTS,
     image=False,
 )
 def noise(std: float) -> Augment:
@@ -112,6 +124,7 @@ def _per_sample(fn: Callable[[jax.Array, jax.Array], jax.Array]) -> Augment:
     "Rotate each image about its centre by an angle drawn uniformly from [-degrees, "
     "degrees], bilinear, the uncovered corners zero (dm_pix `rotate`).",
     Param("degrees", "float", 15.0, "largest rotation either way", min=0.0, min_open=True),
+    _INPUTS,
     image=True,
 )
 def rotate(degrees: float) -> Augment:
@@ -146,6 +159,7 @@ def rotate(degrees: float) -> Augment:
         max=1.0,
         min_open=True,
     ),
+    _INPUTS,
     image=True,
 )
 def crop(scale: float) -> Augment:
@@ -183,6 +197,7 @@ def crop(scale: float) -> Augment:
         min=0.0,
         max=0.5,
     ),
+    _INPUTS,
     image=True,
 )
 def jitter(brightness: float, contrast: float, saturation: float, hue: float) -> Augment:
@@ -234,7 +249,36 @@ def augment_from(
     ``bound``): nothing is bound again."""
     if sample_shape is not None and entry.extra.get("image"):
         _need_image(entry.name, len(sample_shape) + 1)
-    return entry.fn(**bound)
+    return entry.fn(**{k: v for k, v in bound.items() if k != "inputs"})
+
+
+def per_input(
+    calls: Sequence[tuple[Entry, Mapping[str, Any]]], sample_shapes: Mapping[str, Sequence[Any]]
+) -> dict[str, Augment]:
+    """For each model input (``sample_shapes``: per-sample shapes, noise inputs left
+    out), the augmentations that apply to it composed in order: those naming it in
+    ``inputs = [...]``, and those naming none (every input; an image augmentation then
+    every image input, and the first input when there is none, to refuse it). E403 for a
+    name that is no input."""
+    names = list(sample_shapes)
+    images = [n for n, s in sample_shapes.items() if len(s) == 3]
+    fns: dict[str, list[Augment]] = {n: [] for n in names}
+    for entry, bound in calls:
+        named = bound.get("inputs")
+        if named is None:
+            targets = (images or names[:1]) if entry.extra.get("image") else names
+        else:
+            targets = [named] if isinstance(named, str) else list(named)
+            for n in targets:
+                if n not in sample_shapes:
+                    raise ArgError(
+                        "E403",
+                        f"augmentation `{entry.name}` names `{n}`, which is not a model input",
+                        help=did_you_mean(str(n), names) or f"inputs: {', '.join(names)}",
+                    )
+        for n in targets:
+            fns[n].append(augment_from(entry, bound, sample_shapes[n]))
+    return {n: compose(f) for n, f in fns.items() if f}
 
 
 def make_augment(
