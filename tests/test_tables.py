@@ -59,6 +59,10 @@ def test_parquet_reads_as_csv_does(tmp_path) -> None:
     np.testing.assert_array_equal(c.splits["train"]["x"], p.splits["train"]["x"])
     np.testing.assert_array_equal(c.splits["train"]["label"], p.splits["train"]["label"])
     assert p.meta["class_names"] == ["no", "yes"] and p.meta["source"] == "parquet"
+    coded = t.set_column(1, "color", pa.array(["red", "blue", "red", "green"]).dictionary_encode())
+    pq.write_table(coded, tmp_path / "d.parquet")  # pandas categoricals are dictionaries
+    d = _load(tmp_path, "d.parquet", label="y")
+    np.testing.assert_array_equal(d.splits["train"]["x"], p.splits["train"]["x"])
     pq.write_table(t.set_column(2, "b", pa.array([2.5, None, 6.0, 8.0])), tmp_path / "m.parquet")
     assert "row 2, column `b`: the value is missing" in _error(tmp_path, "m.parquet").message
 

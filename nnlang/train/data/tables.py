@@ -124,6 +124,7 @@ def _numeric(
         "E407",
         f"`{file}` column `{name}` holds {t} values, neither numbers nor categories",
         arg="features",
+        help="leave it out with `features = [...]`, or list it in `categorical = [...]`",
     )
 
 
@@ -441,6 +442,9 @@ def _parquet_source(
     file = _existing(root, path, "path")
     try:
         table = pq.read_table(file)
+        for i, f in enumerate(table.schema):  # pandas categoricals: dictionary-encoded
+            if pa.types.is_dictionary(f.type):
+                table = table.set_column(i, f.name, table.column(i).cast(f.type.value_type))
     except (OSError, pa.ArrowException) as e:
         raise _unreadable(path, e, "path") from None
     return _table_dataset(
