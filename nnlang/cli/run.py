@@ -39,6 +39,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     )
     if r.stopped == "interrupted":
         flags = " ".join(f"--set {s}" for s in a.set or [])
+        if root is not None:
+            flags = f"{flags} --data-root {root}".strip()
         try:
             print(
                 f"\ninterrupted: checkpoint written at step {r.steps} in {r.run_dir}/checkpoints\n"
