@@ -77,6 +77,7 @@ def _check(
     model: str | None = None,
     budget: Budget | None = None,
     with_train: bool = True,
+    data_root: str | None = None,
 ) -> Checked:
     """Parse, validate and shape-check every model in a file (or ``model`` only), and
     validate its train sections. Never raises for a user mistake."""
@@ -109,7 +110,7 @@ def _check(
     if with_train and program.trains:  # a file without one needs no JAX (fast `check`)
         from nnlang.train.preflight import check_trains
 
-        res.diagnostics.extend(check_trains(program, res.graphs, budget))
+        res.diagnostics.extend(check_trains(program, res.graphs, budget, data_root))
     res.diagnostics = _dedupe(res.diagnostics)
     return res
 

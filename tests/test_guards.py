@@ -196,9 +196,12 @@ def test_batch_that_does_not_fit_is_refused_at_check(tmp_path, capsys) -> None:
     assert "E409" in err and "`batch = 65536` needs about 390.0 GiB" in err
     assert "the largest batch that fits is 2682: `batch = 2682`" in err
     assert "wide.nn:9:13" in err  # at the batch setting
-    # the same limit, the suggested batch: accepted
+    # the same limit, the suggested batch: accepted (check also reads the data, and the
+    # digits do not fit this wide input: E407, but no E409)
     nn = write(tmp_path, "wide.nn", WIDE.replace("65536", "2682"))
-    assert main(["check", str(nn), "--memory-mb", "16384"]) == 0
+    main(["check", str(nn), "--memory-mb", "16384"])
+    err = capsys.readouterr().err
+    assert "E409" not in err and "E407" in err
     # the default limit is the host's memory: no accelerator is asked at check time
     from nnlang.graph.checks import Budget, memory_of
 

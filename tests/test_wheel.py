@@ -1,4 +1,4 @@
-"""The grammar ships inside the wheel: build it, install it in a fresh virtual
+"""The grammar and the bundled datasets ship inside the wheel: build it, install it in a fresh virtual
 environment outside the checkout, and parse an example with it."""
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def test_wheel_contains_grammar_and_parses(tmp_path) -> None:
         pytest.skip("no package index to build the wheel with")
     assert r.returncode == 0, r.stderr
     wheel = next(dist.glob("nnlang-*.whl"))
-    assert "nnlang/grammar/nnlang.lark" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "nnlang/grammar/nnlang.lark" in names
+    assert "nnlang/train/data/bundled/digits.npz" in names  # the bundled datasets
     env = tmp_path / "venv"
     venv.create(env, with_pip=True)
     py = env / "bin" / "python"

@@ -20,7 +20,9 @@ def main() -> None:
     images = d.images.astype(np.uint8)[..., None]  # [N, 8, 8, 1]
     labels = d.target.astype(np.int32)
     # two views of one digit: its top and bottom halves
-    np.savez_compressed(HERE / "digit_halves.npz", top=images[:, :4], bottom=images[:, 4:], label=labels)
+    np.savez_compressed(
+        HERE / "digit_halves.npz", top=images[:, :4], bottom=images[:, 4:], label=labels
+    )
     # pairs for a Siamese network: 1 when both images show the same digit
     rng = np.random.default_rng(0)
     n = 4000
@@ -36,7 +38,9 @@ def main() -> None:
             other = rng.choice([k for k in range(10) if k != c])
             right[i] = rng.choice(by_class[other])
     np.savez_compressed(
-        HERE / "digit_pairs.npz", left=images[left], right=images[right],
+        HERE / "digit_pairs.npz",
+        left=images[left],
+        right=images[right],
         label=(labels[left] == labels[right]).astype(np.float32),
     )
     # transfer learning: pretrain to tell the ten digits apart on the first half of the
@@ -46,14 +50,20 @@ def main() -> None:
     first, second = np.arange(half), np.arange(half, len(labels))
     cut = int(half * 0.8)
     np.savez_compressed(
-        HERE / "digits_first_half.npz", x_train=images[first[:cut]], y_train=labels[first[:cut]],
-        x_test=images[first[cut:]], y_test=labels[first[cut:]],
+        HERE / "digits_first_half.npz",
+        x_train=images[first[:cut]],
+        y_train=labels[first[:cut]],
+        x_test=images[first[cut:]],
+        y_test=labels[first[cut:]],
     )
     few = rng.permutation(second)
     parity = (labels % 2).astype(np.int32)
     np.savez_compressed(
-        HERE / "digits_parity_150.npz", x_train=images[few[:150]], y_train=parity[few[:150]],
-        x_test=images[few[150:]], y_test=parity[few[150:]],
+        HERE / "digits_parity_150.npz",
+        x_train=images[few[:150]],
+        y_train=parity[few[:150]],
+        x_test=images[few[150:]],
+        y_test=parity[few[150:]],
     )
     # two targets: the digit and whether it is even or odd
     np.savez_compressed(

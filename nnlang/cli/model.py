@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nnlang.cli.report import EXIT_OK, EXIT_USAGE, EXIT_USER, console, report
+from nnlang.cli.report import (
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_USER,
+    add_data_root_flag,
+    console,
+    data_root_of,
+    report,
+)
 from nnlang.graph.checks import add_budget_flags, budget_of
 from nnlang.signature import format_value
 
@@ -27,7 +35,7 @@ def cmd_check(a: argparse.Namespace) -> int:
     status = EXIT_OK
     all_json: list[Any] = []
     for f in a.files:
-        res = check(f, model=a.model, budget=budget)
+        res = check(f, model=a.model, budget=budget, data_root=data_root_of(a))
         sources = res.sources
         if a.format == "json":
             all_json.extend(d.to_json() for d in res.diagnostics)
@@ -186,6 +194,7 @@ def check_args(c: argparse.ArgumentParser) -> None:
         "--format", choices=["full", "concise", "json"], default="full", help="diagnostic format"
     )
     add_budget_flags(c)
+    add_data_root_flag(c)
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing when all is well")
 
 

@@ -53,3 +53,21 @@ def exit_code(diags: Sequence[Diagnostic]) -> int:
 def fail(e: NNError, fmt: str = "full") -> int:
     report(e.diagnostics, e.sources, fmt)
     return exit_code(e.diagnostics)
+
+
+def add_data_root_flag(p: Any) -> None:
+    p.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="data paths resolve in DIR and may not leave it (the `data_root` setting; "
+        "default: the .nn file's folder)",
+    )
+
+
+def data_root_of(a: Any) -> str | None:
+    """``--data-root DIR`` as an absolute folder (DIR is relative to the working
+    directory), or None."""
+    import os
+
+    d = getattr(a, "data_root", None)
+    return None if d is None else os.path.abspath(os.path.expanduser(d))

@@ -11,10 +11,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nnlang.cli.report import EXIT_INTERRUPTED, EXIT_OK
+from nnlang.cli.report import EXIT_INTERRUPTED, EXIT_OK, add_data_root_flag, data_root_of
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.graph.checks import add_budget_flags, budget_of
 
@@ -22,10 +23,14 @@ from nnlang.graph.checks import add_budget_flags, budget_of
 def cmd_train(a: argparse.Namespace) -> int:
     from nnlang.train.run import train
 
+    sets = list(a.set or [])
+    root = data_root_of(a)
+    if root is not None:  # recorded with the run's overrides: eval and predict read there too
+        sets.append(f"data_root={json.dumps(root)}")
     r = train(
         a.file,
         model=a.model,
-        sets=a.set or [],
+        sets=sets,
         out=a.out,
         resume=a.resume,
         progress=not a.json and not a.quiet,
@@ -34,6 +39,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     )
     if r.stopped == "interrupted":
         flags = " ".join(f"--set {s}" for s in a.set or [])
+        if root is not None:
+            flags = f"{flags} --data-root {root}".strip()
         try:
             print(
                 f"\ninterrupted: checkpoint written at step {r.steps} in {r.run_dir}/checkpoints\n"
@@ -149,18 +156,69 @@ def cmd_predict(a: argparse.Namespace) -> int:
             raise NNError(
                 Diagnostic("E504", "predict needs FILE and --run DIR, or --artifact PATH")
             )
-        from nnlang.graph.program import load
         from nnlang.train.trained import TrainedRun
 
-        prog = load(a.file)
-        decl = prog.model(a.model)
-        names = [s.name for s in decl.body if s.__class__.__name__ == "InputDecl"] if decl else []
-        inputs = read_input(a.input, names)
-        outputs = TrainedRun.open(a.file, a.run, a.model).predict(inputs)
+        run = TrainedRun.open(a.file, a.run, a.model)
+        if not Path(a.input).exists():
+            raise NNError(Diagnostic("E504", f"input file `{a.input}` does not exist"))
+        read = run.read_like_training(Path(a.input))  # the training source's reader
+        inputs, labels = read if read is not None else (read_input(a.input, run.input_names), {})
+        outputs = run.predict(inputs)
+        if _write_classes(a.output, outputs, run, labels):
+            return 0
     write_output(a.output, outputs)
     shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in outputs.items())
     print(f"wrote {a.output}: {shapes}")
     return 0
+
+
+def _write_classes(path: str, outputs: dict[str, np.ndarray], run: Any, labels: Any) -> bool:
+    """-o out.csv / out.json for a classifier: each row's class name and probabilities
+    (softmax of the logits), and the accuracy when the input had labels. False (nothing
+    written) for other outputs or extensions."""
+    from nnlang.fsio import atomic_write_text
+    from nnlang.train.data.predict import probabilities
+    from nnlang.train.rundir import read_settings
+
+    if not path.endswith((".csv", ".json")):
+        return False
+    meta = read_settings(run.run_dir).get("data", {}).get("meta", {})
+    names = meta.get("class_names") if meta.get("task") == "classes" else None
+    if len(outputs) != 1 or not names:
+        raise NNError(
+            Diagnostic(
+                "E504",
+                f"-o {path}: class names and probabilities are written for a classifier "
+                "(one output, class labels); write .npy or .npz",
+            )
+        )
+    ((out_name, logits),) = outputs.items()
+    if logits.ndim != 2 or logits.shape[1] != len(names):
+        raise NNError(
+            Diagnostic("E504", f"-o {path}: `{out_name}` is not [N, {len(names)}] class logits")
+        )
+    p = probabilities(logits)
+    pred = p.argmax(1)
+    if path.endswith(".csv"):
+        lines = [",".join(["class", *(f"p_{n}" for n in names)])]
+        lines += [
+            ",".join([names[k], *(f"{v:.6g}" for v in row)]) for k, row in zip(pred, p, strict=True)
+        ]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+    else:
+        rows = [
+            {"class": names[k], "probabilities": dict(zip(names, map(float, row), strict=True))}
+            for k, row in zip(pred, p, strict=True)
+        ]
+        atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
+    label = labels.get("label") if isinstance(labels, dict) else None
+    acc = (
+        f", accuracy {float((pred == label).mean()):.4f} on its labels" if label is not None else ""
+    )
+    print(
+        f"wrote {path}: {len(pred)} rows of class and probabilities over {len(names)} classes{acc}"
+    )
+    return True
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
@@ -217,6 +275,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 def train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("file", metavar="FILE")
     add_budget_flags(t)
+    add_data_root_flag(t)
     t.add_argument(
         "--model", help="the model to train (default: the one the file's train section names)"
     )
@@ -256,9 +315,16 @@ def predict_args(p: argparse.ArgumentParser) -> None:
         help="an exported artifact (.stablehlo or .onnx, with its .json beside it); no .nn source needed",
     )
     p.add_argument(
-        "--input", required=True, help=".npy (one input), .npz (one array per input) or .csv"
+        "--input",
+        required=True,
+        help="a file (or image folder) in the training data's format, read by its source; or .npy (one input), .npz (one array per input), .csv of numbers",
     )
-    p.add_argument("-o", "--output", required=True, help=".npy (one output) or .npz")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help=".npy (one output) or .npz: the raw outputs; .csv or .json: a classifier's class names and probabilities",
+    )
     p.add_argument("--model")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span
+from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span, did_you_mean
 from nnlang.graph.graph import Graph
 from nnlang.train import data as data_lib
 from nnlang.train.spec import TrainSpec
@@ -38,9 +38,48 @@ class Data:
         return 0 if not arrays else len(next(iter(arrays.values())))
 
 
+def data_root(spec: TrainSpec, root: Path) -> Path:
+    """The folder data paths resolve in and may not leave: ``data_root`` (``~``
+    expanded, relative to ``root``, the .nn file's folder) or ``root`` itself. E408 at
+    the setting if it is no folder."""
+    if spec.data_root is None:
+        return Path(root)
+    p = Path(root) / Path(spec.data_root).expanduser()
+    if not p.is_dir():
+        what = "is not a folder" if p.exists() else "does not exist"
+        raise NNError(
+            Diagnostic(
+                "E408",
+                f"data root `{spec.data_root}` {what} (looked for {p.resolve()})",
+                spec.spans.get("data_root", spec.data.span),
+            )
+        )
+    return p.resolve()
+
+
+def _normalized(spec: TrainSpec, mapping: dict[str, str]) -> list[str]:
+    """The feature keys of the model inputs `normalize` names (`inputs = [...]`; all by
+    default); E403 for a name that is no model input."""
+    assert spec.normalize is not None
+    named = spec.normalize.args.get("inputs")
+    if named is None:
+        return list(mapping.values())
+    named = [named] if isinstance(named, str) else list(named)
+    for n in named:
+        if n not in mapping:
+            raise ArgError(
+                "E403",
+                f"`normalize` names `{n}`, which is not a model input",
+                help=did_you_mean(str(n), list(mapping)) or f"inputs: {', '.join(mapping)}",
+            )
+    return [mapping[n] for n in named]
+
+
 def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
     """Load, bind and normalise the data; every problem is a diagnostic naming the
-    setting, file or model input, before any compute."""
+    setting, file or model input, before any compute. ``root`` is the .nn file's
+    folder (:func:`data_root` gives the folder the data is read in)."""
+    root = data_root(spec, root)
     try:
         ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
     except ArgError as e:
@@ -53,7 +92,7 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         norms: dict[str, data_lib.Normalizer] = {}
         if spec.normalize is not None:
             norms = data_lib.normalize_from(
-                ds, spec.normalize.entry, spec.normalize.args, keys=list(mapping.values())
+                ds, spec.normalize.entry, spec.normalize.args, keys=_normalized(spec, mapping)
             )
     except ArgError as e:
         raise arg_error(

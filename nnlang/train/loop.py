@@ -68,7 +68,7 @@ class Engine:
     steps_per_epoch: int
     n_train: int
     input_names: tuple[str, ...]
-    augment: Callable[[jax.Array, jax.Array], jax.Array] | None
+    augment: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] | None  # by input
     parts: trainable.Parts | None = None  # `freeze` and `lr_groups` (None: train all)
     #: the `rule_schedule` (a multiplier of the rule's parameter) by optimizer step
     rule_schedule: Callable[[jax.Array], jax.Array] | None = None
@@ -107,10 +107,11 @@ class Engine:
         # merge a copy: updating the merged module rebinds the Variables of the state it
         # was merged from, and ``state`` must stay what it was for a step not applied
         model, opt = nnx.merge(self.train_def, jax.tree.map(lambda x: x, state))
-        if self.augment is not None:  # every floating input, each with its own key
+        if self.augment is not None:  # the floating inputs it names, each with its own key
             for i, name in enumerate(self.input_names):
-                if name not in self.spec.noise and jnp.issubdtype(batch[name].dtype, jnp.floating):
-                    batch = {**batch, name: self.augment(jax.random.fold_in(key, i), batch[name])}
+                f = self.augment.get(name)
+                if f is not None and jnp.issubdtype(batch[name].dtype, jnp.floating):
+                    batch = {**batch, name: f(jax.random.fold_in(key, i), batch[name])}
         b = self.spec.batch
         if self.spec.noise:
             batch = {**batch, **multistep.noise(self.graph, self.spec.noise, key, b)}
@@ -367,11 +368,10 @@ def make_engine(
     rule_schedule = rules_lib.prepare(graph, spec, total, steps_per_epoch)
     aug = None
     if spec.augment:
-        image_inputs = [n for n, s in sample_shapes.items() if len(s) == 3]
         try:
-            shape = sample_shapes[image_inputs[0] if image_inputs else next(iter(sample_shapes))]
-            aug = augment_lib.compose(
-                [augment_lib.augment_from(c.entry, c.args, shape) for c in spec.augment]
+            aug = augment_lib.per_input(
+                [(c.entry, c.args) for c in spec.augment],
+                {n: s for n, s in sample_shapes.items() if n not in spec.noise},
             )
         except ArgError as e:
             raise arg_error(e, spec.spans.get("augment")) from None

@@ -2,17 +2,19 @@
 a file as `nnlang check` sees it (`check_trains`), one batch's memory (E409) and
 batch-norm running statistics that cannot settle in the run (W401).
 
-May import ``diagnostics``, the graph, ``train.parts`` and ``train.spec``.
+May import ``diagnostics``, the graph, ``train.parts``, ``train.spec`` and
+``train.dataload`` (the data is read and checked as training reads it).
 """
 
 from __future__ import annotations
 
 import math
 
-from nnlang.diagnostics import Diagnostic, Label, Reporter, did_you_mean
+from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, did_you_mean
 from nnlang.graph.checks import Budget, check_batch_memory, memory_of
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
+from nnlang.train import dataload
 from nnlang.train.parts import select
 from nnlang.train.spec import TrainSpec, build_spec
 
@@ -66,10 +68,15 @@ def check_memory(
 
 
 def check_trains(
-    program: Program, graphs: dict[str, Graph], budget: Budget | None = None
+    program: Program,
+    graphs: dict[str, Graph],
+    budget: Budget | None = None,
+    data_root: str | None = None,
 ) -> list[Diagnostic]:
     """Validate every train section of the main file (for `nnlang check`), one batch's
-    memory against the host's (no JAX here) or ``budget.memory_bytes``."""
+    memory against the host's (no JAX here) or ``budget.memory_bytes``, and its data as
+    `train` loads it (paths inside the data root, cells, shapes, label ranges);
+    ``data_root`` is `--data-root`'s folder."""
     rep = Reporter()
     memory = memory_of(budget or Budget())
     for t in program.trains:
@@ -106,4 +113,11 @@ def check_trains(
         graph = graphs.get(t.model)
         if spec is not None and graph is not None:
             check_memory(graph, spec, rep, memory)
+            if not any(d.severity == "error" for d in rep.diagnostics):
+                if data_root is not None:
+                    spec.data_root = data_root
+                try:
+                    dataload.load(graph, spec, program.root)
+                except NNError as e:
+                    rep.add(e)
     return rep.diagnostics

@@ -173,12 +173,12 @@ def write_maps(graph: Graph, model: Network, run: Any) -> None:
         return
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from nnlang.fsio import atomic_write_bytes
+    from nnlang.train.plots import pyplot
+
+    plt = pyplot("umatrix.png")
+    if plt is None:
+        return
 
     fig, axes = plt.subplots(1, len(soms), figsize=(4.5 * len(soms), 4), squeeze=False)
     for ax, node in zip(axes[0], soms, strict=True):

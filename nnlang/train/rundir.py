@@ -46,6 +46,7 @@ from nnlang.graph.program import Program
 from nnlang.train import tblog
 from nnlang.train.data import Normalizer, normalizers_npz, read_normalizers_npz
 from nnlang.train.loop import Data
+from nnlang.train.plots import pyplot
 from nnlang.train.spec import TrainSpec
 
 
@@ -391,7 +392,10 @@ def write_result(
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """curves.png: one panel per metric, training and validation in fixed colours."""
+    """curves.png: one panel per metric, training and validation in fixed colours
+    (skipped with a notice without matplotlib)."""
+    if not history or pyplot(path.name) is None:
+        return
     from nnlang.train.curves import draw
 
     draw([("", history)], path)

@@ -122,6 +122,13 @@ SETTINGS: dict[str, Setting] = {
             "init_from", "str", "fine-tune: start from the parameters of this run directory", None
         ),
         Setting(
+            "data_root",
+            "str",
+            "the folder data paths resolve in and may not leave (relative to the .nn file's "
+            "folder; default: that folder); `--data-root DIR` sets it from the command line",
+            None,
+        ),
+        Setting(
             "mismatched",
             "str",
             "with `init_from`: a parameter whose shape differs from the checkpoint's "

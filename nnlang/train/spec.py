@@ -104,6 +104,7 @@ class TrainSpec:
     steps: list[StepSpec] = field(default_factory=list)
     noise: tuple[str, ...] = ()  # model inputs fed standard normal noise, not data
     sample: str | None = None  # the output `nnlang sample` draws
+    data_root: str | None = None  # data paths resolve in this folder (default: the .nn's)
 
     def loss_terms(self) -> list[LossTerm]:
         return loss_terms(self.loss)
@@ -450,6 +451,7 @@ def build_spec(
         "max_skipped",
         "rule_schedule",
         "sample",
+        "data_root",
     ):
         if key in values:
             setattr(spec, key, values[key])

@@ -152,6 +152,29 @@ class TrainedRun:
         """The model's outputs on inputs already prepared (normalised)."""
         return self.engine.predict(self.state, inputs)
 
+    def read_like_training(self, file: Path) -> tuple[dict[str, Any], Arrays] | None:
+        """``file`` read by the training source's reader, as model inputs and the labels
+        it holds (none for an unlabelled file); None when it is in another format. A
+        mistake is E504 naming the file."""
+        from nnlang.diagnostics import ArgError
+        from nnlang.train.data import bind_inputs
+        from nnlang.train.data.predict import read_like, reads_like
+
+        entry, bound = self.spec.data.entry, self.spec.data.args
+        if not reads_like(entry, bound, file):
+            return None
+        meta = read_settings(self.run_dir).get("data", {}).get("meta", {})
+        model_inputs = {p.name: (p.type.dtype, p.type.shape) for p in self.graph.inputs}
+        try:
+            ds = read_like(entry, bound, meta, file)
+            mapping = bind_inputs(ds, model_inputs)
+        except ArgError as e:
+            raise NNError(Diagnostic("E504", f"input `{file}`: {e.message}", help=e.help)) from None
+        arrays = ds.splits["train"]
+        return {i: arrays[k] for i, k in mapping.items()}, {
+            k: arrays[k] for k in ds.label_keys if k in arrays
+        }
+
     def predict(self, inputs: dict[str, Any]) -> Arrays:
         """The model's outputs on raw inputs (``nnlang predict --run``)."""
         return self.infer(self.prepare(inputs))

@@ -3,13 +3,17 @@
 A data source returns a :class:`Dataset`: named numpy arrays per split (``train`` and,
 when asked for, ``val`` and ``test``), with one row per example in each. Sources:
 
-- ``digits``, ``iris``, ``wine``, ``breast_cancer``: bundled with scikit-learn (no
-  download). ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
+- ``digits``, ``iris``, ``wine``, ``breast_cancer``, ``diabetes``: scikit-learn's toy
+  sets, shipped as compressed arrays in ``bundled/`` (no download, no scikit-learn).
+  ``digits`` features are float32 ``[N, 8, 8, 1]`` with raw 0..16 values;
   the others ``[N, F]`` float32. Labels are int32 under ``label``.
 - ``text``: a UTF-8 corpus in windows of token ids for next-token models
   (:mod:`nnlang.train.data.text`).
+- ``images``: a folder of class sub-folders (or a CSV list) of image files, decoded
+  with Pillow and cached (:mod:`nnlang.train.data.images`).
 - ``binary_patterns``: random ±1 patterns and noisy probes (Hopfield memories).
-- ``csv``, ``npz``, ``idx``: files, resolved against the .nn file's directory and
+- ``csv``, ``parquet`` (through pyarrow: typed columns, categories, a missing-value
+  policy), ``npz``, ``idx``: files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
 
 Splits are carved with numpy's ``Generator`` seeded by ``seed``: deterministic, and
@@ -31,6 +35,7 @@ from nnlang.train.data.dataset import (
     check_class_labels,
     validate,
 )
+from nnlang.train.data.images import _images_source  # noqa: F401  (declares)
 from nnlang.train.data.normalizers import (
     Normalizer,
     fit_normalizer,
@@ -42,6 +47,7 @@ from nnlang.train.data.normalizers import (
 from nnlang.train.data.patterns import _binary_patterns  # noqa: F401  (declares)
 from nnlang.train.data.sources import confine, dataset_from, load_data
 from nnlang.train.data.splits import split_indices
+from nnlang.train.data.tables import _csv_source  # noqa: F401  (declares)
 from nnlang.train.data.text import UNKNOWN
 
 __all__ = [

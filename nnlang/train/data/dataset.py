@@ -4,6 +4,7 @@ normalizers, and the checks run on loaded data (:func:`validate`,
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,12 @@ SOURCES: dict[str, Entry] = {}
 NORMALIZERS: dict[str, Entry] = {}
 
 SPLITS = ("train", "val", "test")
+
+#: Set while a file is read for `nnlang predict` with the training source's reader
+#: (:func:`nnlang.train.data.predict.read_like`): the training data's ``meta``. Sources
+#: then keep the file's row order in one `train` split, encode categories and class
+#: names as training did, and take files without labels.
+PREDICTING: ContextVar[dict[str, Any] | None] = ContextVar("PREDICTING", default=None)
 
 
 @dataclass

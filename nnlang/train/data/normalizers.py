@@ -60,11 +60,21 @@ def _axes(per: str, ndim: int) -> tuple[int, ...]:
     return tuple(range(ndim))
 
 
+#: every normalizer's last parameter: the model inputs it applies to
+_INPUTS = Param(
+    "inputs",
+    "any",
+    None,
+    "the model inputs it applies to, e.g. `inputs = [image]` (default: every floating input)",
+)
+
+
 @declare(
     NORMALIZERS,
     "standardize",
     "Subtract the mean and divide by the standard deviation (std 0 counts as 1).",
     _PER,
+    _INPUTS,
 )
 def _standardize(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     ax = _axes(per, x.ndim)
@@ -79,6 +89,7 @@ def _standardize(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     "minmax",
     "Map the train split's range to [0, 1] (a constant feature maps to 0).",
     _PER,
+    _INPUTS,
 )
 def _minmax(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     ax = _axes(per, x.ndim)
@@ -93,12 +104,13 @@ def _minmax(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     "scale",
     "Multiply by a constant factor, e.g. `scale(1 / 255)`.",
     Param("factor", "float", doc="the multiplier", min=0.0, min_open=True),
+    _INPUTS,
 )
 def _scale(x: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((), np.float64), np.asarray(factor, np.float64)
 
 
-@declare(NORMALIZERS, "none", "Leave the features as they are.")
+@declare(NORMALIZERS, "none", "Leave the features as they are.", _INPUTS)
 def _none(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((), np.float64), np.ones((), np.float64)
 
@@ -140,7 +152,7 @@ def _fit(entry: Entry, bound: Mapping[str, Any], train_x: np.ndarray) -> Normali
         raise ArgError("E403", f"cannot normalize {x.dtype} data")
     if x.shape[0] == 0:
         raise ArgError("E407", "cannot fit a normalizer on an empty training split")
-    shift, mul = entry.fn(x, **bound)
+    shift, mul = entry.fn(x, **{k: v for k, v in bound.items() if k != "inputs"})
     return Normalizer(entry.name, np.asarray(shift, np.float32), np.asarray(mul, np.float32))
 
 

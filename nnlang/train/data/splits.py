@@ -11,7 +11,7 @@ import numpy as np
 
 from nnlang.diagnostics import ArgError
 from nnlang.train.catalog import Param
-from nnlang.train.data.dataset import SPLITS, Dataset
+from nnlang.train.data.dataset import PREDICTING, SPLITS, Dataset
 
 
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
@@ -85,7 +85,9 @@ def _make(
     test_arrays: dict[str, np.ndarray] | None = None,
 ) -> Dataset:
     """Dataset from whole arrays; ``test_arrays`` is a given test split (then only
-    ``val`` is carved from ``arrays``)."""
+    ``val`` is carved from ``arrays``). When predicting, every row in file order."""
+    if PREDICTING.get() is not None:
+        return Dataset({"train": arrays}, feature_keys, (label_key,), meta)
     n = len(arrays[label_key])
     idx = split_indices(arrays[label_key], n, 0.0 if test_arrays is not None else test, val, seed)
     splits = {k: {name: a[i] for name, a in arrays.items()} for k, i in idx.items()}
