@@ -364,12 +364,15 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in history[0] if k not in ("epoch", "step", "seconds", "lr")]
+    # over every record: the phases of a run (`phase` blocks) may report other values
+    skip = ("phase", "epoch", "step", "seconds", "lr")
+    keys = list(dict.fromkeys(k for h in history for k in h if k not in skip))
+    phased = "phase" in history[0]
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(k.removeprefix("val_"), []).append(k)
     fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
-    epochs = [h["epoch"] for h in history]
+    epochs = [h["step" if phased else "epoch"] for h in history]
     for ax, (name, ks) in zip(axes[0], groups.items(), strict=True):
         for k in ks:
             ax.plot(
@@ -378,7 +381,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
                 label="validation" if k.startswith("val_") else "train",
             )
         ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("step" if phased else "epoch")
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
