@@ -138,3 +138,19 @@ def test_stacked_autoencoder_example_trains_briefly(tmp_path) -> None:
     )
     assert r.stopped == "finished"
     assert r.test["accuracy"] >= 0.8, r.test
+
+
+def test_deep_belief_network_example_trains_briefly_and_exports(tmp_path) -> None:
+    """Greedy CD-1 pretraining of two RBMs, then fine-tuning of the stack; the final
+    model (the RBMs as sigmoid layers p(h|v)) exports through the parity gate."""
+    from nnlang.export import export
+
+    src = ROOT / "examples" / "dbn.nn"
+    r = train(src, out=tmp_path / "run", sets=["epochs=5"], progress=False)
+    assert r.stopped == "finished"
+    assert r.test["accuracy"] >= 0.8, r.test
+    phases = [
+        json.loads(x)["phase"] for x in (r.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert phases == ["rbm1"] * 5 + ["rbm2"] * 5 + ["finetune"] * 5
+    export(src, r.run_dir, fmt="stablehlo", out=tmp_path / "dbn.stablehlo")
