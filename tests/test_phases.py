@@ -11,10 +11,12 @@ import subprocess
 import time
 
 import numpy as np
+import pytest
 from _util import ROOT, train_cmd, write
 from test_train import assert_same, final_arrays
 
 from nnlang.api import check
+from nnlang.diagnostics import NNError
 from nnlang.train.run import train
 from nnlang.train.trained import TrainedRun
 
@@ -95,6 +97,9 @@ def test_pause_at_a_phase_boundary_resumes_exactly(tmp_path) -> None:
     run = tmp_path / "paused"
     first = train(src, out=run, progress=False, max_epochs=2)  # exactly phase 1
     assert first.stopped == "paused" and _steps(run)[-1] == 44
+    with pytest.raises(NNError) as e:  # no final model yet: eval would open phase 1's
+        TrainedRun.open(src, run)
+    assert e.value.diagnostics[0].code == "E503" and "layer1" in e.value.diagnostics[0].message
     second = train(src, out=run, progress=False, resume=True, max_epochs=3)  # into phase 3
     assert second.stopped == "paused"
     last = train(src, out=run, progress=False, resume=True)
@@ -106,8 +111,7 @@ def test_kill_inside_phase_two_resumes_exactly(tmp_path) -> None:
     """kill -9 a real training process while it trains phase 2; the resumed run ends
     bitwise equal to an uninterrupted one (parameters, optimizer and RNG state)."""
     src = _file(tmp_path, 3, 25, 3)
-    ref = tmp_path / "ref"
-    subprocess.run(train_cmd(src, ref, {}), check=True, capture_output=True)
+    ref = train(src, out=tmp_path / "ref", progress=False).run_dir  # in-process: quicker
     run = tmp_path / "killed"
     proc = subprocess.Popen(train_cmd(src, run, {}), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     start, end = 3 * 22, 28 * 22  # phase 2's steps
