@@ -97,12 +97,25 @@ def build_phased(
         seen_names.setdefault(d.name, d.name_span)
     reported: set[tuple[str, str, Any]] = set()
     out: list[Phase] = []
+    outer_loss = any(isinstance(s, A.StepDecl) or s.key == "loss" for s in outer)
+    outer_loss |= "loss" in (overrides or {})
     for d in decls:
         own = _own_settings(d, rep)
         if own is None:
             continue
         keys = {s.key for s in own if isinstance(s, A.Setting)}
         with_steps = any(isinstance(s, A.StepDecl) for s in own)
+        if not (outer_loss or with_steps or "loss" in keys):
+            rep.add(
+                Diagnostic(
+                    "E402",
+                    f"phase `{d.name}` needs `loss`",
+                    d.name_span,
+                    help="give the phase its own `loss = ...` (or `step` blocks), "
+                    "or the train section one for every phase",
+                )
+            )
+            continue
 
         def inherited(s: Any, keys: set[str] = keys, with_steps: bool = with_steps) -> bool:
             if isinstance(s, A.StepDecl):
