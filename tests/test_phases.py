@@ -59,9 +59,10 @@ def _steps(run) -> list[int]:
 
 
 def test_phases_check_and_run_in_order(tmp_path) -> None:
-    src = _file(tmp_path, 2, 2, 2)
+    src = _file(tmp_path, 2, 2, 1)
     assert check(src).ok
-    r = train(src, out=tmp_path / "run", progress=False, sets=["keep=10"])
+    # `--set PHASE.SETTING=...` sets one phase's setting
+    r = train(src, out=tmp_path / "run", progress=False, sets=["keep=10", "finetune.epochs=2"])
     assert r.stopped == "finished" and r.steps == 6 * (1437 // 64)
     lines = [json.loads(x) for x in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [(x["phase"], x["epoch"]) for x in lines] == [

@@ -124,7 +124,7 @@ def build_phased(
 
         merged = replace(decl, settings=tuple([s for s in outer if inherited(s)] + own))
         sub = Reporter()
-        spec = build(program, merged, graph, sub, overrides)
+        spec = build(program, merged, graph, sub, _overrides_of(d, overrides or {}, rep))
         for diag in sub.diagnostics:
             key = (diag.code, diag.message, diag.span)
             if key not in reported:
@@ -144,6 +144,29 @@ def build_phased(
     final = out[-1].spec
     final.phases = out
     return final
+
+
+def _overrides_of(d: A.PhaseDecl, overrides: dict[str, A.Expr], rep: Reporter) -> dict[str, A.Expr]:
+    """The `--set` overrides of phase ``d``: those of every phase, then its own
+    (`--set finetune.epochs=5`, read by settings.apply_overrides); E422 for a run-wide
+    setting given to one phase."""
+    out = {k: v for k, v in overrides.items() if "." not in k}
+    for k, v in overrides.items():
+        name, _, key = k.partition(".")
+        if name != d.name:
+            continue
+        if key in PHASE_SETTINGS:
+            out[key] = v
+        else:
+            rep.add(
+                Diagnostic(
+                    "E422",
+                    f"`--set {k}`: `{key}` is set once for the whole run, not per phase",
+                    None,
+                    help=f"--set {key}=... sets it for the run",
+                )
+            )
+    return out
 
 
 def _own_settings(d: A.PhaseDecl, rep: Reporter) -> list[Any] | None:
