@@ -79,6 +79,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E409": ("train", "batch does not fit in memory"),
     "E420": ("train", "step updates no parameter group"),
     "E421": ("train", "step loss does not depend on what it updates"),
+    "E422": ("train", "setting cannot differ between phases"),
+    "E423": ("train", "phase trains nothing"),
     "W401": ("train", "batch norm statistics will not settle"),
     # run time
     "E501": ("run", "non-finite loss"),

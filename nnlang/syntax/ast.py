@@ -192,12 +192,22 @@ class StepDecl:
 
 
 @dataclass(frozen=True)
+class PhaseDecl:
+    """`phase name { ... }` in a train section: settings (and steps) of one phase."""
+
+    name: str
+    name_span: Span
+    settings: tuple[Setting | StepDecl | PhaseDecl, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class TrainDecl:
     model: str
     model_span: Span
     args: tuple[Expr, ...]
     kwargs: tuple[Kwarg, ...]
-    settings: tuple[Setting | StepDecl, ...]
+    settings: tuple[Setting | StepDecl | PhaseDecl, ...]
     span: Span
 
 

@@ -21,6 +21,7 @@ EXPECTED_TEXT: dict[str, str] = {
     "BLOCK": "`block`",
     "TRAIN": "`train`",
     "STEP": "`step`",
+    "PHASE": "`phase`",
     "INPUT": "`input`",
     "OUTPUT": "`output`",
     "SHARED": "`shared`",
@@ -53,12 +54,24 @@ EXPECTED_TEXT: dict[str, str] = {
     "STRING": "a string",
     "$END": "end of file",
 }
-KEYWORDS = ("import", "model", "block", "train", "step", "input", "output", "shared", "if", "else")
+KEYWORDS = (
+    "import",
+    "model",
+    "block",
+    "train",
+    "step",
+    "phase",
+    "input",
+    "output",
+    "shared",
+    "if",
+    "else",
+)
 #: Words that are keywords too, but not ones a misspelling is likely to have meant.
 LITERAL_WORDS = frozenset({"true", "false", "and", "or", "not"})
 #: What the parser may expect after a name that starts a statement or setting.
 STATEMENT_FOLLOW = frozenset(
-    {"EQUAL", "COMMA", "SEMI", "RBRACE", "NAME", "INPUT", "OUTPUT", "SHARED", "IF", "STEP"}
+    {"EQUAL", "COMMA", "SEMI", "RBRACE", "NAME", "INPUT", "OUTPUT", "SHARED", "IF", "STEP", "PHASE"}
 )
 
 
@@ -330,7 +343,7 @@ def syntax_error(
         if (
             hint is None
             and {"NAME"} & expected
-            and t.type in {"MODEL", "BLOCK", "TRAIN", "INPUT", "OUTPUT", "SHARED", "STEP"}
+            and t.type in {"MODEL", "BLOCK", "TRAIN", "INPUT", "OUTPUT", "SHARED", "STEP", "PHASE"}
         ):
             hint = f"`{t}` is a keyword and cannot be used as a name"
         return Diagnostic(

@@ -41,6 +41,7 @@ STARTS = {
     "shared": "SHARED",
     "if": "IF",
     "step": "STEP",
+    "phase": "PHASE",
     "model": "MODEL",
     "block": "BLOCK",
     "train": "TRAIN",

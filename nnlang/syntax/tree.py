@@ -221,6 +221,11 @@ class ToAST(Transformer[Token, Any]):
         return A.StepDecl(str(c[1]), self._t(c[1]), settings, self._s(meta))
 
     @v_args(meta=True)
+    def phase_decl(self, meta: Any, c: list[Any]) -> A.PhaseDecl:
+        settings = tuple(x for x in c[2:] if not isinstance(x, Token))
+        return A.PhaseDecl(str(c[1]), self._t(c[1]), settings, self._s(meta))
+
+    @v_args(meta=True)
     def train_decl(self, meta: Any, c: list[Any]) -> A.TrainDecl:
         args: list[Any] = []
         settings = []

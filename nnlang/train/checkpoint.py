@@ -279,6 +279,18 @@ class Checkpoints:
             )
         )
 
+    def progress(self, step: int) -> dict[str, Any]:
+        """The JSON progress record of checkpoint ``step`` alone (which phase it is in
+        tells what state to restore it into)."""
+        try:
+            with _quiet_asyncio():
+                got = self.manager.restore(
+                    step, args=ocp.args.Composite(progress=ocp.args.JsonRestore())
+                )
+        except Exception as e:  # noqa: BLE001 - see restore()
+            raise self._unreadable(step, e) from None
+        return dict(got["progress"])
+
     def restore_raw(self, step: int) -> Any:
         """The model part of a checkpoint as saved (nested dicts of arrays; None if it
         holds none), whatever model reads it: fine-tuning matches it by name."""

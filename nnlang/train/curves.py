@@ -21,7 +21,7 @@ import numpy as np
 
 from nnlang.fsio import atomic_write_bytes
 
-NOT_CURVES = ("epoch", "step", "seconds", "lr", "skipped")
+NOT_CURVES = ("phase", "epoch", "step", "seconds", "lr", "skipped")
 SPLIT_COLOUR = {"train": "tab:blue", "validation": "tab:orange"}
 SPLIT_STYLE = {"train": "-", "validation": "--"}
 
@@ -49,10 +49,12 @@ def draw(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
     from matplotlib.ticker import MaxNLocator
 
     groups = panels([h for _, h in runs])
+    # a run of `phase` blocks restarts its epochs in each phase: draw it against steps
+    x = "step" if any("phase" in h[0] for _, h in runs) else "epoch"
     fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
     for ax, (metric, keys) in zip(axes[0], groups.items(), strict=True):
         for i, (name, history) in enumerate(runs):
-            epochs = [h["epoch"] for h in history]
+            epochs = [h[x] for h in history]
             for k in keys:
                 split = "validation" if k.startswith("val_") else "train"
                 if not any(k in h for h in history):
@@ -65,7 +67,7 @@ def draw(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path) -> None:
                     label=split if len(runs) == 1 else f"{name} {split}",
                 )
         ax.set_title(metric)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)

@@ -42,6 +42,7 @@ class TrainProgress:
     best: float | None = None  # the best monitored score so far
     bad_epochs: int = 0  # epochs since it last improved
     train_seconds: float = 0.0
+    phase: int = 0  # the phase it is in (`phase` blocks; 0 without them)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class TrainProgress:
             "best": self.best,
             "bad_epochs": self.bad_epochs,
             "train_seconds": self.train_seconds,
+            "phase": self.phase,
         }
 
     @classmethod
@@ -68,6 +70,7 @@ class TrainProgress:
             best=rec.get("best"),
             bad_epochs=rec.get("bad_epochs", 0),
             train_seconds=float(rec.get("train_seconds", 0.0)),
+            phase=int(rec.get("phase", 0)),
         )
 
 
@@ -111,6 +114,10 @@ class EpochLoop:
     chunk_steps: int
     max_epochs: int | None = None
     signal: int | None = None  # the signal that interrupted the run, if one did
+    offset: int = 0  # the steps of the phases before this one (checkpoints count all)
+    phase: str | None = None  # the phase's name, in the records and on the progress lines
+    scored: bool = True  # False in a phase before the last: its checkpoints are no "best"
+    epochs_run: int = 0  # epochs completed in this call
 
     def run_until_stop(self, state: Any, p: TrainProgress) -> tuple[Any, str]:
         """Train from ``p`` on, updating it; returns the state and why it stopped:
@@ -129,7 +136,7 @@ class EpochLoop:
         # to select on (training loss is no model selection): the best checkpoint is the
         # latest.
         latest_is_best = spec.monitor is None and not has_val
-        epochs_this_call = 0
+        at = self.offset
         while p.epoch < epochs:
             start, end = p.step_in_epoch, min(spe, p.step_in_epoch + self.chunk_steps)
             t0 = time.perf_counter()
@@ -145,11 +152,12 @@ class EpochLoop:
             p.loss_steps += applied
             p.skipped += c.skipped
             p.step_in_epoch = end
-            self.bar.update(c.done, f"loss {c.loss_sum / max(applied, 1):.4f}", p.epoch + 1, epochs)
+            loss = f"loss {c.loss_sum / max(applied, 1):.4f}"
+            self.bar.update(c.done, loss, p.epoch + 1, epochs, self.phase)
             if p.step_in_epoch >= spe:
                 record = self._record(state, p)
                 p.epoch, p.step_in_epoch = p.epoch + 1, 0
-                epochs_this_call += 1
+                self.epochs_run += 1
                 p.loss_sum, p.loss_steps, p.skipped = 0.0, 0, 0
                 score = _score(record, self.monitor)
                 improved = score is not None and (
@@ -166,9 +174,11 @@ class EpochLoop:
                     or early
                     or flag.signal is not None
                 ):
-                    if latest_is_best:
+                    if not self.scored:
+                        ckpts.save(at + p.epoch * spe, state, p.to_record(), None)
+                    elif latest_is_best:
                         ckpts.save(
-                            p.epoch * spe,
+                            at + p.epoch * spe,
                             state,
                             p.to_record(),
                             float(p.epoch),
@@ -176,7 +186,7 @@ class EpochLoop:
                         )
                     else:
                         ckpts.save(
-                            p.epoch * spe,
+                            at + p.epoch * spe,
                             state,
                             p.to_record(),
                             score,
@@ -187,21 +197,20 @@ class EpochLoop:
                         f"early stop: `{self.monitor}` did not improve for {spec.patience} epochs"
                     )
                     return state, "early_stop"
-                if self.max_epochs is not None and epochs_this_call >= self.max_epochs:
+                if self.max_epochs is not None and self.epochs_run >= self.max_epochs:
                     return state, "paused"
             if flag.signal is not None:
                 if p.step_in_epoch != 0:
-                    ckpts.save(p.epoch * spe + p.step_in_epoch, state, p.to_record(), None)
+                    ckpts.save(at + p.epoch * spe + p.step_in_epoch, state, p.to_record(), None)
                 return state, "interrupted"
         return state, "finished"
 
     def _record(self, state: Any, p: TrainProgress) -> dict[str, Any]:
         """The epoch's line in metrics.jsonl (also appended to the history and shown)."""
         engine, epochs = self.engine, self.spec.epochs
-        record: dict[str, Any] = {
-            "epoch": p.epoch + 1,
-            "step": (p.epoch + 1) * engine.steps_per_epoch,
-        }
+        record: dict[str, Any] = {"phase": self.phase} if self.phase is not None else {}
+        record["epoch"] = p.epoch + 1
+        record["step"] = self.offset + (p.epoch + 1) * engine.steps_per_epoch
         if p.loss_steps:  # an epoch whose every step was skipped has no training loss
             record["loss"] = p.loss_sum / p.loss_steps
         lr = current_lr(engine, state)
@@ -217,9 +226,10 @@ class EpochLoop:
         p.history.append(record)
         append_metrics(self.run, p.history)
         self.bar.epoch_line(
-            f"epoch {p.epoch + 1}/{epochs}  "
+            ("" if self.phase is None else f"phase {self.phase}: ")
+            + f"epoch {p.epoch + 1}/{epochs}  "
             + fmt_metrics(
-                {k: v for k, v in record.items() if k not in ("epoch", "step", "seconds")}
+                {k: v for k, v in record.items() if k not in ("phase", "epoch", "step", "seconds")}
             )
         )
         return record

@@ -41,11 +41,12 @@ class Progress:
             self.bar.start()
             self.task = self.bar.add_task("train", total=total_steps, completed=done, info="")
 
-    def update(self, steps: int, info: str, epoch: int, epochs: int) -> None:
+    def update(
+        self, steps: int, info: str, epoch: int, epochs: int, phase: str | None = None
+    ) -> None:
         if self.bar is not None:
-            self.bar.update(
-                self.task, advance=steps, info=info, description=f"epoch {epoch}/{epochs}"
-            )
+            where = f"epoch {epoch}/{epochs}" if phase is None else f"{phase} {epoch}/{epochs}"
+            self.bar.update(self.task, advance=steps, info=info, description=where)
 
     def epoch_line(self, line: str) -> None:
         if not self.enabled:

@@ -31,7 +31,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
-from nnlang.train import datainit, finetune
+from nnlang.train import datainit, finetune, phaserun, tblog
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
@@ -215,12 +215,14 @@ def _train(
         k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
     }
     engine = make_engine(graph, spec, net, data.size("train"), shapes)
+    engines = phaserun.engines_for(graph, spec, engine, data.size("train"), shapes)
     if not resume:
         for w in settle_warnings(graph, spec, engine.steps_per_epoch * spec.epochs):
             print(render(w, s.program.sources), file=sys.stderr)
     has_val = "val" in data.splits
-    monitor, greater = monitor_of(spec, engine, has_val)
-    engine.check_traces(train_arrays_shapes(data), spec)
+    monitor = [monitor_of(e.spec, e, has_val) for e in engines][-1][0]  # E403 before any run
+    for e in engines:
+        e.check_traces(train_arrays_shapes(data), e.spec)
     options: dict[str, Any] = {
         "progress": progress,
         "chunk_steps": chunk_steps,
@@ -229,8 +231,9 @@ def _train(
     run.mkdir(parents=True, exist_ok=True)
     lock = RunLock.acquire(run)  # E510 while another process trains into it
     try:
-        return _train_locked(s, run, resume, data, engine, monitor, greater, sets, plan, **options)
+        return _train_locked(s, run, resume, data, engines, monitor, sets, plan, **options)
     finally:
+        tblog.close(run)  # however the run ended (paused, interrupted, diverged)
         lock.release()
 
 
@@ -239,9 +242,8 @@ def _train_locked(
     run: Path,
     resume: bool,
     data: Data,
-    engine: Engine,
+    engines: list[Engine],
     monitor: str,
-    greater: bool,
     sets: list[str],
     plan: finetune.Plan | None,
     *,
@@ -259,7 +261,8 @@ def _train_locked(
     if dropped:
         notice(f"removed an incomplete checkpoint left by a killed run: {', '.join(dropped)}")
     ckpts = Checkpoints(run / "checkpoints", keep=spec.keep)
-    state = engine.state
+    specs, engine = phaserun.specs_of(spec), engines[-1]
+    state = engines[0].state
     prog = TrainProgress()
     step = ckpts.latest() if resume else None
     if resume and step is None:
@@ -267,29 +270,51 @@ def _train_locked(
             f"`{run}` has no complete checkpoint yet (the first one was interrupted); training from the start"
         )
     if step is not None:
+        phase = min(int(ckpts.progress(step).get("phase", 0)), len(engines) - 1)
+        state = engines[phase].state  # the state of the phase the checkpoint is in
         state, rec = ckpts.restore(step, state, what=f"model `{graph.name}`")
         prog = TrainProgress.from_record(rec)
     else:
         state = datainit.initialise(
-            engine.train_def, state, data.splits["train"], engine.input_names, spec.seed
+            engines[0].train_def, state, data.splits["train"], engine.input_names, spec.seed
         )
         if spec.init_from and plan is None:  # --resume found no checkpoint to resume
             plan = finetune.prepare(spec, s.program.root, graph)
         if plan is not None:
-            state = finetune.init_from(plan, state, engine)
+            state = finetune.init_from(plan, state, engines[0])
         write_settings(run, s.program, graph, spec, s.model_args, data, sets)
     # metrics.jsonl holds exactly the epochs the checkpoint covers (lines a killed run
     # wrote after its last checkpoint are dropped, so no epoch is listed twice)
     write_metrics(run, prog.history)
     train_arrays = {k: jax.device_put(v) for k, v in data.splits["train"].items()}
-    spe = engine.steps_per_epoch
-    bar = Progress(spe * spec.epochs, prog.epoch * spe + prog.step_in_epoch, progress)
-    loop = EpochLoop(
-        engine, spec, data, train_arrays, ckpts, run, bar, monitor, greater, chunk_steps, max_epochs
-    )
+    total = phaserun.offsets(engines, specs)[-1]
+    bar = Progress(total, phaserun.position(engines, specs, prog), progress)
+    names = phaserun.names_of(spec)
+
+    def make_loop(k: int, left: int | None) -> EpochLoop:
+        mon, greater = monitor_of(specs[k], engines[k], has_val)
+        loop = EpochLoop(
+            engines[k],
+            specs[k],
+            data,
+            train_arrays,
+            ckpts,
+            run,
+            bar,
+            mon,
+            greater,
+            chunk_steps,
+            left,
+        )
+        loop.offset, loop.phase = phaserun.offsets(engines, specs)[k], names[k]
+        loop.scored = k == len(engines) - 1
+        return loop
+
     try:
         with out_of_memory_at(spec):
-            state, stopped = loop.run_until_stop(state, prog)
+            state, stopped, prog, loop = phaserun.run(
+                engines, specs, state, prog, make_loop, max_epochs
+            )
     finally:
         bar.close()
     result_state = state
@@ -306,17 +331,20 @@ def _train_locked(
         test = {"split": split, **test}  # type: ignore[dict-item]
         chosen = ckpts.best() or ckpts.latest()
         latest_is_best = spec.monitor is None and not has_val
+        # only the last phase's checkpoints are scored; its epochs count from 0
+        start = phaserun.offsets(engines, specs)[len(engines) - 1]
+        last = [h for h in prog.history if h.get("phase", names[-1]) == names[-1]]
         best_info = best_epoch(
-            prog.history,
-            None if chosen is None else chosen // spe,
+            last,
+            None if chosen is None else (chosen - start) // engine.steps_per_epoch,
             monitor,
-            greater,
+            monitor_of(spec, engine, has_val)[1],
             latest_is_best,
         )
         write_result(run, test, stopped, prog.epoch, best_info)
         plot_curves(prog.history, run / "curves.png")
     ckpts.close()
-    nnx_model = _merge_model(engine, result_state)
+    nnx_model = _merge_model(engines[prog.phase], result_state)
     if stopped in ("finished", "early_stop"):
         write_maps(graph, nnx_model, run)
     return RunResult(
@@ -325,7 +353,7 @@ def _train_locked(
         test,
         stopped,
         nnx_model,
-        prog.epoch * spe + prog.step_in_epoch,
+        phaserun.position(engines, specs, prog),
         prog.train_seconds,
         {"signal": loop.signal, "monitor": monitor, "best": best_info},
     )

@@ -110,6 +110,18 @@ def write_settings(
             "monitor": spec.monitor,
             "patience": spec.patience,
             "init_from": spec.init_from,
+            # `phase` blocks, in order (the settings above are the last phase's)
+            "phases": [
+                {
+                    "name": ph.name,
+                    "loss": ph.spec.loss_text,
+                    "optimizer": {"name": ph.spec.optimizer.name, "args": ph.spec.optimizer.args},
+                    "epochs": ph.spec.epochs,
+                    "batch": ph.spec.batch,
+                    "freeze": list(ph.spec.freeze),
+                }
+                for ph in spec.phases
+            ],
         },
         "inputs": [
             {"name": p.name, "type": str(p.type), "data": data.mapping.get(p.name)}

@@ -218,9 +218,22 @@ def apply_overrides(
     model_args: dict[str, Any] = {}
     settings: dict[str, A.Expr] = {}
     current = {s.key: s.value for s in decl.settings if isinstance(s, A.Setting)}
+    phases = {s.name for s in decl.settings if isinstance(s, A.PhaseDecl)}
     for item in sets:
         key, value = split_set(item)
         expr = parse_override(key.split(".")[-1], value, program.sources)
+        if key.split(".", 1)[0] in phases:  # `--set finetune.epochs=5`: one phase's setting
+            if key.split(".", 1)[1] not in SETTINGS:
+                raise NNError(
+                    Diagnostic(
+                        "E406",
+                        f"`--set {key}`: a phase's setting is `--set PHASE.SETTING=VALUE`",
+                        None,
+                        help=f"e.g. --set {key.split('.', 1)[0]}.epochs=2",
+                    )
+                )
+            settings[key] = expr
+            continue
         if "." in key:
             head, arg = key.split(".", 1)
             base = settings.get(head) or current.get(head)

@@ -23,6 +23,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
 from nnlang.train import losses
+from nnlang.train import phases as P
 from nnlang.train import steps as S
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
 from nnlang.train.monitor import check_monitor
@@ -105,6 +106,7 @@ class TrainSpec:
     noise: tuple[str, ...] = ()  # model inputs fed standard normal noise, not data
     sample: str | None = None  # the output `nnlang sample` draws
     data_root: str | None = None  # data paths resolve in this folder (default: the .nn's)
+    phases: list[Any] = field(default_factory=list)  # `phase` blocks (phases.Phase), in order
 
     def loss_terms(self) -> list[LossTerm]:
         return loss_terms(self.loss)
@@ -311,6 +313,8 @@ def build_spec(
     overrides: dict[str, A.Expr] | None = None,
 ) -> TrainSpec | None:
     """Validate one train section (with `--set` overrides applied)."""
+    if P.has_phases(decl):  # each phase bound by this function as a section of its own
+        return P.build_phased(program, decl, graph, rep, overrides, build_spec, loss_tensors)
     ev = _const_evaluator(program, rep)
     names: set[str] = {"label"}
     if graph is not None:

@@ -269,8 +269,9 @@ def bind_step(
     given: dict[str, A.Setting] = {}
     ok = True
     for s in d.settings:
-        if isinstance(s, A.StepDecl):
-            sb.err("E401", "a `step` cannot hold another `step`", s.name_span)
+        if isinstance(s, (A.StepDecl, A.PhaseDecl)):
+            inner = "another `step`" if isinstance(s, A.StepDecl) else "a `phase`"
+            sb.err("E401", f"a `step` cannot hold {inner}", s.name_span)
             ok = False
             continue
         if s.key not in STEP_SETTINGS:

@@ -58,7 +58,9 @@ def _writer(run: Path, split: str) -> Any | None:
 
 def log_epoch(run: Path, history: list[dict[str, Any]], i: int) -> None:
     """Write epoch record ``history[i]`` and flush (an epoch is on disk when it ends)."""
-    epoch = int(history[i].get("epoch", i + 1))
+    # a run of `phase` blocks restarts its epochs in each phase: its x axis is the step
+    rec = history[i]
+    epoch = int(rec["step"] if "phase" in rec else rec.get("epoch", i + 1))
     for split, values in scalars(history, i).items():
         w = _writer(run, split) if values else None
         if w is None:

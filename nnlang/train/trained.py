@@ -63,6 +63,18 @@ class TrainedRun:
         step = ck.best() or ck.latest()
         if step is None:
             raise NNError(Diagnostic("E503", f"`{run}` has no checkpoint yet"))
+        phase = int(ck.progress(step).get("phase", 0))
+        if s.spec.phases and phase < len(s.spec.phases) - 1:  # its state is an earlier phase's
+            ck.close()
+            names = [ph.name for ph in s.spec.phases]
+            raise NNError(
+                Diagnostic(
+                    "E503",
+                    f"`{run}` stopped in phase `{names[phase]}`: it has no model of its last "
+                    f"phase `{names[-1]}` yet",
+                    help=f"finish the run: nnlang train {file} --out {run} --resume",
+                )
+            )
         shapes = {p.name: tuple(p.type.shape) for p in s.graph.inputs}
         engine = make_engine(s.graph, s.spec, net, s.spec.batch, shapes)
         state, _ = ck.restore(step, engine.state, what=f"model `{s.graph.name}`")
