@@ -113,6 +113,21 @@ def test_curves_of_several_runs(three_runs, tmp_path, capsys) -> None:
     runs = [str(three_runs / f"s{i}") for i in range(3)]
     assert main(["curves", *runs, "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "3 runs" in capsys.readouterr().out
+    assert main(["curves", *runs, "-o", str(tmp_path / "c.svg")]) == 1
+    assert "E504" in capsys.readouterr().err
+
+
+def test_curves_without_matplotlib_is_an_environment_error(
+    three_runs, tmp_path, monkeypatch, capsys
+) -> None:
+    import sys
+
+    from nnlang.cli import EXIT_ENV
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["curves", str(three_runs / "s0"), "-o", str(tmp_path / "c.png")]) == EXIT_ENV
+    err = capsys.readouterr().err
+    assert "E705" in err and "nnlang[plots]" in err
 
 
 def test_curve_colours_name_the_split_or_the_run(monkeypatch, tmp_path) -> None:

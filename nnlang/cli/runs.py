@@ -145,8 +145,17 @@ def cmd_curves(a: argparse.Namespace) -> int:
         names = [str(r.path) for r in runs]
     out = Path(a.output)
     if out.suffix != ".png":
-        print("error: -o must end in .png", flush=True)
-        return 2
+        raise NNError(Diagnostic("E504", f"`-o {a.output}`: nnlang curves writes a .png file"))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        raise NNError(
+            Diagnostic(
+                "E705",
+                f"`nnlang curves` needs matplotlib, which is not installed ({e})",
+                help="pip install 'nnlang[plots]' (from a source checkout: pip install -e '.[plots]')",
+            )
+        ) from None
     draw(list(zip(names, [r.history for r in runs], strict=True)), out)
     print(f"wrote {out} ({len(runs)} run{'s' if len(runs) != 1 else ''})")
     return EXIT_OK
