@@ -100,6 +100,7 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         ) from None
     # integer class labels must index the logits of the output they are compared with
     outputs = {p.name: p.type for p in graph.outputs}
+    _check_targets(spec, ds, set(outputs) | {p.name for p in graph.inputs})
     for term in spec.loss_terms():
         if term.call.name == "cross_entropy" and len(term.call.tensors) == 2:
             pred, target = term.call.tensors
@@ -121,3 +122,30 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         {inp: norms[key] for inp, key in mapping.items() if key in norms},
         dict(ds.meta),
     )
+
+
+def _check_targets(spec: TrainSpec, ds: Any, known: set[str]) -> None:
+    """E404 for a loss or metric that compares with a target the data does not have
+    (`label` of a source without labels: an npz of features alone)."""
+    from nnlang.train.steps import is_constant
+
+    have = known | set(ds.label_keys)
+    uses = [(t.call.tensors, spec.spans.get("loss")) for t in spec.loss_terms()]
+    uses += [(m.tensors, spec.spans.get("metrics")) for m in spec.metrics]
+    for tensors, span in uses:
+        for name in tensors or ():
+            if isinstance(name, str) and not is_constant(name) and name not in have:
+                raise NNError(
+                    Diagnostic(
+                        "E404",
+                        f"the data gives no `{name}` to compare with: "
+                        + (
+                            "it has no labels"
+                            if not ds.label_keys
+                            else f"its targets are {', '.join(ds.label_keys)}"
+                        ),
+                        span,
+                        help="a model without targets learns by a rule (`loss = rule(output)`) "
+                        "or reconstructs its input (`mse(recon, x)`)",
+                    )
+                )

@@ -41,7 +41,10 @@ def _as_labels(a: np.ndarray) -> np.ndarray:
     "npz",
     "A NumPy .npz archive. Either arrays named by `x` and `label`, split here, or "
     "`x_train`, `y_train` (and `x_test`, `y_test`) as given splits, from which only `val` "
-    "is carved. Feature arrays keep their per-sample shape.",
+    "is carved. Feature arrays keep their per-sample shape. A file with features and no "
+    "`label` array is unlabelled data, split at random, for models that learn without "
+    "targets (`loss = rule(...)`, an autoencoder's `mse(recon, x)`); a loss that compares "
+    "with `label` is then E404.",
     Param("path", "str", doc=".npz file, relative to the .nn file"),
     Param(
         "x",
@@ -87,6 +90,11 @@ def _npz_source(
         with np.load(file, allow_pickle=False) as z:
             keys = list(z.files)
             wanted = ["x_train", "y_train", "x_test", "y_test"] if "x_train" in keys else [x, label]
+            # features alone (no `label` array and none asked for): unlabelled data, for
+            # the models that learn without targets (som, rbm, autoencoders)
+            unlabelled = "x_train" not in keys and label == "label" and label not in keys
+            if unlabelled:
+                wanted = [x]
             for k, a in zip(wanted, ("x", "label") * 2, strict=False):
                 if k not in keys and not k.endswith("_test"):
                     hint = (
@@ -111,6 +119,8 @@ def _npz_source(
             raise ArgError("E407", f"`{path}` has `{have}` but no `{lack}`", arg="path")
         if "x_test" in arrays and "y_test" in arrays:
             given = {"x": _as_features(arrays["x_test"]), "label": _as_labels(arrays["y_test"])}
+    elif unlabelled:
+        return _unlabelled(_as_features(arrays[x]), path, test, val, seed)
     else:
         train = {"x": _as_features(arrays[x]), "label": _as_labels(arrays[label])}
         given = None
@@ -124,6 +134,21 @@ def _npz_source(
     meta = {"source": "npz", "path": path, **_class_meta(train["label"])}
     return _make(
         train, "label", _test_fraction(test, given is not None), val, seed, meta, test_arrays=given
+    )
+
+
+def _unlabelled(x: np.ndarray, path: str, test: float | None, val: float, seed: int) -> Dataset:
+    """Features without labels, split at random (nothing to stratify by)."""
+    from dataclasses import replace
+
+    frac = _test_fraction(test, False)
+    order = np.arange(len(x))  # split_indices draws a random split from integer "labels"
+    ds = _make({"x": x, "label": order}, "label", frac, val, seed, {"source": "npz", "path": path})
+    return replace(
+        ds,
+        splits={k: {"x": v["x"]} for k, v in ds.splits.items()},
+        label_keys=(),
+        meta={"source": "npz", "path": path, "task": "none"},
     )
 
 
