@@ -159,3 +159,16 @@ def test_deep_belief_network_example_trains_briefly_and_exports(tmp_path) -> Non
     ]
     assert phases == ["rbm1"] * 5 + ["rbm2"] * 5 + ["finetune"] * 5
     export(src, r.run_dir, fmt="stablehlo", out=tmp_path / "dbn.stablehlo")
+
+
+def test_summary_names_what_each_phase_freezes(capsys) -> None:
+    from nnlang.cli import main
+
+    ex = ROOT / "examples" / "stacked_ae.nn"
+    assert main(["summary", str(ex), "--json"]) == 0
+    phases = json.loads(capsys.readouterr().out)["phases"]
+    assert [p["name"] for p in phases] == ["layer1", "layer2", "finetune"]
+    assert phases[1]["frozen"] == ["enc1"] and phases[1]["frozen_params"] == 4160
+    assert phases[0]["frozen"] == [] and phases[2]["frozen"] == []
+    assert main(["summary", str(ex)]) == 0
+    assert "`layer2` freezes enc1 (4,160 params)" in capsys.readouterr().out

@@ -48,18 +48,40 @@ def frozen_owners(file: str, g: Any) -> set[str] | None:
     """The nodes whose parameters the model's train section freezes (`freeze = [...]`);
     None when it freezes nothing. Patterns that match nothing are `nnlang check`'s."""
     from nnlang.graph.program import load
+
+    train = load(file).train_for(g.name)
+    return _frozen_by(_freeze_expr(train.settings if train else ()), g)
+
+
+def phase_freezes(file: str, g: Any) -> list[tuple[str, set[str]]]:
+    """Each `phase` of the model's train section with the nodes it freezes: its own
+    `freeze`, else the section's (`freeze = []` in a phase freezes nothing)."""
+    from nnlang.graph.program import load
+    from nnlang.syntax import ast as A
+
+    train = load(file).train_for(g.name)
+    if train is None:
+        return []
+    outer = _freeze_expr(train.settings)
+    out = []
+    for ph in train.settings:
+        if isinstance(ph, A.PhaseDecl):
+            own = _freeze_expr(ph.settings)
+            out.append((ph.name, _frozen_by(own if own is not None else outer, g) or set()))
+    return out
+
+
+def _freeze_expr(settings: Any) -> Any:
+    return next((s.value for s in settings if getattr(s, "key", "") == "freeze"), None)
+
+
+def _frozen_by(expr: Any, g: Any) -> set[str] | None:
     from nnlang.train.parts import node_of, select
     from nnlang.train.parts_setting import parts_setting
 
-    train = load(file).train_for(g.name)
-    exprs = [
-        s.value for s in (train.settings if train else ()) if getattr(s, "key", "") == "freeze"
-    ]
-    quiet = (
-        parts_setting(lambda *a, **k: None, lambda e: None, "freeze", exprs[0], None, False, None)
-        if exprs
-        else None
-    )
+    if expr is None:
+        return None
+    quiet = parts_setting(lambda *a, **k: None, lambda e: None, "freeze", expr, None, False, None)
     if not quiet:
         return None
     paths = sorted({f"{n.owner}.*" for n in g.order() if n.params > 0})
@@ -141,6 +163,11 @@ def cmd_summary(a: argparse.Namespace) -> int:
         for r in rows:
             r["frozen"] = r["params"] > 0 and r["name"] in frozen
     totals = totals_of(g, rows, env)
+    params_of = {r["name"]: r["params"] for r in rows}
+    phases = [
+        {"name": n, "frozen": sorted(f), "frozen_params": sum(params_of.get(x, 0) for x in f)}
+        for n, f in phase_freezes(a.file, g)
+    ]
     if a.json:
         if unbound:
             for r in rows:
@@ -153,9 +180,21 @@ def cmd_summary(a: argparse.Namespace) -> int:
             "nodes": rows,
             "totals": totals,
         }
+        if phases:
+            doc["phases"] = phases
         print(json.dumps(doc, indent=2))
         return EXIT_OK
     _print_table(g, rows, totals, unbound, frozen is not None)
+    if phases:
+        console().print(
+            "Phases: "
+            + "; ".join(
+                f"`{p['name']}` freezes {', '.join(p['frozen'])} ({p['frozen_params']:,} params)"
+                if p["frozen"]
+                else f"`{p['name']}` freezes nothing"
+                for p in phases
+            )
+        )
     return EXIT_OK
 
 
