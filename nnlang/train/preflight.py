@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 
-from nnlang.diagnostics import Diagnostic, Label, NNError, Reporter, did_you_mean
+from nnlang.diagnostics import ArgError, Diagnostic, Label, NNError, Reporter, did_you_mean
 from nnlang.graph.checks import Budget, check_batch_memory, memory_of
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.train import dataload
 from nnlang.train.parts import select
+from nnlang.train.rule_sites import check_rules, sites
 from nnlang.train.spec import TrainSpec, build_spec
 
 #: A running average with momentum m keeps m**n of its starting value after n updates;
@@ -113,6 +114,11 @@ def check_trains(
         graph = graphs.get(t.model)
         if spec is not None and graph is not None:
             check_memory(graph, spec, rep, memory)
+            try:  # `rule(...)` and rule metrics name outputs of rule layers
+                check_rules(spec, sites(graph))
+            except ArgError as e:
+                span = spec.spans.get(e.arg or "loss") or spec.spans.get("loss")
+                rep.add(Diagnostic(e.code, e.message, span, help=e.help))
             if not any(d.severity == "error" for d in rep.diagnostics):
                 if data_root is not None:
                     spec.data_root = data_root

@@ -17,7 +17,6 @@ Imports JAX, Flax and the graph/lower rooms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -25,35 +24,12 @@ import jax.numpy as jnp
 
 from nnlang.diagnostics import ArgError, Diagnostic, NNError
 from nnlang.graph.graph import Graph
-from nnlang.lower.network import Network, Ref
+from nnlang.lower.network import Network
 from nnlang.train import optim
+from nnlang.train.rule_sites import Site, check_rules, key_of, sites  # noqa: F401
 
 #: folded into a step's key for the random numbers of a local rule (the Gibbs chain)
 RULE_KEY = 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class Site:
-    """A model output computed by a layer that learns by a local rule."""
-
-    output: str
-    owner: str
-    input: Ref
-    node: Ref
-
-
-def sites(graph: Graph) -> tuple[Site, ...]:
-    out = []
-    for p in graph.outputs:
-        node = graph.node(p.node)
-        if node.kind is not None and node.kind.rule:
-            src, port = node.inputs[0]
-            out.append(Site(p.name, node.owner, (src, port), (p.node, p.port)))
-    return tuple(out)
-
-
-def key_of(output: str, name: str) -> str:
-    return f"{output}.{name}"
 
 
 def run(
@@ -72,28 +48,6 @@ def run(
         for k, v in mod.rule(env[s.input], env[s.node], ctx).items():  # type: ignore[operator]
             outs[key_of(s.output, k)] = v
     return outs
-
-
-def check_rules(spec: Any, found: tuple[Site, ...]) -> None:
-    """Every `rule(...)` names an output made by a rule layer (E404 otherwise)."""
-    names = {s.output for s in found}
-    for term in spec.loss_terms():
-        if term.call.entry.extra.get("rule") and term.call.tensors[0] not in names:
-            raise ArgError(
-                "E404",
-                f"`rule({term.call.tensors[0]})` needs an output computed by a layer that "
-                "learns by a local rule (`som`, `rbm`, `hopfield`)",
-                help=f"rule outputs here: {', '.join(sorted(names))}"
-                if names
-                else "this model has none",
-            )
-    for m in spec.metrics:
-        if m.entry.extra.get("rule_stat") and m.tensors[0] not in names:
-            raise ArgError(
-                "E404",
-                f"metric `{m.name}({m.tensors[0]})` needs an output computed by a layer that "
-                "learns by a local rule (`som`, `rbm`, `hopfield`)",
-            )
 
 
 def context_at(
@@ -141,7 +95,8 @@ def prepare(graph: Graph, spec: Any, total: int, steps_per_epoch: int) -> Any:
     try:
         check_rules(spec, sites(graph))
     except ArgError as e:
-        raise NNError(Diagnostic(e.code, e.message, spec.spans.get("loss"), help=e.help)) from None
+        span = spec.spans.get(e.arg or "loss") or spec.spans.get("loss")
+        raise NNError(Diagnostic(e.code, e.message, span, help=e.help)) from None
     call = spec.rule_schedule
     if call is None:
         return None
