@@ -18,8 +18,11 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def train_cmd(file: Path, run: Path, sets: dict[str, object], *extra: str) -> list[str]:
     """`nnlang train FILE --out RUN -q --set K=V ...` as a subprocess argument list, for
-    tests that kill, signal or lock real training processes."""
+    tests that kill, signal or lock real training processes (with `checkpoint_every = 1`
+    unless ``sets`` says otherwise)."""
     cmd = [sys.executable, "-m", "nnlang.cli", "train", str(file), "--out", str(run), "-q"]
+    # a checkpoint every epoch (not every 30 s): the tests kill runs between checkpoints
+    sets = {"checkpoint_every": 1, **sets}
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
     return [*cmd, *extra]

@@ -34,9 +34,9 @@ def _shared_compile_cache(tmp_path_factory, monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """A finished 2-epoch run (copy it before changing it)."""
+    """A finished 2-epoch run with a checkpoint per epoch (copy it before changing it)."""
     run = tmp_path_factory.mktemp("trained") / "run"
-    train(MLP, out=run, sets=["epochs=2", *SMALL], progress=False)
+    train(MLP, out=run, sets=["epochs=2", "checkpoint_every=1", *SMALL], progress=False)
     return run
 
 
@@ -253,7 +253,7 @@ def test_first_checkpoint_left_incomplete_resumes_from_the_start(
     shutil.rmtree(tmp / "state")
     (run / "result.json").unlink()
     args = ["train", str(MLP), "--out", str(run), "--resume", "-q", "--set", "epochs=2"]
-    assert main([*args, "--set", "hidden=32"]) == 0
+    assert main([*args, "--set", "hidden=32", "--set", "checkpoint_every=1"]) == 0
     err = capsys.readouterr().err
     assert "E999" not in err
     assert "removed an incomplete checkpoint" in err and "22.orbax-checkpoint-tmp" in err

@@ -16,7 +16,9 @@ from nnlang.cli import site  # noqa: E402
 
 
 def test_the_site_builds_strictly(tmp_path) -> None:
-    site.build(tmp_path / "site")
+    from _util import ROOT
+
+    site.build(tmp_path / "site", root=ROOT)
     for page in ("index.html", "tutorial/index.html", "layers/index.html", "editors/index.html"):
         assert (tmp_path / "site" / page).is_file(), page
     home = (tmp_path / "site" / "index.html").read_text("utf-8")

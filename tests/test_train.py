@@ -293,7 +293,7 @@ def test_persistent_cache_directory(tmp_path, monkeypatch) -> None:
 
 def test_corrupt_checkpoint_is_reported_and_previous_offered(tmp_path, capsys) -> None:
     run = tmp_path / "run"
-    train(MLP, out=run, sets=["epochs=3"], progress=False)
+    train(MLP, out=run, sets=["epochs=3", "checkpoint_every=1"], progress=False)
     latest = run / "checkpoints" / "66"
     for f in (latest / "state").rglob("*"):
         if f.is_file() and f.parent.name == "d":

@@ -1,6 +1,6 @@
 """Build the documentation site: MkDocs with the Material theme over ``docs/``.
 
-    python -m nnlang.cli.site OUT        # writes the HTML site to OUT
+    python -m nnlang.cli.site OUT        # writes the HTML site to OUT (run in the checkout)
 
 The configuration lives here rather than in a top-level ``mkdocs.yml`` (the project's
 top level is fixed). The pages are a copy of ``docs/`` with the README as the home page
@@ -19,7 +19,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+SOURCE = Path(__file__).resolve().parents[2]  # a source checkout's root
+
+
+def project_root() -> Path:
+    """The checkout whose docs are built: the working folder when it holds ``docs/`` and
+    the README (nnlang may be installed elsewhere), else the one this file lies in."""
+    here = Path.cwd()
+    if (here / "docs").is_dir() and (here / "README.md").is_file():
+        return here
+    return SOURCE
+
 
 NAV = [
     {"Home": "index.md"},
@@ -58,10 +68,10 @@ def config(docs_dir: Path, site_dir: Path) -> dict[str, Any]:
     }
 
 
-def pages(into: Path) -> None:
+def pages(into: Path, root: Path) -> None:
     """``docs/`` and the README as ``index.md``, links rewritten for the site."""
-    shutil.copytree(ROOT / "docs", into, dirs_exist_ok=True)
-    readme = (ROOT / "README.md").read_text("utf-8")
+    shutil.copytree(root / "docs", into, dirs_exist_ok=True)
+    readme = (root / "README.md").read_text("utf-8")
     readme = re.sub(r"\]\(docs/", "](", readme)
     readme = re.sub(r"\]\((examples|bench|tests|nnlang)/", r"](../\1/", readme)
     (into / "index.md").write_text(readme, encoding="utf-8")
@@ -72,8 +82,9 @@ def pages(into: Path) -> None:
             md.write_text(fixed, encoding="utf-8")
 
 
-def build(site_dir: Path, strict: bool = True) -> None:
-    """Build the site into ``site_dir``; raises on a warning when ``strict``."""
+def build(site_dir: Path, strict: bool = True, root: Path | None = None) -> None:
+    """Build the site of ``root`` (default :func:`project_root`) into ``site_dir``;
+    raises on a warning when ``strict``."""
     import os
 
     from mkdocs.commands.build import build as mkdocs_build
@@ -82,7 +93,7 @@ def build(site_dir: Path, strict: bool = True) -> None:
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     with tempfile.TemporaryDirectory() as tmp:
         docs = Path(tmp) / "docs"
-        pages(docs)
+        pages(docs, root or project_root())
         cfg_file = Path(tmp) / "mkdocs.yml"
         cfg_file.write_text("site_name: nnlang\n", encoding="utf-8")
         cfg = load_config(str(cfg_file), strict=strict, **config(docs, site_dir))

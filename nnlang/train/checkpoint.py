@@ -18,6 +18,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,19 @@ def to_arrays(state: Any) -> dict[str, Any]:
         return x
 
     return jax.tree.map(plain, nnx.to_pure_dict(state))
+
+
+@dataclass(frozen=True)
+class Held:
+    """A state copied to host memory to be written later (:func:`held`)."""
+
+    arrays: dict[str, Any]
+
+
+def held(state: Any) -> Held:
+    """``state`` as host arrays that later steps cannot change (the device buffers are
+    donated to the next step): the best epoch's weights, kept until the next save."""
+    return Held(jax.tree.map(lambda x: np.array(x, copy=True), to_arrays(state)))
 
 
 def from_arrays(state: Any, arrays: dict[str, Any]) -> Any:
@@ -172,9 +186,10 @@ class Checkpoints:
         score: float | None,
         greater_is_better: bool = True,
     ) -> None:
-        """Write checkpoint ``step`` and wait for it. A full disk, a folder that cannot be
-        written or a file size limit is E701/E702/E703 naming the checkpoint folder
-        (exit 3), with no traceback from Orbax's writer threads."""
+        """Write checkpoint ``step`` of ``state`` (an nnx State, or what :func:`held`
+        made of one) and wait for it. A full disk, a folder that cannot be written or a
+        file size limit is E701/E702/E703 naming the checkpoint folder (exit 3), with no
+        traceback from Orbax's writer threads."""
         ok = score is not None and np.isfinite(score)
         metrics = {"score": float(score if greater_is_better else -score)} if ok else None  # type: ignore[operator]
         try:
@@ -182,7 +197,9 @@ class Checkpoints:
                 self.manager.save(
                     step,
                     args=ocp.args.Composite(
-                        state=ocp.args.StandardSave(to_arrays(state)),
+                        state=ocp.args.StandardSave(
+                            state.arrays if isinstance(state, Held) else to_arrays(state)
+                        ),
                         progress=ocp.args.JsonSave(progress),
                     ),
                     metrics=metrics,

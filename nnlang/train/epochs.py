@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
-from nnlang.train.checkpoint import Checkpoints
+from nnlang.train.checkpoint import Checkpoints, held
 from nnlang.train.guard import BAD, Chunk
 from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label
 from nnlang.train.progress import Progress, fmt_metrics
@@ -118,6 +118,11 @@ class EpochLoop:
     phase: str | None = None  # the phase's name, in the records and on the progress lines
     scored: bool = True  # False in a phase before the last: its checkpoints are no "best"
     epochs_run: int = 0  # epochs completed in this call
+    #: the best epoch not yet written (step, host copy, progress record, score): a save by
+    #: time writes it first, so the best checkpoint is the best epoch's, as if every
+    #: epoch were saved
+    pending: tuple[int, Any, dict[str, Any], float] | None = None
+    last_save: float = field(default_factory=time.monotonic)
 
     def run_until_stop(self, state: Any, p: TrainProgress) -> tuple[Any, str]:
         """Train from ``p`` on, updating it; returns the state and why it stopped:
@@ -168,12 +173,26 @@ class EpochLoop:
                 else:
                     p.bad_epochs += 1
                 early = spec.patience is not None and p.bad_epochs >= spec.patience
-                if (
-                    p.epoch % spec.checkpoint_every == 0
-                    or p.epoch == epochs
-                    or early
-                    or flag.signal is not None
-                ):
+                every = spec.checkpoint_every
+                due = (
+                    p.epoch % every == 0
+                    if every is not None
+                    else time.monotonic() - self.last_save >= spec.checkpoint_seconds
+                )
+                # a pause (max_epochs) writes one when saving by time: it is where resume
+                # picks up; `checkpoint_every` keeps its own epochs
+                pausing = (
+                    every is None
+                    and self.max_epochs is not None
+                    and self.epochs_run >= self.max_epochs
+                )
+                step = at + p.epoch * spe
+                if not (due or p.epoch == epochs or early or flag.signal is not None or pausing):
+                    if improved and self.scored and not latest_is_best:  # written with the next
+                        self.pending = (step, held(state), p.to_record(), score)
+                else:
+                    self._write_pending(step)
+                    self.last_save = time.monotonic()
                     if not self.scored:
                         ckpts.save(at + p.epoch * spe, state, p.to_record(), None)
                     elif latest_is_best:
@@ -201,9 +220,16 @@ class EpochLoop:
                     return state, "paused"
             if flag.signal is not None:
                 if p.step_in_epoch != 0:
+                    self._write_pending(at + p.epoch * spe + p.step_in_epoch)
                     ckpts.save(at + p.epoch * spe + p.step_in_epoch, state, p.to_record(), None)
                 return state, "interrupted"
         return state, "finished"
+
+    def _write_pending(self, now: int) -> None:
+        if self.pending is not None and self.pending[0] < now:
+            step, arrays, record, score = self.pending
+            self.ckpts.save(step, arrays, record, score, greater_is_better=self.greater)
+        self.pending = None
 
     def _record(self, state: Any, p: TrainProgress) -> dict[str, Any]:
         """The epoch's line in metrics.jsonl (also appended to the history and shown)."""

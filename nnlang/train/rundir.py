@@ -107,6 +107,7 @@ def write_settings(
             "clip": spec.clip,
             "keep": spec.keep,
             "checkpoint_every": spec.checkpoint_every,
+            "checkpoint_seconds": spec.checkpoint_seconds,
             "monitor": spec.monitor,
             "patience": spec.patience,
             "init_from": spec.init_from,

@@ -89,7 +89,22 @@ SETTINGS: dict[str, Setting] = {
             3,
             min=1,
         ),
-        Setting("checkpoint_every", "int", "write a checkpoint every N epochs", 1, min=1),
+        Setting(
+            "checkpoint_every",
+            "int",
+            "write a checkpoint every N epochs (instead of by time, `checkpoint_seconds`)",
+            None,
+            min=1,
+        ),
+        Setting(
+            "checkpoint_seconds",
+            "float",
+            "without `checkpoint_every`: write a checkpoint at the end of the first epoch "
+            "this many seconds after the last one (always after the last epoch, at an early "
+            "stop or an interrupt; the best epoch's weights are written with the next one)",
+            30.0,
+            min=0.0,
+        ),
         Setting(
             "monitor",
             "str",

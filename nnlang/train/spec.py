@@ -90,7 +90,8 @@ class TrainSpec:
     seed: int = 0
     clip: float | None = None
     keep: int = 3
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None  # None: by time, every `checkpoint_seconds`
+    checkpoint_seconds: float = 30.0
     monitor: str | None = None
     patience: int | None = None
     init_from: str | None = None
@@ -435,28 +436,12 @@ def build_spec(
         schedule=schedule,
         spans=spans,
     )
-    for key in (
-        "normalize",
-        "augment",
-        "metrics",
-        "batch",
-        "epochs",
-        "seed",
-        "clip",
-        "keep",
-        "checkpoint_every",
-        "monitor",
-        "patience",
-        "init_from",
-        "mismatched",
-        "freeze",
-        "lr_groups",
-        "nonfinite",
-        "max_skipped",
-        "rule_schedule",
-        "sample",
-        "data_root",
-    ):
+    settable = (
+        "normalize augment metrics batch epochs seed clip keep checkpoint_every "
+        "checkpoint_seconds monitor patience init_from mismatched freeze lr_groups "
+        "nonfinite max_skipped rule_schedule sample data_root"
+    ).split()
+    for key in settable:
         if key in values:
             setattr(spec, key, values[key])
     spec.steps = steps
