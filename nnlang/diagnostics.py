@@ -81,6 +81,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E421": ("train", "step loss does not depend on what it updates"),
     "E422": ("train", "setting cannot differ between phases"),
     "E423": ("train", "phase trains nothing"),
+    "E424": ("train", "batch cannot be split over the devices"),
+    "E425": ("train", "more devices asked for than present"),
     "W401": ("train", "batch norm statistics will not settle"),
     # run time
     "E501": ("run", "non-finite loss"),

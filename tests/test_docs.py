@@ -23,7 +23,7 @@ from nnlang.diagnostics import CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CHECKED = ("language.md", "tutorial.md", "train.md")
+CHECKED = ("language.md", "tutorial.md", "train.md", "scale.md")
 
 FENCE = re.compile(r"^```nn([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
 

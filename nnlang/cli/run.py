@@ -24,6 +24,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from nnlang.train.run import train
 
     sets = list(a.set or [])
+    if a.devices is not None:  # the `devices` setting (recorded with the overrides)
+        sets.append(f"devices={a.devices}")
     root = data_root_of(a)
     if root is not None:  # recorded with the run's overrides: eval and predict read there too
         sets.append(f"data_root={json.dumps(root)}")
@@ -39,6 +41,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     )
     if r.stopped == "interrupted":
         flags = " ".join(f"--set {s}" for s in a.set or [])
+        if a.devices is not None:
+            flags = f"{flags} --devices {a.devices}".strip()
         if root is not None:
             flags = f"{flags} --data-root {root}".strip()
         try:
@@ -62,6 +66,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                     "steps": r.steps,
                     **({"skipped": skipped} if skipped else {}),
                     "train_seconds": round(r.train_seconds, 3),
+                    "devices": r.extra.get("devices", 1),
                     "best": r.extra.get("best"),
                 },
                 indent=2,
@@ -71,10 +76,12 @@ def cmd_train(a: argparse.Namespace) -> int:
         split = r.test.get("split", "test")
         shown = " ".join(f"{k}={v:.4f}" for k, v in r.test.items() if k != "split")
         best = r.extra.get("best")
+        n = r.extra.get("devices", 1)
+        on = f" on {n} devices" if n > 1 else ""
         chosen = f"; weights of epoch {best['epoch']}: {best['why']}" if best else ""
         print(
             f"{split}: {shown}  ({r.steps} steps{f', {skipped} skipped' if skipped else ''}, "
-            f"{r.train_seconds:.1f}s training{chosen}) -> {r.run_dir}"
+            f"{r.train_seconds:.1f}s training{on}{chosen}) -> {r.run_dir}"
         )
     return EXIT_OK
 
@@ -285,6 +292,12 @@ def train_args(t: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a train setting or model parameter (values in .nn syntax): epochs=5, "
         "optimizer.lr=3e-3, optimizer=sgd(lr = 0.1), hidden=128; repeatable",
+    )
+    t.add_argument(
+        "--devices",
+        metavar="N",
+        help="train on N devices, or `all` (data parallel; the `devices` setting, "
+        "like --set devices=N); a run may resume on another count",
     )
     t.add_argument("--out", help="run directory (default: runs/<file name>, numbered if it exists)")
     t.add_argument(

@@ -36,6 +36,7 @@ NAV = [
     {"Tutorial": "tutorial.md"},
     {"Language": "language.md"},
     {"Training": "train.md"},
+    {"Scale": "scale.md"},
     {"Layers": "layers.md"},
     {"Families": "families.md"},
     {"Command line": "cli.md"},

@@ -136,6 +136,7 @@ _SETTING_TYPE_TEXT = {
     "float": "number",
     "names": "a name or a list of names",
     "str": "name or string",
+    "devices": "`all` or integer",
 }
 
 #: What an unset setting means (those whose default is None).

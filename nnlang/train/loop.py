@@ -32,7 +32,7 @@ from nnlang.diagnostics import ArgError, Diagnostic, NNError
 from nnlang.graph.graph import Graph
 from nnlang.lower.network import Network
 from nnlang.train import augment as augment_lib
-from nnlang.train import multistep, optim, trainable
+from nnlang.train import multistep, optim, sharding, trainable
 from nnlang.train import rules as rules_lib
 from nnlang.train.dataload import Data, arg_error, load  # noqa: F401  (re-exported)
 from nnlang.train.guard import Chunk, Guard, all_finite, keep_if
@@ -72,6 +72,7 @@ class Engine:
     parts: trainable.Parts | None = None  # `freeze` and `lr_groups` (None: train all)
     #: the `rule_schedule` (a multiplier of the rule's parameter) by optimizer step
     rule_schedule: Callable[[jax.Array], jax.Array] | None = None
+    dp: sharding.DataParallel | None = None  # `devices` > 1: the data-parallel mesh
 
     def __post_init__(self) -> None:
         self.rule_sites = rules_lib.sites(self.graph)
@@ -80,6 +81,8 @@ class Engine:
         for n in () if self.parts is None else self.parts.frozen_norms:
             self.model.layers[n].use_running_average = True  # a frozen batch_norm
         self.train_def, self.state = nnx.split((self.model, self.optimizer))
+        if self.dp is not None:
+            self.state = self.dp.put(self.state)
         self.model.eval()  # Flax NNX's inference-mode switch (not Python's eval)
         self.eval_def, _ = nnx.split((self.model, self.optimizer))
         self.model.train()
@@ -157,11 +160,15 @@ class Engine:
         b = self.spec.batch
         idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
         batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
+        if self.dp is not None:  # each device its share of the batch (train.sharding)
+            batch = self.dp.split_batch(batch)
         key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
         live = guard.why == 0
         new, loss, why = self._step(state, batch, key, epoch * self.steps_per_epoch + i)
         good = why == 0
         state = keep_if(live & good, new, state)
+        if self.dp is not None:
+            state = self.dp.keep_replicated(state)
         skip = self.spec.nonfinite == "skip"
         skipped = guard.skipped + (live & ~good & skip).astype(jnp.int32)
         halt = live & ~good & ((not skip) | (skipped > allowed))
@@ -195,6 +202,8 @@ class Engine:
         non-finite from finite gradients, the chunk reports it (``why`` 3) and the
         caller must not save that state."""
         guard = Guard.zero()
+        if self.dp is not None:  # a state made elsewhere (initialisers, a phase before)
+            state = self.dp.put(state)
         if self.fused:
             state, guard = self.run_chunk(
                 state, guard, arrays, np.int32(epoch), np.int32(start), np.int32(end), allowed
@@ -352,6 +361,7 @@ def make_engine(
                 help="lower `batch` or use more data",
             )
         )
+    dp = sharding.data_parallel_for(spec)  # E424/E425; None on one device
     steps_per_epoch = n_train // spec.batch
     total = steps_per_epoch * spec.epochs
     opt_call: CallSpec = spec.optimizer
@@ -397,6 +407,7 @@ def make_engine(
         aug,
         parts,
         rule_schedule,
+        dp,
     )
 
 

@@ -31,7 +31,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
-from nnlang.train import datainit, finetune, phaserun, tblog
+from nnlang.train import datainit, finetune, phaserun, sharding, tblog
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
@@ -286,7 +286,9 @@ def _train_locked(
     # metrics.jsonl holds exactly the epochs the checkpoint covers (lines a killed run
     # wrote after its last checkpoint are dropped, so no epoch is listed twice)
     write_metrics(run, prog.history)
-    train_arrays = {k: jax.device_put(v) for k, v in data.splits["train"].items()}
+    train_arrays = sharding.place(engine.dp, data.splits["train"])
+    if engine.dp is not None and progress:
+        print(f"training on {sharding.describe(engine.dp)}", file=sys.stderr, flush=True)
     total = phaserun.offsets(engines, specs)[-1]
     bar = Progress(total, phaserun.position(engines, specs, prog), progress)
     names = phaserun.names_of(spec)
@@ -355,7 +357,12 @@ def _train_locked(
         nnx_model,
         phaserun.position(engines, specs, prog),
         prog.train_seconds,
-        {"signal": loop.signal, "monitor": monitor, "best": best_info},
+        {
+            "signal": loop.signal,
+            "monitor": monitor,
+            "best": best_info,
+            "devices": 1 if engine.dp is None else engine.dp.size,
+        },
     )
 
 

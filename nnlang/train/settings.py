@@ -29,7 +29,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, names, int, float, str, patterns, groups
+    kind: str  # call, calls, loss, names, int, float, str, patterns, groups, devices
     doc: str
     default: Any = None
     required: bool = False
@@ -77,6 +77,14 @@ SETTINGS: dict[str, Setting] = {
             "metrics", "calls", "metrics reported per epoch on the validation and test splits", []
         ),
         Setting("batch", "int", "samples per training step", 32, min=1),
+        Setting(
+            "devices",
+            "devices",
+            "how many devices a step runs on (data parallel: the batch split evenly over "
+            "them, the model replicated): `all` or a number; `--devices N` sets it",
+            1,
+            min=1,
+        ),
         Setting("epochs", "int", "passes over the training split", 10, min=1),
         Setting(
             "seed", "int", "seeds initialisation, data order, dropout and augmentation", 0, min=0
@@ -198,7 +206,11 @@ CATALOGS: dict[str, tuple[Catalog, str]] = {
 
 def check_scalar(s: Setting, v: Any) -> Any:
     """A scalar setting's value checked by the one binder's value rule; the problem is
-    raised as :class:`~nnlang.diagnostics.ArgError`."""
+    raised as :class:`~nnlang.diagnostics.ArgError`. `devices` is `all` or an integer."""
+    if s.kind == "devices":
+        if v == "all":
+            return v
+        s = replace(s, kind="int")
     param = Param(
         s.name,
         "name" if s.kind == "str" else s.kind,

@@ -26,6 +26,7 @@ from nnlang.train import losses
 from nnlang.train import phases as P
 from nnlang.train import steps as S
 from nnlang.train.catalog import Catalog, Entry, bind, lookup
+from nnlang.train.devices import batch_error
 from nnlang.train.monitor import check_monitor
 from nnlang.train.parts_setting import parts_setting
 from nnlang.train.settings import CATALOGS, SETTINGS, check_scalar
@@ -100,6 +101,7 @@ class TrainSpec:
     lr_groups: tuple[tuple[str, float], ...] = ()  # (pattern, lr multiplier)
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
+    devices: int | str = 1  # an int or "all" (train.devices)
     rule_schedule: CallSpec | None = None  # the local rule's parameter (SOM radius)
     spans: dict[str, Span] = field(default_factory=dict)
     #: `step` blocks, run in this order each iteration (empty: one step of `loss`)
@@ -436,14 +438,9 @@ def build_spec(
         schedule=schedule,
         spans=spans,
     )
-    settable = (
-        "normalize augment metrics batch epochs seed clip keep checkpoint_every "
-        "checkpoint_seconds monitor patience init_from mismatched freeze lr_groups "
-        "nonfinite max_skipped rule_schedule sample data_root"
-    ).split()
-    for key in settable:
-        if key in values:
-            setattr(spec, key, values[key])
+    for key, v in values.items():  # the rest are fields of the same name
+        if key not in ("data", "loss", "optimizer", "schedule", "noise"):
+            setattr(spec, key, v)
     spec.steps = steps
     spec.noise = tuple(values.get("noise", ()))
     if steps:
@@ -459,6 +456,9 @@ def build_spec(
         pair = terms[0].call.tensors
         spec.metrics = [m if m.tensors else replace(m, tensors=pair) for m in spec.metrics]
     if spec.monitor is not None and not check_monitor(spec, rep):
+        return None
+    if isinstance(spec.devices, int) and (d := batch_error(spec, spec.devices)):
+        rep.add(d)  # `devices = all` is checked when the run knows its devices
         return None
     return spec
 

@@ -16,7 +16,7 @@ May import the stages before ``train`` and the ``train`` modules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,8 @@ class TrainedRun:
                 )
             )
         shapes = {p.name: tuple(p.type.shape) for p in s.graph.inputs}
-        engine = make_engine(s.graph, s.spec, net, s.spec.batch, shapes)
+        # eval, predict and export run on one device, whatever the run trained on
+        engine = make_engine(s.graph, replace(s.spec, devices=1), net, s.spec.batch, shapes)
         state, _ = ck.restore(step, engine.state, what=f"model `{s.graph.name}`")
         ck.close()
         return cls(run, s, engine, state, step)
