@@ -37,7 +37,7 @@ from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
 from nnlang.train.preflight import check_memory, settle_warnings
-from nnlang.train.progress import Progress
+from nnlang.train.progress import Progress, starting
 from nnlang.train.rules import write_maps
 from nnlang.train.rundir import (
     RunLock,
@@ -189,6 +189,10 @@ def _train(
     sets = list(sets or [])
     s = setup(file, model, sets, budget)
     spec, graph = s.spec, s.graph
+    starting(
+        f"compiling {graph.name} ({graph.total_params():,} parameters) for {jax.default_backend()} ...",
+        progress,
+    )
     base = Path(out) if out else Path("runs") / Path(file).stem
     if resume:
         run = base if (base / "checkpoints").is_dir() else latest_run_dir(base)
