@@ -1,0 +1,151 @@
+"""Every ```console transcript in the docs is replayed, or marked as not run (issue 15.7).
+
+The tutorial runs as one session in a temporary folder, in its order (train, then eval,
+predict, --set, init_from and export on that run). The error examples of errors.md and
+train.md run on the small files in FIXTURES. A block of commands without output (the
+families' `nnlang train examples/...`) is checked to parse and to name files that exist.
+A block is skipped only when the line before it says `<!-- transcript: not run (why) -->`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from _transcripts import Block, blocks, check, update_docs
+from _util import ROOT
+
+DOCS = ["tutorial.md", "errors.md", "families.md", "train.md"]
+ALL = [b for d in DOCS for b in blocks(ROOT / "docs" / d)]
+
+
+def _ids(b: Block) -> str:
+    return b.where
+
+
+def test_every_block_is_replayed_or_marked_not_run() -> None:
+    assert len(ALL) > 50  # the parser found the blocks
+    for b in ALL:
+        assert b.commands, f"{b.where}: a console block without a `$ ` command"
+        if b.marker is not None:
+            assert re.fullmatch(r"not run \(.+\)", b.marker), (
+                f"{b.where}: a marker reads `<!-- transcript: not run (why) -->`"
+            )
+    for b in ALL:  # every unmarked block with output has a replay below
+        if b.marker is None and b.has_output and b.doc != "tutorial.md":
+            assert _key(b) in FIXTURES, (
+                f"{b.where}: `{_key(b)}` is neither replayed (add it to "
+                "FIXTURES in tests/test_transcripts.py) nor marked not run"
+            )
+
+
+@pytest.mark.parametrize(
+    "block", [b for b in ALL if not b.has_output and b.marker is None], ids=_ids
+)
+def test_commands_without_output_parse_and_name_files_that_exist(block: Block) -> None:
+    from nnlang.cli import build_parser
+
+    for c in block.commands:
+        argv = shlex.split(c.text, comments=True)
+        if argv[0] == "nnlang":
+            build_parser().parse_args(argv[1:])
+        for a in argv[1:]:
+            if a.endswith((".nn", ".py")):
+                assert (ROOT / a).is_file(), f"{block.where}: `{a}` does not exist"
+
+
+def _tutorial_model(text: str) -> tuple[str, str]:
+    """The tutorial's digits.nn and the line its section 3 puts in as a mistake."""
+    model = re.search(r"```nn\n(# digits\.nn.*?)```", text, re.S)
+    mistake = re.search(r"Change line 4 to put it after:\n\n```\n(.*?)\n```", text, re.S)
+    assert model and mistake
+    return model.group(1), mistake.group(1)
+
+
+def test_tutorial(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "tutorial.md").read_text("utf-8")
+    model, mistake = _tutorial_model(text)
+    (tmp_path / "digits.nn").write_text(model)
+    for b in blocks(ROOT / "docs" / "tutorial.md"):
+        if b.marker is not None:
+            continue
+        wrong = any("error[" in ln for c in b.commands for ln in c.output)
+        if wrong:  # section 3: the mistake in, checked, and out again
+            lines = model.splitlines(keepends=True)
+            lines[3] = mistake + "\n"
+            (tmp_path / "digits.nn").write_text("".join(lines))
+        try:
+            check(b, tmp_path)
+        finally:
+            (tmp_path / "digits.nn").write_text(model)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _update_docs():
+    """NNLANG_UPDATE_TRANSCRIPTS=1: the docs rewritten once all blocks were replayed."""
+    yield
+    update_docs()
+
+
+# the files the error examples run on, by the example's command
+TABLE = Path("examples/table.nn")
+MODEL_NN = """\
+model Net {
+    input x: f32[8, 8, 1]
+    output logits = x -> flatten -> dense(10)
+}
+train Net {
+    data = digits(test = 0.2, val = 0.1, seed = 0)
+    loss = cross_entropy(logits, label)
+    optimizer = adam(lr = 1e-3)
+    batch = 64
+    epochs = 1
+}
+"""
+WIDE_NN = """\
+model Wide {
+    input image: f32[8, 8, 1]
+    output y = image -> flatten -> dense(65536) -> relu -> dense(10)
+}
+train Wide {
+    data = digits(test = 0.2, seed = 0)
+    loss = cross_entropy(y, label)
+    batch = 65536
+}
+"""
+FIXTURES: dict[str, dict[str, str]] = {
+    "nnlang train model.nn --set btach=3 [E406]": {"model.nn": MODEL_NN},
+    "nnlang train model.nn [E408]": {
+        "model.nn": MODEL_NN.replace(
+            "digits(test = 0.2, val = 0.1, seed = 0)", 'csv("flowers.csv", label = "species")'
+        )
+    },
+    "nnlang check wide.nn --memory-mb 16384 [E409]": {"wide.nn": WIDE_NN},
+    "nnlang export model.nn --run nowhere --format onnx --out m.onnx [E503]": {
+        "model.nn": MODEL_NN
+    },
+    "nnlang train digits_mlp.nn --out notes.txt/run [E703]": {
+        "digits_mlp.nn": MODEL_NN,
+        "notes.txt": "notes\n",
+    },
+}
+
+
+def _key(b: Block) -> str:
+    """A block's first command and the first code it shows: its fixture's name."""
+    code = re.search(r"\[([EW]\d{3})\]", "\n".join(b.commands[0].output))
+    return f"{b.commands[0].text} [{code.group(1) if code else ''}]"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [b for b in ALL if b.doc != "tutorial.md" and b.has_output and b.marker is None],
+    ids=_ids,
+)
+def test_error_examples(block: Block, tmp_path: Path) -> None:
+    for name, content in FIXTURES[_key(block)].items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    check(block, tmp_path, home=tmp_path)
