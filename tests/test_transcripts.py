@@ -115,7 +115,33 @@ train Wide {
     batch = 65536
 }
 """
+IRIS_BN_NN = """\
+model IrisBN {
+    input x: f32[4]
+    output logits = x -> dense(16) -> batch_norm -> relu -> dense(3)
+}
+train IrisBN {
+    data = iris(test = 0.2)
+    loss = cross_entropy(logits, label)
+    batch = 16
+    epochs = 20
+}
+"""
+TINY_NN = """\
+model Tiny {
+    input x: f16[10]
+    output y = x -> dense(1)
+}
+train Tiny {
+    data = diabetes(test = 0.2)
+    loss = mse(y, label)
+    optimizer = sgd(lr = 1.0)
+    batch = 32
+}
+"""
 FIXTURES: dict[str, dict[str, str]] = {
+    "nnlang train tiny.nn [E501]": {"tiny.nn": TINY_NN},
+    "nnlang train iris_bn.nn [W401]": {"iris_bn.nn": IRIS_BN_NN},
     "nnlang train model.nn --set btach=3 [E406]": {"model.nn": MODEL_NN},
     "nnlang train model.nn [E408]": {
         "model.nn": MODEL_NN.replace(
