@@ -5,6 +5,9 @@ predict, --set, init_from and export on that run). The error examples of errors.
 train.md run on the small files in FIXTURES. A block of commands without output (the
 families' `nnlang train examples/...`) is checked to parse and to name files that exist.
 A block is skipped only when the line before it says `<!-- transcript: not run (why) -->`.
+
+`NNLANG_UPDATE_TRANSCRIPTS=1 pytest tests/test_transcripts.py` writes what the commands
+print into the docs (keeping each block's `...` elision); read the diff before committing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pytest
 from _transcripts import Block, blocks, check, update_docs
 from _util import ROOT
 
-DOCS = ["tutorial.md", "errors.md", "families.md", "train.md"]
+DOCS = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
 ALL = [b for d in DOCS for b in blocks(ROOT / "docs" / d)]
 
 
