@@ -12,6 +12,7 @@ print into the docs (keeping each block's `...` elision); read the diff before c
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 from pathlib import Path
@@ -142,7 +143,28 @@ train Tiny {
     batch = 32
 }
 """
-FIXTURES: dict[str, dict[str, str]] = {
+
+
+def _old_npz() -> bytes:
+    """Weights for M_NN's init_from: one layer that fits, one unused, a head of 5."""
+    import numpy as np
+
+    shapes = {"dense": (64, 16), "hidden": (16, 16), "dense_2": (16, 5)}
+    arrays = {}
+    for name, (i, o) in shapes.items():
+        arrays[f"{name}.kernel"] = np.zeros((i, o), np.float32)
+        arrays[f"{name}.bias"] = np.zeros(o, np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+M_NN = MODEL_NN.replace("dense(10)", "dense(16) -> relu -> dense(16) -> relu -> dense(10)")
+FIXTURES: dict[str, dict[str, str | bytes]] = {
+    """nnlang train m.nn --set 'init_from="old.npz"' [E502]""": {
+        "m.nn": M_NN,
+        "old.npz": _old_npz(),
+    },
     "nnlang train tiny.nn [E501]": {"tiny.nn": TINY_NN},
     "nnlang train iris_bn.nn [W401]": {"iris_bn.nn": IRIS_BN_NN},
     "nnlang train model.nn --set btach=3 [E406]": {"model.nn": MODEL_NN},
@@ -176,5 +198,8 @@ def _key(b: Block) -> str:
 def test_error_examples(block: Block, tmp_path: Path) -> None:
     for name, content in FIXTURES[_key(block)].items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(content)
+        if isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        else:
+            (tmp_path / name).write_text(content)
     check(block, tmp_path, home=tmp_path)
