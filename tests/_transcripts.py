@@ -90,6 +90,8 @@ NORMALISE = [
     (re.compile(r"\d+\.\ds training"), "Ns training"),
     (re.compile(r'"seconds": [0-9.]+'), '"seconds": N'),
     (re.compile(r"\d+\.\d KB"), "N KB"),
+    (re.compile(r"pid \d+ on host \S+ \(since [^)]*\)"), "pid P on host H (since T)"),
+    (re.compile(r"kill -TERM \d+"), "kill -TERM P"),
 ]
 
 
