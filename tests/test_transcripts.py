@@ -16,6 +16,7 @@ import contextlib
 import io
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,20 @@ def _update_docs():
     update_docs()
 
 
+@pytest.fixture(scope="module")
+def table_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/table.nn trained for one epoch into runs/table, once for the module."""
+    from _transcripts import run
+
+    home = tmp_path_factory.mktemp("table")
+    (home / "examples" / "data").mkdir(parents=True)
+    shutil.copy(ROOT / TABLE, home / TABLE)
+    shutil.copy(ROOT / "examples/data/customers.csv", home / "examples/data/customers.csv")
+    rc, out = run(f"nnlang train {TABLE} --out runs/table --set epochs=1 -q", home)
+    assert rc == 0, out
+    return home
+
+
 # the files the error examples run on, by the example's command
 TABLE = Path("examples/table.nn")
 MODEL_NN = """\
@@ -162,6 +177,9 @@ def _old_npz() -> bytes:
 
 M_NN = MODEL_NN.replace("dense(10)", "dense(16) -> relu -> dense(16) -> relu -> dense(10)")
 FIXTURES: dict[str, dict[str, str | bytes]] = {
+    "nnlang predict examples/table.nn --run runs/table --input new.csv -o p.json [E504]": {
+        "new.csv": "age,city,plan,monthly_fee\n44,Paris,basic,30.0\n",
+    },
     "nnlang train model.nn --out runs/model --resume [E510]": {
         "model.nn": MODEL_NN,
         "runs/model/checkpoints/.keep": "",
@@ -200,7 +218,8 @@ def _key(b: Block) -> str:
     [b for b in ALL if b.doc != "tutorial.md" and b.has_output and b.marker is None],
     ids=_ids,
 )
-def test_error_examples(block: Block, tmp_path: Path) -> None:
+def test_error_examples(block: Block, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    table_run = request.getfixturevalue("table_run") if "[E504]" in _key(block) else None
     for name, content in FIXTURES[_key(block)].items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, bytes):
@@ -208,6 +227,8 @@ def test_error_examples(block: Block, tmp_path: Path) -> None:
         else:
             (tmp_path / name).write_text(content)
     with contextlib.ExitStack() as stack:
+        if _key(block).endswith("[E504]"):  # a run of examples/table.nn to predict with
+            shutil.copytree(table_run, tmp_path, dirs_exist_ok=True)
         if _key(block).endswith("[E510]"):  # another training holds the run's lock
             from nnlang.train.rundir import RunLock
 
