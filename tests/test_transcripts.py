@@ -161,6 +161,12 @@ train Tiny {
 """
 
 
+def _zeros(*shape: int) -> object:
+    import numpy as np
+
+    return np.zeros(shape, np.float32 if len(shape) > 1 else np.int32)
+
+
 def _old_npz() -> bytes:
     """Weights for M_NN's init_from: one layer that fits, one unused, a head of 5."""
     import numpy as np
@@ -176,7 +182,32 @@ def _old_npz() -> bytes:
 
 
 M_NN = MODEL_NN.replace("dense(10)", "dense(16) -> relu -> dense(16) -> relu -> dense(10)")
+E407_NN = """\
+model Net {
+    input x: f32[4]
+    output logits = x -> dense(2)
+}
+train Net {
+    data = npz("d.npz")
+    loss = cross_entropy(logits, label)
+    batch = 16
+}
+"""
+
+
+def _npz(**arrays: object) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
 FIXTURES: dict[str, dict[str, str | bytes]] = {
+    "nnlang train model.nn [E407]": {
+        "model.nn": E407_NN,
+        "d.npz": _npz(x=_zeros(100, 3), label=_zeros(100)),
+    },
     "nnlang predict examples/table.nn --run runs/table --input new.csv -o p.json [E504]": {
         "new.csv": "age,city,plan,monthly_fee\n44,Paris,basic,30.0\n",
     },

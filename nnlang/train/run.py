@@ -189,10 +189,6 @@ def _train(
     sets = list(sets or [])
     s = setup(file, model, sets, budget)
     spec, graph = s.spec, s.graph
-    starting(
-        f"compiling {graph.name} ({graph.total_params():,} parameters) for {jax.default_backend()} ...",
-        progress,
-    )
     base = Path(out) if out else Path("runs") / Path(file).stem
     if resume:
         run = base if (base / "checkpoints").is_dir() else latest_run_dir(base)
@@ -214,6 +210,10 @@ def _train(
     plan = None
     if spec.init_from and not resume:  # the report comes before anything is compiled
         plan = finetune.prepare(spec, s.program.root, graph)
+    starting(  # the data is read and checked: what follows is compilation
+        f"compiling {graph.name} ({graph.total_params():,} parameters) for {jax.default_backend()} ...",
+        progress,
+    )
     net = lower(graph, spec.seed)
     shapes = {
         k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
