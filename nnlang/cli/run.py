@@ -21,6 +21,9 @@ from nnlang.graph.checks import add_budget_flags, budget_of
 
 
 def cmd_train(a: argparse.Namespace) -> int:
+    from nnlang.train.progress import starting
+
+    starting(f"{a.file}: starting JAX ...", not a.json and not a.quiet)  # before its import
     from nnlang.train.run import train
 
     sets = list(a.set or [])

@@ -74,6 +74,17 @@ class Progress:
                 pass
 
 
+def starting(line: str, enabled: bool = True) -> None:
+    """A line on stderr before anything slow (importing JAX, compiling), so a run shows
+    what it is doing within a second of its start; nothing with -q or --json."""
+    if not enabled:
+        return
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:  # no terminal any more (SIGHUP): nothing to tell
+        pass
+
+
 def fmt_metrics(m: dict[str, float], prefix: str = "") -> str:
     """``loss=0.1234 val_accuracy=0.9000``: the per-epoch line's values."""
     return " ".join(

@@ -37,7 +37,7 @@ from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
 from nnlang.train.preflight import check_memory, settle_warnings
-from nnlang.train.progress import Progress
+from nnlang.train.progress import Progress, starting
 from nnlang.train.rules import write_maps
 from nnlang.train.rundir import (
     RunLock,
@@ -210,6 +210,10 @@ def _train(
     plan = None
     if spec.init_from and not resume:  # the report comes before anything is compiled
         plan = finetune.prepare(spec, s.program.root, graph)
+    starting(  # the data is read and checked: what follows is compilation
+        f"compiling {graph.name} ({graph.total_params():,} parameters) for {jax.default_backend()} ...",
+        progress,
+    )
     net = lower(graph, spec.seed)
     shapes = {
         k: tuple(v.shape[1:]) for k, v in data.splits["train"].items() if k in net.input_names
