@@ -101,3 +101,11 @@ def test_fmt_verb_check_and_write(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("example", EXAMPLES[:3], ids=lambda p: p.stem)
 def test_examples_format_without_error(example) -> None:
     assert format_text(example.read_text()).endswith("\n")
+
+
+def test_the_examples_are_in_the_canonical_layout(capsys) -> None:
+    """`nnlang fmt --check examples/` passes (issue 15's done-when): the shipped files
+    are what the formatter writes."""
+    from nnlang.cli import main
+
+    assert main(["fmt", "--check", str(ROOT / "examples")]) == 0, capsys.readouterr().out
