@@ -25,7 +25,7 @@ class Block(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Block())
 from nnlang.cli import main
-rc = main(["train", sys.argv[1], "--out", sys.argv[2], "-q", "--set", "epochs=2"])
+rc = main(["train", sys.argv[1], "--out", sys.argv[2], "-q", "--set", "epochs=2", "--curves"])
 loaded = sorted({m.split(".")[0] for m in sys.modules} & set(BLOCKED))
 print(json.dumps({"rc": rc, "loaded": loaded}))
 """

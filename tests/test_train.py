@@ -41,7 +41,7 @@ def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
 
 
 def test_digits_mlp_reaches_97_5(tmp_path) -> None:
-    r = train(MLP, out=tmp_path / "run", progress=False)
+    r = train(MLP, out=tmp_path / "run", progress=False, curves=True)
     assert r.stopped == "finished"
     assert r.test["accuracy"] >= 0.975, r.test
     run = r.run_dir

@@ -41,6 +41,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         progress=not a.json and not a.quiet,
         cache=not a.no_cache,
         budget=budget_of(a),
+        curves=a.curves,
     )
     if r.stopped == "interrupted":
         flags = " ".join(f"--set {s}" for s in a.set or [])
@@ -312,6 +313,12 @@ def train_args(t: argparse.ArgumentParser) -> None:
     t.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     t.add_argument(
         "--no-cache", action="store_true", help="do not use JAX's persistent compilation cache"
+    )
+    t.add_argument(
+        "--curves",
+        action="store_true",
+        help="also draw curves.png in the run directory at the end (needs matplotlib; "
+        "TensorBoard and `nnlang curves RUN -o FILE.png` show the same afterwards)",
     )
 
 

@@ -155,7 +155,7 @@ class RunResult:
 
 def train(file: str | Path, **kwargs: Any) -> RunResult:
     """Train a model from a .nn file, like `nnlang train` (options: model, sets, out,
-    resume, progress, cache, chunk_steps, max_epochs, budget). Every NNError carries the
+    resume, progress, cache, chunk_steps, max_epochs, budget, curves). Every NNError carries the
     sources, so diagnostics show the offending line."""
     program_sources = None
     try:
@@ -182,6 +182,7 @@ def _train(
     chunk_steps: int = CHUNK_STEPS,
     max_epochs: int | None = None,
     budget: Budget | None = None,
+    curves: bool = False,
 ) -> RunResult:
     """Train a model from a .nn file, like `nnlang train`. ``max_epochs`` stops after
     that many epochs in this call (the run can be resumed), for tests and tools."""
@@ -231,6 +232,7 @@ def _train(
         "progress": progress,
         "chunk_steps": chunk_steps,
         "max_epochs": max_epochs,
+        "curves": curves,
     }
     run.mkdir(parents=True, exist_ok=True)
     lock = RunLock.acquire(run)  # E510 while another process trains into it
@@ -254,6 +256,7 @@ def _train_locked(
     progress: bool,
     chunk_steps: int,
     max_epochs: int | None,
+    curves: bool,
 ) -> RunResult:
     """The run itself, under the run directory's lock: restore or start, the epoch loop,
     the result."""
@@ -348,7 +351,8 @@ def _train_locked(
             latest_is_best,
         )
         write_result(run, test, stopped, prog.epoch, best_info)
-        plot_curves(prog.history, run / "curves.png")
+        if curves:  # asked for: matplotlib's import and drawing cost ~1-2 s a run
+            plot_curves(prog.history, run / "curves.png")
     ckpts.close()
     nnx_model = _merge_model(engines[prog.phase], result_state)
     if stopped in ("finished", "early_stop"):

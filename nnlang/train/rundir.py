@@ -8,7 +8,7 @@ Run directory layout (arrays and plain text only — nothing in it is ever execu
     metrics.jsonl      one JSON object per epoch
     tensorboard/       the same as TensorBoard event files (train/, validation/; tblog.py)
     result.json        the reported split's metrics and how the run stopped
-    curves.png         learning curves, written at the end
+    curves.png         learning curves, at the end with `nnlang train --curves`
     checkpoints/       Orbax checkpoints (last N and the best)
     .lock              held (``flock``) by the one process training into it: pid, host, since
 
