@@ -82,6 +82,13 @@ def report(steady: float, t97: float | None, epochs97: int | None) -> None:
     print(json.dumps({"steady": steady, "t97": t97, "epochs97": epochs97, "best": BEST[0]}))
 
 
+def fixed(epochs: int) -> None:
+    """A runner's whole-process mode: exactly ``epochs`` epochs (the target is never
+    reached), no steady-state epochs after them."""
+    global MAX_EPOCHS, TARGET, EPOCHS_STEADY
+    MAX_EPOCHS, TARGET, EPOCHS_STEADY = epochs, 2.0, 0
+
+
 # ------------------------------------------------------------------ runners
 def run_nnlang(model: str) -> None:
     import tempfile
@@ -119,7 +126,7 @@ def run_nnlang(model: str) -> None:
     for epoch in range(EPOCHS_STEADY):
         state, *_ = eng.run(state, arrays, 100 + epoch, 0, spe)
     jax.block_until_ready(state)
-    report(EPOCHS_STEADY * spe * BATCH / (time.perf_counter() - t), t97, e97)
+    report(EPOCHS_STEADY * spe * BATCH / max(time.perf_counter() - t, 1e-9), t97, e97)
     _ = np
 
 
@@ -199,7 +206,7 @@ def run_flax(model: str) -> None:
     t = time.perf_counter()
     for _ in range(EPOCHS_STEADY):
         epoch()
-    report(EPOCHS_STEADY * spe * BATCH / (time.perf_counter() - t), t97, e97)
+    report(EPOCHS_STEADY * spe * BATCH / max(time.perf_counter() - t, 1e-9), t97, e97)
 
 
 def run_jax_fused(model: str) -> None:
@@ -251,7 +258,7 @@ def run_jax_fused(model: str) -> None:
     for e in range(EPOCHS_STEADY):
         params, opt_state = epoch(params, opt_state, jax.random.fold_in(key, 100 + e))
     jax.block_until_ready(params)
-    report(EPOCHS_STEADY * spe * BATCH / (time.perf_counter() - t), t97, e97)
+    report(EPOCHS_STEADY * spe * BATCH / max(time.perf_counter() - t, 1e-9), t97, e97)
 
 
 def run_torch(model: str) -> None:
@@ -314,7 +321,7 @@ def run_torch(model: str) -> None:
     t = time.perf_counter()
     for _ in range(EPOCHS_STEADY):
         epoch()
-    report(EPOCHS_STEADY * spe * BATCH / (time.perf_counter() - t), t97, e97)
+    report(EPOCHS_STEADY * spe * BATCH / max(time.perf_counter() - t, 1e-9), t97, e97)
 
 
 RUNNERS = {"nnlang": run_nnlang, "flax": run_flax, "jax-fused": run_jax_fused, "torch": run_torch}
@@ -338,9 +345,23 @@ def main() -> None:
     ap.add_argument("--model", choices=["mlp", "cnn"], nargs="*", default=["mlp", "cnn"])
     ap.add_argument("--runners", nargs="*", default=list(RUNNERS))
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--fixed", type=int, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--whole",
+        type=int,
+        metavar="N",
+        help="instead: the whole process of a 30-epoch MLP run, N rounds taken alternately "
+        "(nnlang train from the command line with a warm compilation cache, against the "
+        "scripts), with ratios pair by pair",
+    )
     a = ap.parse_args()
     if a.one:
+        if a.fixed:
+            fixed(a.fixed)
         RUNNERS[a.one](a.model[0])
+        return
+    if a.whole:
+        whole(a.whole, [r for r in a.runners if r != "nnlang" and available(r, "mlp")])
         return
     import platform
 
@@ -373,6 +394,50 @@ def main() -> None:
                 f"{model:<5} {name:<10} {res['steady']:>10,.0f} {t97:>15} {res['epochs97'] or '-':>7} {wall:>7.1f}",
                 flush=True,
             )
+
+
+def whole(rounds: int, scripts: list[str], epochs: int = 30) -> None:
+    """Whole-process seconds of ``nnlang train`` (the CLI, its run directory, TensorBoard
+    files, checkpoints and the final evaluation; one warm-up run fills the compilation
+    cache) and of each script runner training the MLP for ``epochs`` epochs, taken in
+    turn A B C A B C ..., and the ratio nnlang / script of each round."""
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    with tempfile.TemporaryDirectory() as d:
+        nn = Path(d) / "mlp.nn"
+        nn.write_text(MLP_NN)
+
+        def timed(name: str, k: int) -> float:
+            if name == "nnlang":
+                out = Path(d) / f"run{k}"
+                cmd = ["nnlang", "train", str(nn), "--set", f"epochs={epochs}", "-q"]
+                cmd += ["--out", str(out)]
+            else:
+                cmd = [sys.executable, __file__, "--one", name, "--model", "mlp"]
+                cmd += ["--fixed", str(epochs)]
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+            return time.perf_counter() - t
+
+        timed("nnlang", -1)  # the compilation cache, as a user's second run has it
+        order = ["nnlang", *scripts]
+        secs: dict[str, list[float]] = {n: [] for n in order}
+        for k in range(rounds):
+            for name in order[k % len(order) :] + order[: k % len(order)]:
+                secs[name].append(timed(name, k))
+    print(f"whole process, MLP, {epochs} epochs, {rounds} rounds taken in turn (median s):")
+    for name in order:
+        print(
+            f"  {name:<10} {statistics.median(secs[name]):6.2f}  {[round(x, 2) for x in secs[name]]}"
+        )
+    for name in scripts:
+        ratios = [a / b for a, b in zip(secs["nnlang"], secs[name], strict=True)]
+        print(
+            f"  nnlang / {name:<10} median {statistics.median(ratios):.2f}  {[round(x, 2) for x in ratios]}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,24 @@ def scalars(history: list[dict[str, Any]], i: int) -> dict[str, dict[str, float]
     return out
 
 
+def _events_writer() -> Any:
+    """tensorboardX's ``EventsWriter``, imported without PyTorch: tensorboardX's package
+    imports torch when it is installed, only to recognise its tensors (1.1 s of every
+    run here). While the import runs, ``import torch`` fails unless torch is loaded
+    already (then it costs nothing); a later ``import torch`` works as usual."""
+    import sys
+
+    block = "torch" not in sys.modules
+    if block:
+        sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX.event_file_writer import EventsWriter
+    finally:
+        if block and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return EventsWriter
+
+
 def _writer(run: Path, split: str) -> Any | None:
     """The run's event writer of one split, opened on first use (None without
     tensorboardX). tensorboardX's synchronous ``EventsWriter``: an epoch's events are in
@@ -47,7 +65,7 @@ def _writer(run: Path, split: str) -> Any | None:
     writers = _open.setdefault(run, {})
     if split not in writers:
         try:
-            from tensorboardX.event_file_writer import EventsWriter
+            EventsWriter = _events_writer()
         except ImportError:
             return None
         folder = run / DIR / SPLITS[split]
