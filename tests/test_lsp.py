@@ -123,3 +123,14 @@ def test_a_missing_pygls_is_an_environment_error(monkeypatch, capsys) -> None:
     assert main(["lsp"]) == EXIT_ENV
     err = capsys.readouterr().err
     assert "E705" in err and "nnlang[lsp]" in err
+
+
+def test_a_mistake_in_an_imported_file_is_shown_at_the_import(tmp_path) -> None:
+    (tmp_path / "lib.nn").write_text(
+        "block B {\n    input x: f32[4]\n    output y = x -> dens(3)\n}\n", encoding="utf-8"
+    )
+    main = tmp_path / "main.nn"
+    text = 'import "lib.nn"\nmodel M {\n    input x: f32[4]\n    output y = x -> B\n}\n'
+    (d,) = analysis.diagnostics(str(main), text)
+    assert d.code == "E103" and d.message.startswith("in an imported file:")
+    assert d.span is not None and (d.span.line, d.span.col) == (1, 1)

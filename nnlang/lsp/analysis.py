@@ -55,18 +55,25 @@ def diagnostics(path: str, text: str) -> list[Diagnostic]:
     """The diagnostics that belong to this document (those of imported files are
     shown at the import)."""
     res = analyse(path, text)
+    imports = _imports(text, path)
     return [d for d in res.diagnostics if d.span is None or d.span.file == path] + [
-        Diagnostic(d.code, f"in an imported file: {d.message}", _import_span(res, d), d.severity)
+        Diagnostic(
+            d.code,
+            f"in an imported file: {d.message}",
+            _import_span(imports, d.span, path),
+            d.severity,
+        )
         for d in res.diagnostics
         if d.span is not None and d.span.file != path
     ]
 
 
-def _import_span(res: Checked, d: Diagnostic) -> Span | None:
-    if res.program is None:
-        return None
-    for imp in getattr(res.program, "imports", ()):
-        if d.span is not None and Path(d.span.file).name == Path(imp.path).name:
+def _import_span(imports: list[A.ImportDecl], at: Span, path: str) -> Span | None:
+    """The `import` of this document that brings in the file ``at`` lies in (display
+    paths are relative to the working folder, imports to the document's folder)."""
+    here = Path(path).resolve().parent
+    for imp in imports:
+        if (here / imp.path).resolve() == Path(at.file).resolve():
             return imp.span
     return None
 
