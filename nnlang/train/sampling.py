@@ -49,11 +49,17 @@ def zeros_for(graph: Graph, dtypes: tuple[Any, ...], n: int) -> dict[str, np.nda
 
 
 def from_prior(
-    eval_def: Any, state: Any, graph: Graph, output: str, n: int, seed: int
+    eval_def: Any,
+    state: Any,
+    graph: Graph,
+    dtypes: tuple[Any, ...],
+    output: str,
+    n: int,
+    seed: int,
 ) -> np.ndarray:
     """``n`` draws of ``output`` with each of its ``sample_normal`` values drawn from
     N(0, I) by ``seed``; the model's inputs are zeros (they reach the output only
-    through the values replaced)."""
+    through the values replaced; ``dtypes`` are the inputs' element types)."""
     port = output_port(graph, output)
     nodes = prior_nodes(graph, output)
     key = jax.random.key(seed)
@@ -73,7 +79,6 @@ def from_prior(
         model, _ = nnx.merge(eval_def, state)
         return model.values_given(given, **inputs)[(port.node, port.port)]
 
-    dtypes = nnx.merge(eval_def, state)[0].input_dtypes
     parts = []
     for lo in range(0, n, CHUNK):
         m = min(CHUNK, n - lo)

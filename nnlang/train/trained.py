@@ -192,14 +192,24 @@ class TrainedRun:
         """The model's outputs on raw inputs (``nnlang predict --run``)."""
         return self.infer(self.prepare(inputs))
 
-    def sample(self, n: int, seed: int = 0, **lm: Any) -> Drawn:
+    def sample(
+        self,
+        n: int,
+        seed: int = 0,
+        *,
+        prompt: str | None = None,
+        length: int = 200,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        steps: int = 1000,
+    ) -> Drawn:
         """``n`` draws for ``nnlang sample``, reproducible from ``seed`` alone:
 
         - with `noise` inputs (a GAN): the `sample` output fed standard normal noise,
           the model's other inputs zeros (they do not reach a generator's output);
         - a causal language model (one integer ``[T]`` input, ``[T, vocab]`` logits: the
           `sample` output, else the loss's prediction): ``n`` continuations of
-          ``lm["prompt"]`` (:func:`nnlang.train.sampling.generate`; ``length``,
+          ``prompt`` (:func:`nnlang.train.sampling.generate`; ``length``,
           ``temperature``, ``top_k``), decoded with the run's vocabulary;
         - a `sample` output behind ``sample_normal`` values (a VAE): those drawn from their
           prior N(0, I) (:func:`nnlang.train.sampling.from_prior`);
@@ -218,14 +228,19 @@ class TrainedRun:
             return Drawn(spec.sample, self.engine.predict(self.state, inputs)[spec.sample])
         target = spec.sample or self._loss_prediction()
         if target is not None and sampling.is_language_model(graph, target):
-            return self._generate(target, n, seed, **lm)
+            return self._generate(target, n, seed, prompt, length, temperature, top_k)
         if spec.sample is not None and sampling.prior_nodes(graph, spec.sample):
             drawn = sampling.from_prior(
-                self.engine.eval_def, self.state, graph, spec.sample, n, seed
+                self.engine.eval_def,
+                self.state,
+                graph,
+                self.engine.model.input_dtypes,
+                spec.sample,
+                n,
+                seed,
             )
             return Drawn(spec.sample, drawn)
         if sampling.rbm_stack(graph):
-            steps = int(lm.get("steps", 1000))
             drawn = sampling.gibbs(self.engine.eval_def, self.state, graph, n, steps, seed)
             return Drawn(graph.inputs[0].name if len(graph.inputs) == 1 else "visible", drawn)
         missing = "sample = <output>" if spec.sample is None else "noise = <input>"
@@ -253,11 +268,10 @@ class TrainedRun:
         output: str,
         n: int,
         seed: int,
-        prompt: str | None = None,
-        length: int = 200,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        steps: int = 1000,
+        prompt: str | None,
+        length: int,
+        temperature: float,
+        top_k: int,
     ) -> Drawn:
         from nnlang.train import sampling
 
