@@ -229,13 +229,15 @@ def time_training(
     overrides = list(sets or []) + ([f"batch={batch}"] if batch else [])
     s = setup(file, model, overrides, budget)
     b = s.spec.batch
-    _, _, per, whole = time_graph(s.graph, b, runs, s.spec.seed, layers)
-    return Timing(s.graph.name, b, runs, jax.default_backend(), per, [whole, *step_times(s, runs)])
+    net, _, per, whole = time_graph(s.graph, b, runs, s.spec.seed, layers)
+    steps = step_times(s, net, runs)
+    return Timing(s.graph.name, b, runs, jax.default_backend(), per, [whole, *steps])
 
 
-def step_times(s: Any, runs: int) -> list[Program]:
+def step_times(s: Any, net: Network, runs: int) -> list[Program]:
     """The guarded training step on the first batch of the training split, and a whole
-    epoch in one program where the fused loop applies."""
+    epoch in one program where the fused loop applies, of ``net`` (the lowered model
+    :func:`time_graph` timed; the engine splits it into the state it times)."""
     from nnlang.train.guard import Guard
     from nnlang.train.loop import load, make_engine
 
@@ -243,7 +245,7 @@ def step_times(s: Any, runs: int) -> list[Program]:
     train = data.splits["train"]
     n = len(next(iter(train.values())))
     shapes = {p.name: tuple(p.type.shape) for p in s.graph.inputs}
-    engine = make_engine(s.graph, s.spec, lower(s.graph, s.spec.seed), n, shapes)
+    engine = make_engine(s.graph, s.spec, net, n, shapes)
     arrays = {k: jnp.asarray(v) for k, v in train.items()}
     perm = engine.permutation(np.int32(0))
     i32 = np.int32
