@@ -44,22 +44,24 @@ def summary_rows(g: Any, env: dict[str, int] | None = None) -> list[dict[str, An
     return rows
 
 
-def frozen_owners(file: str, g: Any) -> set[str] | None:
-    """The nodes whose parameters the model's train section freezes (`freeze = [...]`);
-    None when it freezes nothing. Patterns that match nothing are `nnlang check`'s."""
+def train_of(file: str, g: Any) -> Any:
+    """The train section of ``g``'s model in ``file`` (None if it has none)."""
     from nnlang.graph.program import load
 
-    train = load(file).train_for(g.name)
+    return load(file).train_for(g.name)
+
+
+def frozen_owners(train: Any, g: Any) -> set[str] | None:
+    """The nodes whose parameters the train section ``train`` freezes (`freeze = [...]`);
+    None when it freezes nothing. Patterns that match nothing are `nnlang check`'s."""
     return _frozen_by(_freeze_expr(train.settings if train else ()), g)
 
 
-def phase_freezes(file: str, g: Any) -> list[tuple[str, set[str]]]:
-    """Each `phase` of the model's train section with the nodes it freezes: its own
+def phase_freezes(train: Any, g: Any) -> list[tuple[str, set[str]]]:
+    """Each `phase` of the train section ``train`` with the nodes it freezes: its own
     `freeze`, else the section's (`freeze = []` in a phase freezes nothing)."""
-    from nnlang.graph.program import load
     from nnlang.syntax import ast as A
 
-    train = load(file).train_for(g.name)
     if train is None:
         return []
     outer = _freeze_expr(train.settings)
@@ -158,7 +160,8 @@ def cmd_summary(a: argparse.Namespace) -> int:
     g, env = _graph_and_axes(a)
     unbound = [s for s in g.symbols if s not in env]
     rows = summary_rows(g, None if unbound else env)
-    frozen = frozen_owners(a.file, g)
+    train = train_of(a.file, g)
+    frozen = frozen_owners(train, g)
     if frozen is not None:
         for r in rows:
             r["frozen"] = r["params"] > 0 and r["name"] in frozen
@@ -166,7 +169,7 @@ def cmd_summary(a: argparse.Namespace) -> int:
     params_of = {r["name"]: r["params"] for r in rows}
     phases = [
         {"name": n, "frozen": sorted(f), "frozen_params": sum(params_of.get(x, 0) for x in f)}
-        for n, f in phase_freezes(a.file, g)
+        for n, f in phase_freezes(train, g)
     ]
     if a.json:
         if unbound:
