@@ -14,8 +14,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from nnlang.diagnostics import ArgError, did_you_mean
-from nnlang.train.catalog import Entry, Param, declare, resolve
+from nnlang.diagnostics import ArgError
+from nnlang.train.catalog import Entry, Param, declare, named_inputs, resolve
 
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -264,18 +264,9 @@ def per_input(
     images = [n for n, s in sample_shapes.items() if len(s) == 3]
     fns: dict[str, list[Augment]] = {n: [] for n in names}
     for entry, bound in calls:
-        named = bound.get("inputs")
-        if named is None:
+        targets = named_inputs(bound.get("inputs"), names, f"augmentation `{entry.name}`")
+        if targets is None:
             targets = (images or names[:1]) if entry.extra.get("image") else names
-        else:
-            targets = [named] if isinstance(named, str) else list(named)
-            for n in targets:
-                if n not in sample_shapes:
-                    raise ArgError(
-                        "E403",
-                        f"augmentation `{entry.name}` names `{n}`, which is not a model input",
-                        help=did_you_mean(str(n), names) or f"inputs: {', '.join(names)}",
-                    )
         for n in targets:
             fns[n].append(augment_from(entry, bound, sample_shapes[n]))
     return {n: compose(f) for n, f in fns.items() if f}

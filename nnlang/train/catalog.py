@@ -91,3 +91,20 @@ def declare(
         return fn
 
     return register
+
+
+def named_inputs(named: Any, known: Sequence[str], what: str) -> list[str] | None:
+    """The model inputs a call's ``inputs = ...`` argument names (one name or a list;
+    None when it names none, meaning its default); E403 for a name in none of ``known``.
+    ``what`` starts the message: "`normalize`", "augmentation `flip`"."""
+    if named is None:
+        return None
+    names = [named] if isinstance(named, str) else list(named)
+    for n in names:
+        if n not in known:
+            raise ArgError(
+                "E403",
+                f"{what} names `{n}`, which is not a model input",
+                help=did_you_mean(str(n), list(known)) or f"inputs: {', '.join(known)}",
+            )
+    return names

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span, did_you_mean
+from nnlang.diagnostics import ArgError, Diagnostic, NNError, Span
 from nnlang.graph.graph import Graph
 from nnlang.train import data as data_lib
+from nnlang.train.catalog import named_inputs
 from nnlang.train.spec import TrainSpec
 
 
@@ -61,18 +62,8 @@ def _normalized(spec: TrainSpec, mapping: dict[str, str]) -> list[str]:
     """The feature keys of the model inputs `normalize` names (`inputs = [...]`; all by
     default); E403 for a name that is no model input."""
     assert spec.normalize is not None
-    named = spec.normalize.args.get("inputs")
-    if named is None:
-        return list(mapping.values())
-    named = [named] if isinstance(named, str) else list(named)
-    for n in named:
-        if n not in mapping:
-            raise ArgError(
-                "E403",
-                f"`normalize` names `{n}`, which is not a model input",
-                help=did_you_mean(str(n), list(mapping)) or f"inputs: {', '.join(mapping)}",
-            )
-    return [mapping[n] for n in named]
+    named = named_inputs(spec.normalize.args.get("inputs"), list(mapping), "`normalize`")
+    return list(mapping.values()) if named is None else [mapping[n] for n in named]
 
 
 def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
