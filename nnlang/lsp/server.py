@@ -64,6 +64,11 @@ def make_server() -> LanguageServer:
         doc = server.workspace.get_text_document(uri)
         return to_fs_path(uri) or uri, doc.source
 
+    def _at(params: Any) -> tuple[str, str, int, int]:
+        """A position request's document path, text, line and character."""
+        path, text = _doc(params.text_document.uri)
+        return path, text, params.position.line, params.position.character
+
     def _publish(uri: str) -> None:
         path, text = _doc(uri)
         diags = [to_lsp(d) for d in analysis.diagnostics(path, text)]
@@ -85,9 +90,7 @@ def make_server() -> LanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_HOVER)
     def hover(ls: Any, params: T.HoverParams) -> T.Hover | None:
-        path, text = _doc(params.text_document.uri)
-        pos = params.position
-        md = analysis.hover(path, text, pos.line, pos.character)
+        md = analysis.hover(*_at(params))
         if md is None:
             return None
         return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=md))
@@ -96,8 +99,6 @@ def make_server() -> LanguageServer:
         T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["(", ",", " "])
     )
     def completion(ls: Any, params: T.CompletionParams) -> T.CompletionList:
-        path, text = _doc(params.text_document.uri)
-        pos = params.position
         items = [
             T.CompletionItem(
                 label=i.label,
@@ -108,15 +109,13 @@ def make_server() -> LanguageServer:
                 else None,
                 insert_text=i.insert,
             )
-            for i in analysis.complete(path, text, pos.line, pos.character)
+            for i in analysis.complete(*_at(params))
         ]
         return T.CompletionList(is_incomplete=False, items=items)
 
     @server.feature(T.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: Any, params: T.DefinitionParams) -> T.Location | None:
-        path, text = _doc(params.text_document.uri)
-        pos = params.position
-        t = analysis.definition(path, text, pos.line, pos.character)
+        t = analysis.definition(*_at(params))
         if t is None:
             return None
         here = T.Position(t.line, t.col)
