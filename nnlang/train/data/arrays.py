@@ -139,17 +139,8 @@ def _npz_source(
 
 def _unlabelled(x: np.ndarray, path: str, test: float | None, val: float, seed: int) -> Dataset:
     """Features without labels, split at random (nothing to stratify by)."""
-    from dataclasses import replace
-
-    frac = _test_fraction(test, False)
-    order = np.arange(len(x))  # split_indices draws a random split from integer "labels"
-    ds = _make({"x": x, "label": order}, "label", frac, val, seed, {"source": "npz", "path": path})
-    return replace(
-        ds,
-        splits={k: {"x": v["x"]} for k, v in ds.splits.items()},
-        label_keys=(),
-        meta={"source": "npz", "path": path, "task": "none"},
-    )
+    meta = {"source": "npz", "path": path, "task": "none"}
+    return _make({"x": x}, None, _test_fraction(test, False), val, seed, meta)
 
 
 def _npz_multi(

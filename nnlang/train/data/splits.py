@@ -76,7 +76,7 @@ def split_indices(
 
 def _make(
     arrays: dict[str, np.ndarray],
-    label_key: str,
+    label_key: str | None,
     test: float,
     val: float,
     seed: int,
@@ -85,16 +85,19 @@ def _make(
     test_arrays: dict[str, np.ndarray] | None = None,
 ) -> Dataset:
     """Dataset from whole arrays; ``test_arrays`` is a given test split (then only
-    ``val`` is carved from ``arrays``). When predicting, every row in file order."""
+    ``val`` is carved from ``arrays``). When predicting, every row in file order. With
+    ``label_key`` None the data is unlabelled and split at random, unstratified."""
+    labels = (label_key,) if label_key is not None else ()
     if PREDICTING.get() is not None:
-        return Dataset({"train": arrays}, feature_keys, (label_key,), meta)
-    n = len(arrays[label_key])
-    idx = split_indices(arrays[label_key], n, 0.0 if test_arrays is not None else test, val, seed)
+        return Dataset({"train": arrays}, feature_keys, labels, meta)
+    y = arrays[label_key] if label_key is not None else None
+    n = len(next(iter(arrays.values())))
+    idx = split_indices(y, n, 0.0 if test_arrays is not None else test, val, seed)
     splits = {k: {name: a[i] for name, a in arrays.items()} for k, i in idx.items()}
     if test_arrays is not None:
         splits["test"] = test_arrays
     splits = {k: splits[k] for k in SPLITS if k in splits}
-    return Dataset(splits, feature_keys, (label_key,), meta)
+    return Dataset(splits, feature_keys, labels, meta)
 
 
 def _class_meta(labels: np.ndarray, names: Sequence[Any] | None = None) -> dict[str, Any]:
