@@ -179,13 +179,10 @@ class EpochLoop:
                     if every is not None
                     else time.monotonic() - self.last_save >= spec.checkpoint_seconds
                 )
-                # a pause (max_epochs) writes one when saving by time: it is where resume
-                # picks up; `checkpoint_every` keeps its own epochs
-                pausing = (
-                    every is None
-                    and self.max_epochs is not None
-                    and self.epochs_run >= self.max_epochs
-                )
+                paused = self.max_epochs is not None and self.epochs_run >= self.max_epochs
+                # a pause writes one when saving by time: it is where resume picks up;
+                # `checkpoint_every` keeps its own epochs
+                pausing = paused and every is None
                 step = at + p.epoch * spe
                 if not (due or p.epoch == epochs or early or flag.signal is not None or pausing):
                     if improved and self.scored and not latest_is_best:  # written with the next
@@ -194,10 +191,10 @@ class EpochLoop:
                     self._write_pending(step)
                     self.last_save = time.monotonic()
                     if not self.scored:
-                        ckpts.save(at + p.epoch * spe, state, p.to_record(), None)
+                        ckpts.save(step, state, p.to_record(), None)
                     elif latest_is_best:
                         ckpts.save(
-                            at + p.epoch * spe,
+                            step,
                             state,
                             p.to_record(),
                             float(p.epoch),
@@ -205,7 +202,7 @@ class EpochLoop:
                         )
                     else:
                         ckpts.save(
-                            at + p.epoch * spe,
+                            step,
                             state,
                             p.to_record(),
                             score,
@@ -216,12 +213,13 @@ class EpochLoop:
                         f"early stop: `{self.monitor}` did not improve for {spec.patience} epochs"
                     )
                     return state, "early_stop"
-                if self.max_epochs is not None and self.epochs_run >= self.max_epochs:
+                if paused:
                     return state, "paused"
             if flag.signal is not None:
                 if p.step_in_epoch != 0:
-                    self._write_pending(at + p.epoch * spe + p.step_in_epoch)
-                    ckpts.save(at + p.epoch * spe + p.step_in_epoch, state, p.to_record(), None)
+                    now = at + p.epoch * spe + p.step_in_epoch
+                    self._write_pending(now)
+                    ckpts.save(now, state, p.to_record(), None)
                 return state, "interrupted"
         return state, "finished"
 
