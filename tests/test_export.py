@@ -97,7 +97,7 @@ UPSAMPLE = """
 model Up {
     input image: f32[8, 8, 1]
     output logits = image -> conv(4, 3)
-                          -> upsample(2)
+                          -> upsample(2) -> upsample((3, 2), method = "bilinear")
                           -> global_avg_pool -> dense(10)
 }
 train Up {
@@ -498,21 +498,52 @@ def test_gate_failure_is_E602_and_writes_nothing(
 
 
 # ------------------------------------------------------------------ E601
-def test_onnx_unconvertible_layer_is_E601_at_the_layer(tmp_path: Path) -> None:
+RATE = UPSAMPLE.replace(
+    '-> upsample(2) -> upsample((3, 2), method = "bilinear")', "-> sigmoid -> rate_encode(4)"
+).replace("global_avg_pool", "mean(axis = 0) -> global_avg_pool")
+
+
+def test_upsample_both_methods_convert_to_onnx(tmp_path: Path) -> None:
+    """Upsampling is a broadcast (nearest) or a constant matrix per axis (bilinear), so
+    jax2onnx converts it with a dynamic batch; the parity gate checks the values."""
     nn, run = _hand_made_run(tmp_path, "up", UPSAMPLE)
+    res = export(nn, run, fmt="onnx", out=tmp_path / "up.onnx")
+    assert res.gate.max_rel <= 1e-5 and (tmp_path / "up.onnx").is_file()
+
+
+def test_onnx_unconvertible_layer_is_E601_at_the_layer(tmp_path: Path) -> None:
+    nn, run = _hand_made_run(tmp_path, "rate", RATE)
     with pytest.raises(NNError) as e:
-        export(nn, run, fmt="onnx", out=tmp_path / "up.onnx")
+        export(nn, run, fmt="onnx", out=tmp_path / "rate.onnx")
     d = e.value.diagnostics[0]
-    line = next(i for i, t in enumerate(UPSAMPLE.splitlines(), 1) if "upsample" in t)
+    line = next(i for i, t in enumerate(RATE.splitlines(), 1) if "rate_encode" in t)
     assert (
-        d.code == "E601" and "upsample" in d.message and d.span is not None and d.span.line == line
+        d.code == "E601"
+        and "rate_encode" in d.message
+        and d.span is not None
+        and d.span.line == line
     )
     assert "--format stablehlo" in (d.help or "")
-    assert not (tmp_path / "up.onnx").exists()
+    assert not (tmp_path / "rate.onnx").exists()
     res = export(
-        nn, run, fmt="stablehlo", out=tmp_path / "up.stablehlo"
+        nn, run, fmt="stablehlo", out=tmp_path / "rate.stablehlo"
     )  # StableHLO takes every layer
     assert res.gate.max_abs <= 1e-5
+
+
+def test_bilinear_upsample_over_a_named_axis_is_E601(tmp_path: Path) -> None:
+    from nnlang.api import build
+    from nnlang.export import onnx as onnx_export
+
+    text = """
+model M {
+    input x: f32[T, 4, 2]
+    output y = x -> upsample((1, 2), method = "bilinear") -> upsample(2)
+}
+"""
+    (tmp_path / "m.nn").write_text(text)
+    [d] = onnx_export.unsupported(build(tmp_path / "m.nn"))
+    assert d.code == "E601" and d.span is not None and d.span.line == 4
 
 
 def test_kind_declared_not_onnx_is_E601(runs) -> None:

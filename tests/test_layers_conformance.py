@@ -703,3 +703,26 @@ def test_straight_through_gradients() -> None:
         m = kind.build(bind(kind, {"gradient": straight}), [T("f32[4]")], nnx.Rngs(0))
         g = nnx.grad(lambda q, mod: mod(q).sum())(p, m)
         np.testing.assert_array_equal(g, 1.0 if straight == "straight_through" else 0.0)
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear"])
+@pytest.mark.parametrize(
+    ("shape", "factor"),
+    [((5, 4, 2), (2, 2)), ((3, 7, 1), (3, 1)), ((1, 2, 3), (4, 5)), ((6, 2), (3,))],
+)
+def test_upsample_equals_jax_image_resize(method: str, shape: tuple, factor: tuple) -> None:
+    """The lowering (a broadcast, or a constant matrix per axis) gives what
+    `jax.image.resize` gives for integer factors, values and gradients."""
+    kind = REGISTRY["upsample"]
+    fn = build(kind, bind(kind, {"factor": factor, "method": method}), [T(f"f32{list(shape)}")])
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, *shape)), jnp.float32)
+    out = (2, *(s * f for s, f in zip(shape[:-1], factor, strict=True)), shape[-1])
+    resize = "nearest" if method == "nearest" else "linear"
+
+    def ref(x: Any) -> Any:
+        return jax.image.resize(x, out, resize)
+
+    w = jnp.asarray(np.random.default_rng(1).normal(size=out), jnp.float32)
+    np.testing.assert_allclose(fn(x), ref(x), rtol=1e-6, atol=1e-6)
+    g, g_ref = (jax.grad(lambda x, f=f: jnp.sum(f(x) * w))(x) for f in (fn, ref))
+    np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-5)

@@ -57,7 +57,7 @@ def require() -> tuple[Any, Any, Any]:
 
 
 def unsupported(graph: Graph) -> list[Diagnostic]:
-    """E601 for every layer whose kind is declared not convertible."""
+    """E601 for every layer whose kind (or this use of it) does not convert."""
     return [
         Diagnostic(
             "E601",
@@ -67,7 +67,7 @@ def unsupported(graph: Graph) -> list[Diagnostic]:
             help=STABLEHLO_HELP,
         )
         for n in graph.order()
-        if n.kind is not None and not n.kind.onnx
+        if n.kind is not None and not n.kind.converts(n.args, n.in_types)
     ]
 
 

@@ -97,8 +97,9 @@ class LayerKind:
     output_names: tuple[str, ...] = ()
     #: a small .nn model using the kind; docs show it and the tests check it.
     example: str = ""
-    #: False for kinds that jax2onnx cannot convert (export suggests StableHLO).
-    onnx: bool = True
+    #: False for kinds that jax2onnx cannot convert (export suggests StableHLO), or a
+    #: function of the arguments and input types saying whether this use converts.
+    onnx: bool | Callable[[Args, list[TensorType]], bool] = True
     #: True where the lowered module behaves differently in training (dropout, norms).
     has_train_mode: bool = False
     #: True where the weights depend on the attributes only, so a shared instance may be
@@ -114,6 +115,10 @@ class LayerKind:
             if a.name == name:
                 return a
         return None
+
+    def converts(self, args: Args, ins: list[TensorType]) -> bool:
+        """Whether this use of the kind converts to ONNX."""
+        return self.onnx(args, ins) if callable(self.onnx) else self.onnx
 
     def outputs_for(self, args: Args) -> int:
         n = self.n_outputs
@@ -137,7 +142,7 @@ def layer(
     n_outputs: int | Callable[[Args], int] = 1,
     output_names: tuple[str, ...] = (),
     example: str = "",
-    onnx: bool = True,
+    onnx: bool | Callable[[Args, list[TensorType]], bool] = True,
     has_train_mode: bool = False,
     weights_fit_any_input: bool = False,
     rule: str = "",

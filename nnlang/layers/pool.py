@@ -155,24 +155,55 @@ _global_kind("global_max_pool", "max", "Maximum")
 
 
 # ----------------------------------------------------------------- upsample
+def linear_weights(n: int, factor: int) -> Any:
+    """The ``[n * factor, n]`` matrix of linear interpolation with half-pixel centres:
+    ``jax.image.resize(..., "linear")`` along one axis (the triangle kernel, each row
+    normalised), computed with NumPy so that it is a constant of the traced program."""
+    import numpy as np
+
+    at = (np.arange(n * factor) + 0.5) / factor - 0.5
+    w = np.maximum(0.0, 1.0 - np.abs(at[:, None] - np.arange(n)[None, :]))
+    return w / w.sum(axis=1, keepdims=True)
+
+
 def _upsample_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
-    import jax
+    import jax.numpy as jnp
 
     factor = per_axis("upsample", a, "factor", ins[0].rank - 1)
-    method = "nearest" if a.method == "nearest" else "linear"  # linear in every axis
+    bilinear = a.method == "bilinear"
 
     def upsample(x: Any) -> Any:
-        spatial = tuple(s * f for s, f in zip(x.shape[1:-1], factor, strict=True))
-        return jax.image.resize(x, (x.shape[0], *spatial, x.shape[-1]), method)
+        # One axis at a time: nearest repeats each element (a broadcast and a reshape);
+        # bilinear contracts the axis with its constant interpolation matrix. Both equal
+        # jax.image.resize for integer factors, and both convert to ONNX.
+        for axis, f in enumerate(factor, start=1):
+            if f == 1:
+                continue
+            n = x.shape[axis]
+            if bilinear:
+                m = jnp.asarray(linear_weights(n, f), x.dtype)
+                x = jnp.moveaxis(jnp.tensordot(x, m, axes=((axis,), (1,))), -1, axis)
+            else:
+                wide = (*x.shape[: axis + 1], f, *x.shape[axis + 1 :])
+                x = jnp.broadcast_to(jnp.expand_dims(x, axis + 1), wide)
+                x = x.reshape(*x.shape[:axis], n * f, *x.shape[axis + 2 :])
+        return x
 
     return upsample
+
+
+def _upsample_converts(a: Args, ins: list[TensorType]) -> bool:
+    """Bilinear needs every spatial size fixed for its matrices; nearest takes any."""
+    return a.method == "nearest" or all(isinstance(s, int) for s in ins[0].shape[:-1])
 
 
 @layer(
     "upsample",
     family=FAMILY,
-    doc="Enlarge the spatial axes of `[*spatial, C]` by integer factors (`jax.image.resize`; "
-    '"bilinear" interpolates linearly along every spatial axis, half-pixel centres).',
+    doc="Enlarge the spatial axes of `[*spatial, C]` by integer factors, as "
+    '`jax.image.resize` does: "nearest" repeats each element `factor` times; "bilinear" '
+    "interpolates linearly along every spatial axis with half-pixel centres (output `o` "
+    "reads input position `(o + 0.5)/factor - 0.5`, clamped at the edges).",
     attrs=(
         Attr("factor", "ints", 2, doc="scale: one int, or one per spatial axis", min=1),
         Attr(
@@ -185,7 +216,7 @@ def _upsample_build(a: Args, ins: list[TensorType], rngs: Any) -> Any:
     ),
     flops=lambda a, ins, outs: concrete_numel(outs[0].shape),
     build=_upsample_build,
-    onnx=False,  # jax2onnx 0.17 cannot convert jax.image.resize with a dynamic batch
+    onnx=_upsample_converts,
     example="""model Example {
     input x: f32[8, 8, 16]
     output y = x -> upsample(2, method = "bilinear") -> conv(8, 3)
