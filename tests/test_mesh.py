@@ -1,0 +1,81 @@
+"""The `{key: value}` dictionary literal and the `mesh`/`shard` settings (issue 14):
+parsed, evaluated, formatted canonically, and their mistakes located. Training on a
+mesh needs forced host devices: tests/test_devices.py runs it in a subprocess."""
+
+from __future__ import annotations
+
+import pytest
+from _util import write
+
+from nnlang.api import check
+from nnlang.graph.evaluate import evaluate
+from nnlang.syntax import ast as A
+from nnlang.syntax.fmt import format_text
+from nnlang.syntax.parser import parse
+
+SRC = """\
+model M(h: int = 16) {
+    input image: f32[8, 8, 1]
+    output logits = image -> flatten -> dense(h) -> relu -> dense(10)
+}
+train M {
+    data  = digits(test = 0.2)
+    loss  = cross_entropy(logits, label)
+    mesh  = {data: 2, model: 2}
+    shard = {dense_1: none}
+}
+"""
+
+
+def test_dict_literal_parses_and_evaluates() -> None:
+    f = parse('train M { x = {a: 1 + 1, "b*": [2, 3],} }', "t.nn")
+    e = f.trains[0].settings[0].value
+    assert isinstance(e, A.DictExpr) and [en.key for en in e.entries] == ["a", "b*"]
+    from nnlang.diagnostics import Reporter
+
+    assert evaluate(e, Reporter()) == {"a": 2, "b*": [2, 3]}
+    assert isinstance(parse("train M { x = {} }", "t.nn").trains[0].settings[0].value, A.DictExpr)
+
+
+def test_dict_layout_is_canonical_and_idempotent() -> None:
+    messy = 'train M {\nmesh={  data : 2,model:2 }\nshard={"a*":model,\n  b : none,\n}\n}\n'
+    out = format_text(messy)
+    assert "    mesh = {data: 2, model: 2}\n" in out
+    assert '    shard = {"a*": model,\n        b: none,\n    }\n' in out
+    assert format_text(out) == out
+    block = "model M {\n    input x: f32[2]\n    output y = x\n}\n"
+    assert format_text(block) == block  # a block's braces are not a dictionary's
+
+
+def _first(src: str, tmp_path) -> tuple[str, int, int]:
+    ds = [d for d in check(write(tmp_path, "m.nn", src)).diagnostics if d.severity == "error"]
+    if not ds:
+        return "ok", 0, 0
+    return ds[0].code, ds[0].span.line, ds[0].span.col
+
+
+def _code(tmp_path, setting: str) -> tuple[str, int, int]:
+    return _first(SRC.replace("    mesh  = {data: 2, model: 2}\n", f"    {setting}\n"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "setting, want",
+    [
+        ("mesh = {data: 2, model: 2}", ("ok", 0, 0)),
+        ("mesh = {data: 2, modl: 2}", ("E202", 8, 22)),  # unknown axis, at its key
+        ("mesh = {data: 2, data: 2}", ("E102", 8, 22)),  # a key twice
+        ("mesh = {data: 0}", ("E202", 8, 19)),
+        ("mesh = {data: 2.5}", ("E201", 8, 19)),
+        ("mesh = 4", ("E201", 8, 12)),
+        ("mesh = {data: 3}", ("E424", 8, 12)),  # batch 32 over a data axis of 3
+        ("mesh = {model: 2}\n    devices = 4", ("E403", 9, 15)),  # 2 devices, not 4
+        ("mesh = {data: 4}\n    shard = {foo: model}", ("E102", 10, 5)),
+    ],
+)
+def test_mesh_mistakes_are_located(tmp_path, setting: str, want: tuple[str, int, int]) -> None:
+    assert _code(tmp_path, setting) == want
+
+
+def test_shard_mistakes_are_located(tmp_path) -> None:
+    assert _first(SRC.replace("{dense_1: none}", "{foo: model}"), tmp_path) == ("E404", 9, 14)
+    assert _first(SRC.replace("{dense_1: none}", "{dense: maybe}"), tmp_path) == ("E202", 9, 21)
