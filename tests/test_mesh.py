@@ -79,3 +79,23 @@ def test_mesh_mistakes_are_located(tmp_path, setting: str, want: tuple[str, int,
 def test_shard_mistakes_are_located(tmp_path) -> None:
     assert _first(SRC.replace("{dense_1: none}", "{foo: model}"), tmp_path) == ("E404", 9, 14)
     assert _first(SRC.replace("{dense_1: none}", "{dense: maybe}"), tmp_path) == ("E202", 9, 21)
+
+
+def test_summary_reports_bytes_per_device(tmp_path, capsys) -> None:
+    import json
+
+    from nnlang.cli import main
+
+    f = write(tmp_path, "m.nn", SRC)
+    assert main(["summary", str(f), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["totals"]["per_device"]
+    # dense (1,040) split over model 2, dense_1 (170) whole by `shard`; adam: 2 moments
+    assert d["devices"] == 4 and d["mesh"] == {"data": 2, "model": 2}
+    assert d["param_bytes"] == (520 + 170) * 4 and d["optimizer_state_bytes"] == 2 * 690 * 4
+    assert d["batch_per_device"] == 16 and d["activation_bytes"] == 680 * 16
+    assert main(["summary", str(f), "--set", "devices=2", "--set", "optimizer=sgd"]) == 0
+    out = capsys.readouterr().out
+    assert "Per device (2 devices, mesh data 2; 16 examples of each batch): params 4.7 KiB" in out
+    assert ", sgd state 0 B" in out
+    assert main(["summary", str(f), "--set", "mesh={data: 1}", "--json"]) == 0
+    assert "per_device" not in json.loads(capsys.readouterr().out)["totals"]
