@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from nnlang.diagnostics import NNError
@@ -109,8 +111,12 @@ class DataParallel:
 
     def put(self, tree: Any) -> Any:
         """``tree``'s arrays placed on the mesh, replicated or (with a `model` axis) by
-        :meth:`shardings` (a no-op for those already so)."""
-        return jax.device_put(tree, self.shardings(tree))
+        :meth:`shardings` (a no-op for those already so). With several processes
+        (:mod:`nnlang.train.hosts`) each one gives the shards of its own devices, cut
+        from its copy of the whole array (every process holds the same one)."""
+        if jax.process_count() == 1:
+            return jax.device_put(tree, self.shardings(tree))
+        return jax.tree.map(_global, tree, self.shardings(tree))
 
     def split_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Inside a traced step: each array of the batch split along its first axis."""
@@ -119,6 +125,19 @@ class DataParallel:
     def keep_placed(self, state: Any) -> Any:
         """Inside a traced step: the state it returns placed like the one it took."""
         return jax.lax.with_sharding_constraint(state, self.shardings(state))
+
+
+def _global(x: Any, s: NamedSharding) -> Any:
+    """One array of a process placed on a mesh spanning several processes."""
+    if isinstance(x, jax.Array) and x.sharding == s:
+        return x
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return jax.device_put(x, s)  # already global: XLA moves it
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = _global(jax.random.key_data(x), NamedSharding(s.mesh, PartitionSpec()))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, s, lambda idx: host[idx])
 
 
 def data_parallel(
