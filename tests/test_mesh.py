@@ -99,3 +99,27 @@ def test_summary_reports_bytes_per_device(tmp_path, capsys) -> None:
     assert ", sgd state 0 B" in out
     assert main(["summary", str(f), "--set", "mesh={data: 1}", "--json"]) == 0
     assert "per_device" not in json.loads(capsys.readouterr().out)["totals"]
+
+
+def test_fsdp_partition_and_shard_rules() -> None:
+    from types import SimpleNamespace
+
+    from jax.sharding import PartitionSpec as P
+
+    from nnlang.train.sharding import DataParallel, partition, state_path
+
+    assert partition((64, 16), 2) == P("model", None)  # the largest axis 2 divides
+    assert partition((15, 16), 2) == P(None, "model")
+    assert partition((16, 16), 2) == P("model", None)  # the first of equal ones
+    assert partition((5, 3), 2) == P() and partition((), 2) == P() and partition((8,), 1) == P()
+    model = ("layers", "enc/dense", "kernel", "value")
+    moment = (1, "opt_state", "inner_state", 0, "mu", "layers", "enc/dense", "kernel", "value")
+    assert state_path(model) == state_path(moment) == "enc/dense.kernel"
+    assert state_path((1, "opt_state", "count", "value")) is None
+    mesh = SimpleNamespace(shape={"data": 2, "model": 2})
+    dp = DataParallel(mesh, (("enc", None), ("*.kernel", "model")))  # type: ignore[arg-type]
+    head = ("layers", "head", "kernel", "value")
+    assert dp.spec_of(model, (64, 16)) == P()  # `enc` whole: the first rule decides
+    assert dp.spec_of(moment, (64, 16)) == P()  # its moments follow it
+    assert dp.spec_of(head, (16, 10)) == P("model", None)
+    assert dp.spec_of(("layers", "head", "bias", "value"), (10,)) == P("model")  # default

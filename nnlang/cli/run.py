@@ -303,7 +303,8 @@ def train_args(t: argparse.ArgumentParser) -> None:
         "--devices",
         metavar="N",
         help="train on N devices, or `all` (data parallel; the `devices` setting, "
-        "like --set devices=N); a run may resume on another count",
+        "like --set devices=N, in place of a written `mesh`); a run may resume on another "
+        "count",
     )
     t.add_argument("--out", help="run directory (default: runs/<file name>, numbered if it exists)")
     many = t.add_argument_group(
