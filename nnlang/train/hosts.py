@@ -21,6 +21,7 @@ Imports: JAX (inside :func:`start`) and the diagnostics.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from nnlang.diagnostics import Diagnostic, NNError
@@ -36,13 +37,18 @@ _NOW = Processes()
 
 
 def current() -> Processes:
-    """This process's index and the count (0 of 1 without :func:`start`)."""
-    return _NOW
+    """This process's index and the count: :func:`start`'s, or JAX's once it runs (a
+    program that called ``jax.distributed.initialize`` itself before
+    :func:`nnlang.train.run.train`); 0 of 1 before JAX is imported."""
+    jax = sys.modules.get("jax")
+    if _NOW.count > 1 or jax is None:
+        return _NOW
+    return Processes(jax.process_index(), jax.process_count())
 
 
 def primary() -> bool:
     """Whether this process writes the run's logs (the only one, or process 0)."""
-    return _NOW.index == 0
+    return current().index == 0
 
 
 def start(
@@ -76,7 +82,7 @@ def start(
 
 def barrier(name: str) -> None:
     """Wait until every process reaches ``name`` (nothing for one process)."""
-    if _NOW.count > 1:
+    if current().count > 1:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
