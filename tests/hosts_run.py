@@ -92,6 +92,7 @@ def main(tmp: Path) -> None:
             json_of(o)["devices"] if c == 0 else None for (o, _), c in zip(outs, codes, strict=True)
         ],
         "files": sorted(p.name for p in (tmp / "two").iterdir()),
+        "metric_lines": len((tmp / "two" / "metrics.jsonl").read_text("utf-8").splitlines()),
     }
     print(json.dumps(result))
 

@@ -42,6 +42,7 @@ def test_two_processes_match_one_process_on_four_devices(tmp_path: Path) -> None
     assert got["rel"] < 1e-5, got  # the same parameters as the single process on 4 devices
     # one folder, written once: process 0's logs, both processes' checkpoint shards
     assert {"metrics.jsonl", "result.json", "settings.json", "checkpoints"} <= set(got["files"])
+    assert got["metric_lines"] == 2, got  # 2 epochs, written by process 0 alone
 
 
 def test_bad_process_options_are_e706(tmp_path: Path) -> None:
