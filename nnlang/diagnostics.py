@@ -104,6 +104,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E703": ("environment", "not a directory"),
     "E704": ("environment", "out of memory"),
     "E705": ("environment", "an optional package is missing"),
+    "E706": ("environment", "the processes of a distributed run could not start"),
     # internal
     "E999": ("internal", "internal error (an nnlang bug)"),
 }

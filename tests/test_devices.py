@@ -21,7 +21,9 @@ from nnlang.train.devices import batch_error, nearest_batches
 from nnlang.train.settings import SETTINGS, check_scalar
 
 
-def test_four_devices_match_one_and_checkpoints_cross(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["data", "mesh"])
+def test_four_devices_match_one_and_checkpoints_cross(tmp_path: Path, mode: str) -> None:
+    """4 devices data parallel, or a 2×2 mesh with the state sharded over `model`."""
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
@@ -30,7 +32,8 @@ def test_four_devices_match_one_and_checkpoints_cross(tmp_path: Path) -> None:
         "PYTHONPATH": str(ROOT),
     }
     p = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "devices_run.py"), str(tmp_path)],
+        [sys.executable, str(ROOT / "tests" / "devices_run.py"), str(tmp_path)]
+        + (["mesh"] if mode == "mesh" else []),
         env=env,
         capture_output=True,
         text=True,
@@ -42,6 +45,7 @@ def test_four_devices_match_one_and_checkpoints_cross(tmp_path: Path) -> None:
     for k in ("four", "four_then_one", "one_then_four"):
         assert got[k] < 1e-5, got  # the same parameters as the 1-device run
     assert got["batch_30_all"] == "E424" and got["devices_8"] == "E425", got
+    assert got["mesh_8"] == "E425" and got["mesh_batch_30"] == "E424", got
 
 
 def test_nearest_batches() -> None:

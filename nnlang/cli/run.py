@@ -24,8 +24,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     from nnlang.train.progress import starting
 
     starting(f"{a.file}: starting JAX ...", not a.json and not a.quiet)  # before its import
+    from nnlang.train import hosts
     from nnlang.train.run import train
 
+    hosts.start(a.coordinator, a.num_processes, a.process_id, a.distributed)
     sets = list(a.set or [])
     if a.devices is not None:  # the `devices` setting (recorded with the overrides)
         sets.append(f"devices={a.devices}")
@@ -38,7 +40,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         sets=sets,
         out=a.out,
         resume=a.resume,
-        progress=not a.json and not a.quiet,
+        progress=not a.json and not a.quiet and hosts.primary(),
         cache=not a.no_cache,
         budget=budget_of(a),
         curves=a.curves,
@@ -301,9 +303,26 @@ def train_args(t: argparse.ArgumentParser) -> None:
         "--devices",
         metavar="N",
         help="train on N devices, or `all` (data parallel; the `devices` setting, "
-        "like --set devices=N); a run may resume on another count",
+        "like --set devices=N, in place of a written `mesh`); a run may resume on another "
+        "count",
     )
     t.add_argument("--out", help="run directory (default: runs/<file name>, numbered if it exists)")
+    many = t.add_argument_group(
+        "several processes (hosts), one run (jax.distributed; docs/scale.md)"
+    )
+    many.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="the address of process 0, the same on every process",
+    )
+    many.add_argument("--num-processes", type=int, metavar="N", help="how many processes")
+    many.add_argument("--process-id", type=int, metavar="I", help="this process: 0 .. N-1")
+    many.add_argument(
+        "--distributed",
+        action="store_true",
+        help="start jax.distributed with what JAX detects (SLURM, Open MPI, Kubernetes, "
+        "Cloud TPU; JAX_COORDINATOR_ADDRESS)",
+    )
     t.add_argument(
         "--resume",
         action="store_true",

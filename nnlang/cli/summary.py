@@ -6,7 +6,10 @@ parameters, non-trainable state (batch-norm running averages), FLOPs, the nodes 
 non-trainable, where non-trainable is the state plus any parameters the train section
 freezes, with the bytes of each. A model with a symbolic axis has its FLOPs and
 activations printed as a formula of the axis, or as figures for ``--set T=128``.
-Front end only: imports no Flax or JAX.
+When the train section (or ``--set``) asks for several devices (`devices`, `mesh`),
+the bytes each device holds: its share of the parameters and optimizer state (split
+over the mesh's `model` axis FSDP-style, or whole) and of one step's activations (its
+share of `batch`). Front end only: imports no Flax or JAX.
 """
 
 from __future__ import annotations
@@ -90,18 +93,31 @@ def _frozen_by(expr: Any, g: Any) -> set[str] | None:
     return {node_of(p) for p in select(paths, list(quiet)).selected}
 
 
+#: the train settings `summary` reads for its per-device figures (`--set mesh=...`)
+DEVICE_SETTINGS = ("devices", "mesh", "shard", "batch", "optimizer")
+#: optimizer state arrays per parameter array (moments), by optimizer; `momentum > 0`
+#: adds one to `sgd` and `rmsprop`, `centered` one to `rmsprop`
+MOMENTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adagrad": 1}
+MOMENTS |= {"adam": 2, "adamw": 2, "adabelief": 2, "lamb": 2}
+
+
 def _split_axes(file: str, sets: list[str]) -> tuple[list[str], dict[str, Any]]:
     """``--set`` items as (model arguments, axis values): a key that names no parameter
-    of a model or block in the file may be a symbolic axis (checked after the build)."""
+    of a model or block in the file may be a symbolic axis (checked after the build).
+    The train settings of :data:`DEVICE_SETTINGS` are under the key ``""``."""
     from nnlang.graph.overrides import parse_override, setting_value, split_set
     from nnlang.graph.program import load
 
     program = load(file)
     params = {p.name for d in program.decls.values() for p in d.params}
     keep, axes = [], {}
+    settings: dict[str, Any] = {}
+    axes[""] = ("", settings)
     for item in sets:
         key, value = split_set(item)
-        if key in params or not key.isidentifier():
+        if key in DEVICE_SETTINGS and key not in params:
+            settings[key] = parse_override(key, value, program.sources)
+        elif key in params or not key.isidentifier():
             keep.append(item)
         else:
             axes[key] = (item, setting_value(program, parse_override(key, value)))
@@ -113,6 +129,7 @@ def _graph_and_axes(a: argparse.Namespace) -> tuple[Any, dict[str, int]]:
     from nnlang.diagnostics import Diagnostic, NNError
 
     keep, axes = _split_axes(a.file, a.set or [])
+    a.device_sets = axes.pop("")[1]
     g = build(a.file, a.model, sets=keep, budget=budget_of(a))
     if any(k not in g.symbols for k in axes):  # not an axis: the build's own error
         g = build(a.file, a.model, sets=a.set, budget=budget_of(a))
@@ -166,6 +183,8 @@ def cmd_summary(a: argparse.Namespace) -> int:
         for r in rows:
             r["frozen"] = r["params"] > 0 and r["name"] in frozen
     totals = totals_of(g, rows, env)
+    if (dev := per_device(train, g, rows, totals, a.device_sets)) is not None:
+        totals["per_device"] = dev
     params_of = {r["name"]: r["params"] for r in rows}
     phases = [
         {"name": n, "frozen": sorted(f), "frozen_params": sum(params_of.get(x, 0) for x in f)}
@@ -199,6 +218,71 @@ def cmd_summary(a: argparse.Namespace) -> int:
             )
         )
     return EXIT_OK
+
+
+def per_device(
+    train: Any, g: Any, rows: list[dict[str, Any]], totals: dict[str, Any], sets: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What each device holds when the train section (with ``sets``, the `--set`
+    expressions of :data:`DEVICE_SETTINGS`) asks for several devices: its parameter
+    and optimizer-state bytes (a node's parameters split over the mesh's `model` axis
+    unless a `shard` rule keeps them whole; an array that no axis of which the `model`
+    size divides stays whole in the run, so this is the least it can be) and its share
+    of one step's activations. None for one device or `devices = all`."""
+    from nnlang.diagnostics import Reporter
+    from nnlang.graph.evaluate import word_or_value
+    from nnlang.train import devices as D
+    from nnlang.train import parts
+
+    written = {s.key: s.value for s in (train.settings if train else ()) if hasattr(s, "key")}
+    if "devices" in sets and "mesh" not in sets:
+        written.pop("mesh", None)  # as `--devices N` over a written mesh in `train`
+    given = {**written, **sets}
+    quiet, rep = (lambda *a, **k: None), Reporter()
+
+    def value(key: str, default: Any) -> Any:
+        return word_or_value(given[key], rep, None) if key in given else default
+
+    mesh = D.mesh_setting(quiet, given["mesh"], value("mesh", None)) if "mesh" in given else None
+    n = D.mesh_devices(mesh) or value("devices", 1)
+    batch = value("batch", 32)
+    if not isinstance(n, int) or n <= 1 or not isinstance(batch, int) or rep.errors:
+        return None
+    m = (mesh or {}).get("model", 1)
+    rules = D.shard_setting(quiet, given["shard"], None) if "shard" in given else None
+    decided: dict[str, str | None] = {}  # node -> its first rule's "model" or None
+    for pattern, rule in rules or ():
+        for r in rows:
+            if r["params"] and parts.matches(pattern, f"{r['name']}.*"):
+                decided.setdefault(r["name"], rule)
+    whole = {k for k, v in decided.items() if v is None}
+    size = totals["params_bytes"] // max(totals["params"], 1) if totals["params"] else 4
+    held = sum(r["params"] if r["name"] in whole else -(-r["params"] // m) for r in rows)
+    opt = given.get("optimizer")
+    name = getattr(opt, "func", getattr(opt, "id", "adam"))
+    moments = MOMENTS.get(name)
+    kw = {k.name: k.value for k in getattr(opt, "kwargs", ())}
+    if moments is not None and name in ("sgd", "rmsprop"):
+        moments += _positive(kw.get("momentum")) + (name == "rmsprop" and _true(kw.get("centered")))
+    share = batch // (mesh.get("data", 1) if mesh else n)
+    act = totals.get("activation_bytes")
+    return {
+        "devices": n,
+        "mesh": mesh or {"data": n},
+        "batch_per_device": share,
+        "param_bytes": (held + sum(r["state"] for r in rows)) * size,
+        "optimizer": name,
+        "optimizer_state_bytes": None if moments is None else moments * held * size,
+        "activation_bytes": None if act is None else act * share,
+    }
+
+
+def _positive(e: Any) -> bool:
+    return bool(getattr(e, "value", 0))
+
+
+def _true(e: Any) -> bool:
+    return getattr(e, "id", "") == "true" or getattr(e, "value", False) is True
 
 
 def _print_table(
@@ -261,6 +345,16 @@ def _print_table(
     else:
         con.print(f"FLOPs per sample: {totals['flops']:,}")
         con.print(f"Activations per sample: {_bytes(totals['activation_bytes'])}")
+    if (d := totals.get("per_device")) is not None:
+        axes = " × ".join(f"{k} {v}" for k, v in d["mesh"].items())
+        opt = d["optimizer_state_bytes"]
+        act = d["activation_bytes"]
+        con.print(
+            f"Per device ({d['devices']} devices, mesh {axes}; {d['batch_per_device']} "
+            f"examples of each batch): params {_bytes(d['param_bytes'])}"
+            + (f", {d['optimizer']} state {_bytes(opt)}" if opt is not None else "")
+            + (f", activations {_bytes(act)}" if act is not None else "")
+        )
 
 
 def _bytes(n: float) -> str:

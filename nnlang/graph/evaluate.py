@@ -204,6 +204,9 @@ class Evaluator:
         if isinstance(e, A.ListExpr):
             items_l = [self.value(i, scope) for i in e.items]
             return POISON if any(isinstance(i, Poison) for i in items_l) else items_l
+        if isinstance(e, A.DictExpr):  # a plain dict, keys in written order
+            d = {en.key: self.value(en.value, scope) for en in e.entries}
+            return POISON if any(isinstance(v, Poison) for v in d.values()) else d
         if isinstance(e, A.UnaryOp):
             return self.unary(e, scope)
         if isinstance(e, A.BinOp):

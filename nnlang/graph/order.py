@@ -42,6 +42,9 @@ def free_names(e: Any) -> set[str]:
         elif isinstance(x, (A.TupleExpr, A.ListExpr)):
             for i in x.items:
                 walk(i)
+        elif isinstance(x, A.DictExpr):
+            for en in x.entries:
+                walk(en.value)
         elif isinstance(x, A.BinOp):
             walk(x.left)
             walk(x.right)

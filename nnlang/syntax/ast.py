@@ -61,6 +61,21 @@ class ListExpr:
 
 
 @dataclass(frozen=True)
+class Entry:
+    key: str  # a name or a string's text
+    key_span: Span
+    value: Expr
+
+
+@dataclass(frozen=True)
+class DictExpr:
+    """`{name: expr, "pattern": expr}`: a mapping of distinct keys, in written order."""
+
+    entries: tuple[Entry, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class BinOp:
     op: str  # + - * / // % ** == != < <= > >= and or
     left: Expr
@@ -90,7 +105,7 @@ class Pipeline:
     span: Span
 
 
-Expr = Num | Str | Bool | Name | Call | TupleExpr | ListExpr | BinOp | UnaryOp | Pipeline
+Expr = Num | Str | Bool | Name | Call | TupleExpr | ListExpr | DictExpr | BinOp | UnaryOp | Pipeline
 
 
 # ------------------------------------------------------------------ statements

@@ -27,10 +27,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-OPEN, CLOSE = {"LPAR", "LSQB", "LBRACE"}, {"RPAR", "RSQB", "RBRACE"}
+#: a dictionary's braces (``{data: 2}``) are told from a block's by what precedes them
+#: (:func:`tokens` renames them): they lay out like brackets, not blocks
+OPEN, CLOSE = {"LPAR", "LSQB", "LBRACE", "LDICT"}, {"RPAR", "RSQB", "RBRACE", "RDICT"}
 BINARY = {"ARROW", "COMP_OP", "POW", "STAR", "MUL_OP", "ADD_OP", "EQUAL", "AND", "OR"}
 #: a line ending in one of these continues on the next
-CONTINUES = BINARY | {"COMMA", "LPAR", "LSQB", "NOT", "COLON"}
+CONTINUES = BINARY | {"COMMA", "LPAR", "LSQB", "LDICT", "NOT", "COLON"}
+#: a `{` after one of these opens a dictionary (an expression starts there)
+STARTS_EXPR = BINARY | {"COMMA", "LPAR", "LSQB", "LDICT", "COLON", "NOT", "IF"}
 KEYWORDS = {"MODEL", "BLOCK", "TRAIN", "STEP", "INPUT", "OUTPUT", "SHARED", "IF", "ELSE"}
 KEYWORDS |= {"IMPORT", "NOT"}
 
@@ -53,11 +57,22 @@ def _lexer() -> Any:
 
 
 def tokens(text: str) -> list[Tok]:
-    """Every token but whitespace, comments included (a lexing error raises Lark's)."""
-    out = []
+    """Every token but whitespace, comments included (a lexing error raises Lark's); a
+    dictionary's braces are ``LDICT``/``RDICT``."""
+    out: list[Tok] = []
+    braces: list[bool] = []  # open braces: whether each is a dictionary's
+    last = ""  # the type of the last token that is not a comment
     for t in _lexer().lex(text, dont_ignore=True):
-        if t.type != "WS":
-            out.append(Tok(t.type, str(t), int(t.line or 0), int(t.column or 1)))
+        if t.type == "WS":
+            continue
+        kind = t.type
+        if kind == "LBRACE":
+            braces.append(last in STARTS_EXPR)
+            kind = "LDICT" if braces[-1] else kind
+        elif kind == "RBRACE" and braces:
+            kind = "RDICT" if braces.pop() else kind
+        out.append(Tok(kind, str(t), int(t.line or 0), int(t.column or 1)))
+        last = kind if kind != "COMMENT" else last
     return out
 
 
@@ -123,9 +138,9 @@ def format_text(text: str) -> str:
                 braces += 1
             elif t.type == "RBRACE":
                 braces = max(braces - 1, 0)
-            elif t.type in ("LPAR", "LSQB"):
+            elif t.type in ("LPAR", "LSQB", "LDICT"):
                 brackets += 1
-            elif t.type in ("RPAR", "RSQB"):
+            elif t.type in ("RPAR", "RSQB", "RDICT"):
                 brackets = max(brackets - 1, 0)
         code = [t for t in ln.toks if t.type != "COMMENT"]
         prev_last = code[-1] if code else prev_last
@@ -136,7 +151,9 @@ def format_text(text: str) -> str:
     new_indent = 0
     for ln, body in zip(lines, texts, strict=True):
         if ln.continuation:  # its written offset from the statement, at least 4
-            least = 0 if ln.toks[0].type in ("RPAR", "RSQB") else 4  # `) {` closing a header
+            least = (
+                0 if ln.toks[0].type in ("RPAR", "RSQB", "RDICT") else 4
+            )  # `) {` closing a header
             indent = new_indent + max(ln.indent - head_indent, least)
         else:
             indent = 4 * ln.depth

@@ -12,7 +12,7 @@ from typing import Any
 
 from lark import Token, Transformer, v_args
 
-from nnlang.diagnostics import Diagnostic, Span
+from nnlang.diagnostics import Diagnostic, Label, Span
 from nnlang.syntax import ast as A
 
 
@@ -122,6 +122,29 @@ class ToAST(Transformer[Token, Any]):
     @v_args(meta=True)
     def list(self, meta: Any, c: list[Any]) -> A.ListExpr:
         return A.ListExpr(tuple(x for x in c if not isinstance(x, Token)), self._s(meta))
+
+    def entry(self, c: list[Any]) -> A.Entry:
+        key = _unescape(str(c[0])) if c[0].type == "STRING" else str(c[0])
+        return A.Entry(key, self._t(c[0]), c[2])
+
+    @v_args(meta=True)
+    def dict(self, meta: Any, c: list[Any]) -> A.DictExpr:
+        entries = tuple(x for x in c if isinstance(x, A.Entry))
+        first: dict[str, Span] = {}
+        for en in entries:
+            if en.key in first:
+                self.errors.append(
+                    Diagnostic(
+                        "E102",
+                        f"key `{en.key}` is given twice in one `{{...}}`",
+                        en.key_span,
+                        label="given again here",
+                        secondary=[Label(first[en.key], "first given here")],
+                        help="each key of a `{key: value, ...}` appears once",
+                    )
+                )
+            first.setdefault(en.key, en.key_span)
+        return A.DictExpr(entries, self._s(meta))
 
     # operators --------------------------------------------------------------
     @v_args(meta=True)

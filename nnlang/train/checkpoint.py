@@ -54,7 +54,12 @@ class Held:
 def held(state: Any) -> Held:
     """``state`` as host arrays that later steps cannot change (the device buffers are
     donated to the next step): the best epoch's weights, kept until the next save."""
-    return Held(jax.tree.map(lambda x: np.array(x, copy=True), to_arrays(state)))
+
+    def keep(x: Any) -> Any:  # arrays spread over other processes stay on the devices
+        addressable = not isinstance(x, jax.Array) or x.is_fully_addressable
+        return np.array(x, copy=True) if addressable or x.is_fully_replicated else jnp.copy(x)
+
+    return Held(jax.tree.map(keep, to_arrays(state)))
 
 
 def from_arrays(state: Any, arrays: dict[str, Any]) -> Any:
@@ -206,7 +211,8 @@ class Checkpoints:
                     force=True,
                 )
                 self.manager.wait_until_finished()
-                _empty_trash(self.directory)
+                if jax.process_index() == 0:  # one process empties what Orbax renamed away
+                    _empty_trash(self.directory)
         except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise bare ValueError/Exception
             env = environment_error(e, self.directory / str(step))
             if env is None:

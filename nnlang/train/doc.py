@@ -137,6 +137,8 @@ _SETTING_TYPE_TEXT = {
     "names": "a name or a list of names",
     "str": "name or string",
     "devices": "`all` or integer",
+    "mesh": "`{axis: size, ...}`",
+    "shard": "`{pattern: model or none, ...}`",
 }
 
 #: What an unset setting means (those whose default is None).
@@ -147,6 +149,8 @@ _UNSET_TEXT = {
     "monitor": "`val_loss` (`loss` without a validation split)",
     "patience": "no early stopping",
     "init_from": "fresh initialisation",
+    "mesh": "one axis, `data`, over `devices`",
+    "shard": "FSDP-style: each parameter's largest axis the `model` size divides",
 }
 
 

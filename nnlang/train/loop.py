@@ -168,7 +168,7 @@ class Engine:
         good = why == 0
         state = keep_if(live & good, new, state)
         if self.dp is not None:
-            state = self.dp.keep_replicated(state)
+            state = self.dp.keep_placed(state)
         skip = self.spec.nonfinite == "skip"
         skipped = guard.skipped + (live & ~good & skip).astype(jnp.int32)
         halt = live & ~good & ((not skip) | (skipped > allowed))

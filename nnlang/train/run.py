@@ -31,7 +31,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
-from nnlang.train import datainit, finetune, phaserun, sharding, tblog
+from nnlang.train import datainit, finetune, hosts, phaserun, sharding, tblog
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
@@ -191,6 +191,14 @@ def _train(
     s = setup(file, model, sets, budget)
     spec, graph = s.spec, s.graph
     base = Path(out) if out else Path("runs") / Path(file).stem
+    if hosts.current().count > 1 and not out:  # every process must name the same folder
+        raise NNError(
+            Diagnostic(
+                "E706",
+                "a run of several processes needs `--out DIR`, one folder all of them reach",
+                help="give every process the same --out (a shared file system across machines)",
+            )
+        )
     if resume:
         run = base if (base / "checkpoints").is_dir() else latest_run_dir(base)
         if run is None:
@@ -234,13 +242,17 @@ def _train(
         "max_epochs": max_epochs,
         "curves": curves,
     }
+    hosts.barrier("nnlang-run-dir")  # each process chose the folder before any made it
     run.mkdir(parents=True, exist_ok=True)
-    lock = RunLock.acquire(run)  # E510 while another process trains into it
+    # E510 while another process trains into it; a distributed run's other processes
+    # write no logs (train.hosts) and take no lock
+    lock = RunLock.acquire(run) if hosts.primary() else None
     try:
         return _train_locked(s, run, resume, data, engines, monitor, sets, plan, **options)
     finally:
         tblog.close(run)  # however the run ended (paused, interrupted, diverged)
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _train_locked(
@@ -264,9 +276,10 @@ def _train_locked(
     has_val = "val" in data.splits
     if resume:
         confine_run(run)  # E511: nothing in it may lead out of it or block a reader
-    dropped = discard_incomplete(run / "checkpoints")
+    dropped = discard_incomplete(run / "checkpoints") if hosts.primary() else []
     if dropped:
         notice(f"removed an incomplete checkpoint left by a killed run: {', '.join(dropped)}")
+    hosts.barrier("nnlang-checkpoints")
     ckpts = Checkpoints(run / "checkpoints", keep=spec.keep)
     specs, engine = phaserun.specs_of(spec), engines[-1]
     state = engines[0].state
@@ -351,11 +364,11 @@ def _train_locked(
             latest_is_best,
         )
         write_result(run, test, stopped, prog.epoch, best_info)
-        if curves:  # asked for: matplotlib's import and drawing cost ~1-2 s a run
+        if curves and hosts.primary():  # asked for: matplotlib's import and drawing ~1-2 s
             plot_curves(prog.history, run / "curves.png")
     ckpts.close()
     nnx_model = _merge_model(engines[prog.phase], result_state)
-    if stopped in ("finished", "early_stop"):
+    if stopped in ("finished", "early_stop") and hosts.primary():
         write_maps(graph, nnx_model, run)
     return RunResult(
         run,

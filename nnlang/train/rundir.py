@@ -43,7 +43,7 @@ from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.fsio import Escape, atomic_write_bytes, atomic_write_text, confined_tree, read_confined
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
-from nnlang.train import tblog
+from nnlang.train import hosts, tblog
 from nnlang.train.data import Normalizer, normalizers_npz, read_normalizers_npz
 from nnlang.train.loop import Data
 from nnlang.train.plots import pyplot
@@ -84,6 +84,8 @@ def write_settings(
     sets: list[str],
 ) -> None:
     """settings.json, sources/ and normalizer.npz, written when a run starts."""
+    if not hosts.primary():  # a distributed run's logs: process 0's (train.hosts)
+        return
     settings = {
         "model": graph.name,
         "model_args": model_args,
@@ -224,6 +226,8 @@ def write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
     the restored checkpoint covers. Done whenever a run starts or resumes, so lines
     appended after the last checkpoint by a killed process are dropped, and the epochs
     trained again are written once."""
+    if not hosts.primary():  # a distributed run's logs: process 0's (train.hosts)
+        return
     atomic_write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
     tblog.rewrite(run, history)
 
@@ -231,6 +235,8 @@ def write_metrics(run: Path, history: list[dict[str, Any]]) -> None:
 def append_metrics(run: Path, history: list[dict[str, Any]]) -> None:
     """The one place an epoch's record is written: ``history[-1]``, just ended, appended
     to metrics.jsonl and logged to the run's TensorBoard event files (:mod:`tblog`)."""
+    if not hosts.primary():  # a distributed run's logs: process 0's (train.hosts)
+        return
     with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(history[-1]) + "\n")
     tblog.log_epoch(run, history, len(history) - 1)
@@ -397,6 +403,8 @@ def write_result(
     epochs: int,
     best: dict[str, Any] | None = None,
 ) -> None:
+    if not hosts.primary():  # a distributed run's logs: process 0's (train.hosts)
+        return
     tblog.close(run)
     doc: dict[str, Any] = {"test": test, "stopped": stopped, "epochs": epochs}
     if best is not None:
@@ -407,6 +415,8 @@ def write_result(
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """curves.png: one panel per metric, training and validation in fixed colours
     (skipped with a notice without matplotlib)."""
+    if not hosts.primary():  # a distributed run's logs: process 0's (train.hosts)
+        return
     if not history or pyplot(path.name) is None:
         return
     from nnlang.train.curves import draw

@@ -29,7 +29,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, names, int, float, str, patterns, groups, devices
+    kind: str  # call, calls, loss, names, int, float, str, patterns, groups, devices, mesh, shard
     doc: str
     default: Any = None
     required: bool = False
@@ -84,6 +84,20 @@ SETTINGS: dict[str, Setting] = {
             "them, the model replicated): `all` or a number; `--devices N` sets it",
             1,
             min=1,
+        ),
+        Setting(
+            "mesh",
+            "mesh",
+            "the devices as named axes, e.g. `{data: 2, model: 2}`: the batch split over "
+            "`data`, parameters and optimizer state over `model` (FSDP-style); it takes "
+            "the product of the sizes as its devices",
+        ),
+        Setting(
+            "shard",
+            "shard",
+            "with a `model` axis: which parameters are split over it, "
+            "`{pattern: model or none}` (layer or block names, quoted globs; the first "
+            "pattern that selects a parameter decides, the rest are split FSDP-style)",
         ),
         Setting("epochs", "int", "passes over the training split", 10, min=1),
         Setting(

@@ -22,6 +22,7 @@ from nnlang.graph.evaluate import POISON, word_or_value
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
 from nnlang.syntax import ast as A
+from nnlang.train import devices as D
 from nnlang.train import losses
 from nnlang.train import phases as P
 from nnlang.train import steps as S
@@ -102,6 +103,8 @@ class TrainSpec:
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
     devices: int | str = 1  # an int or "all" (train.devices)
+    mesh: dict[str, int] | None = None  # named axis sizes, `data` then `model` (train.devices)
+    shard: tuple[tuple[str, str | None], ...] = ()  # (pattern, "model" or None) rules
     rule_schedule: CallSpec | None = None  # the local rule's parameter (SOM radius)
     spans: dict[str, Span] = field(default_factory=dict)
     #: `step` blocks, run in this order each iteration (empty: one step of `loss`)
@@ -359,6 +362,8 @@ def build_spec(
     for k, x in (overrides or {}).items():
         settings[k] = x
         spans[k] = x.span
+    if "devices" in (overrides or {}) and "mesh" not in (overrides or {}):
+        settings.pop("mesh", None)  # `--devices N` over a written mesh: data parallel on N
     if step_decls and "loss" in settings:
         sb.err(
             "E403",
@@ -390,6 +395,8 @@ def build_spec(
         elif setting.kind in ("patterns", "groups"):
             v = parts_setting(sb.err, sb.consts, key, e, graph, setting.kind == "groups", _BAD)
             v = _BAD if v is None else v
+        elif setting.kind in ("mesh", "shard"):  # train.devices
+            v = D.read_setting(sb.err, setting.kind, e, ev, graph, _BAD)
         elif setting.kind == "calls":
             cat, word = CATALOGS[key]
             v = sb.calls(key, e, catalog=cat, word=word, tensors=2 if key == "metrics" else 0)
@@ -457,6 +464,10 @@ def build_spec(
         spec.metrics = [m if m.tensors else replace(m, tensors=pair) for m in spec.metrics]
     if spec.monitor is not None and not check_monitor(spec, rep):
         return None
+    if spec.mesh and isinstance(spec.devices, int) and "devices" in spans:
+        if spec.devices != D.mesh_devices(spec.mesh):
+            rep.add(D.conflict(spec, spec.devices))
+            return None
     if isinstance(spec.devices, int) and (d := batch_error(spec, spec.devices)):
         rep.add(d)  # `devices = all` is checked when the run knows its devices
         return None

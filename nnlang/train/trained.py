@@ -77,7 +77,9 @@ class TrainedRun:
             )
         shapes = {p.name: tuple(p.type.shape) for p in s.graph.inputs}
         # eval, predict and export run on one device, whatever the run trained on
-        engine = make_engine(s.graph, replace(s.spec, devices=1), net, s.spec.batch, shapes)
+        engine = make_engine(
+            s.graph, replace(s.spec, devices=1, mesh=None), net, s.spec.batch, shapes
+        )
         state, _ = ck.restore(step, engine.state, what=f"model `{s.graph.name}`")
         ck.close()
         return cls(run, s, engine, state, step)
