@@ -137,6 +137,7 @@ _SETTING_TYPE_TEXT = {
     "names": "a name or a list of names",
     "str": "name or string",
     "devices": "`all` or integer",
+    "size": 'bytes, or a string with a unit (`"512 MiB"`)',
 }
 
 #: What an unset setting means (those whose default is None).
@@ -147,6 +148,7 @@ _UNSET_TEXT = {
     "monitor": "`val_loss` (`loss` without a validation split)",
     "patience": "no early stopping",
     "init_from": "fresh initialisation",
+    "stream_memory": "half the device's memory",
 }
 
 

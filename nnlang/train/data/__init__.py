@@ -13,7 +13,7 @@ when asked for, ``val`` and ``test``), with one row per example in each. Sources
   with Pillow and cached (:mod:`nnlang.train.data.images`).
 - ``binary_patterns``: random ±1 patterns and noisy probes (Hopfield memories).
 - ``csv``, ``parquet`` (through pyarrow: typed columns, categories, a missing-value
-  policy), ``npz``, ``idx``: files, resolved against the .nn file's directory and
+  policy), ``npz``, ``idx``, ``npy`` (memory-mapped, :mod:`nnlang.train.data.lazy`): files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
 
 Splits are carved with numpy's ``Generator`` seeded by ``seed``: deterministic, and
@@ -36,6 +36,7 @@ from nnlang.train.data.dataset import (
     validate,
 )
 from nnlang.train.data.images import _images_source  # noqa: F401  (declares)
+from nnlang.train.data.lazy import Rows, materialise
 from nnlang.train.data.normalizers import (
     Normalizer,
     fit_normalizer,
@@ -57,12 +58,14 @@ __all__ = [
     "SPLITS",
     "Dataset",
     "Normalizer",
+    "Rows",
     "bind_inputs",
     "check_class_labels",
     "confine",
     "dataset_from",
     "fit_normalizer",
     "load_data",
+    "materialise",
     "normalize",
     "normalize_from",
     "normalizers_npz",
