@@ -300,6 +300,14 @@ def _train_locked(
     )
     if engine.dp is not None and progress:
         print(f"training on {sharding.describe(engine.dp)}", file=sys.stderr, flush=True)
+    if data.streamed and progress:
+        size = sum(a.nbytes for a in data.splits["train"].values()) / 2**20
+        print(
+            f"streaming the training split through Grain ({data.size('train'):,} examples, "
+            f"{size:.1f} MiB)",
+            file=sys.stderr,
+            flush=True,
+        )
     total = phaserun.offsets(engines, specs)[-1]
     bar = Progress(total, phaserun.position(engines, specs, prog), progress)
     names = phaserun.names_of(spec)

@@ -56,7 +56,9 @@ def bind_inputs(
             a = arrays[key]
             if hasattr(a, "fitted"):  # rows on disk (data.lazy.Rows): fitted as they are read
                 try:
-                    arrays[key] = a.fitted(target, dtype, what=what, source=f"{source} ({split} split)")
+                    arrays[key] = a.fitted(
+                        target, dtype, what=what, source=f"{source} ({split} split)"
+                    )
                 except Misfit as e:
                     raise ArgError("E407", e.message, help=e.help) from None
                 continue

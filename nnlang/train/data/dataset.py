@@ -12,6 +12,7 @@ import numpy as np
 
 from nnlang.diagnostics import ArgError
 from nnlang.train.catalog import Entry
+from nnlang.train.data.rows import first_nonfinite
 
 SOURCES: dict[str, Entry] = {}
 NORMALIZERS: dict[str, Entry] = {}
@@ -59,9 +60,7 @@ def validate(ds: Dataset) -> None:
                 raise ArgError("E407", f"the {split} split has no array `{key}`")
             if not np.issubdtype(a.dtype, np.floating):
                 continue
-            if not isinstance(a, np.ndarray):  # rows on disk (data.lazy): chunk by chunk
-                from nnlang.train.data.lazy import first_nonfinite
-
+            if not isinstance(a, np.ndarray):  # rows on disk (data.rows): chunk by chunk
                 at = first_nonfinite(a)
                 bad = None if at is None else np.array(at)
             elif not np.isfinite(a).all():

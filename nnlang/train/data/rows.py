@@ -1,27 +1,22 @@
 """Rows read from disk when asked for: :class:`Rows`, a view of a memory-mapped ``.npy``
-array (a subset of its rows, a dtype, the normalizers applied on read), and the ``npy``
-source that makes them. A streamed run (``stream``, :mod:`nnlang.train.stream`) reads a
+array (a subset of its rows, a dtype, the normalizers applied on read), as the ``npy``
+source (:mod:`nnlang.train.data.arrays`) makes them. A streamed run (``stream``, :mod:`nnlang.train.stream`) reads a
 batch of rows at a time and never holds the whole array; an in-memory run materialises
 it once (:func:`materialise`). Checks and statistics over a :class:`Rows` run chunk by
 chunk (:func:`chunks`).
 
-Nothing is unpickled: ``np.load(..., allow_pickle=False, mmap_mode="r")``.
+Imports NumPy and :mod:`nnlang.fitting` only (the data modules import it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnlang.diagnostics import ArgError
-from nnlang.train.catalog import Param, declare
-from nnlang.train.data.dataset import SOURCES, Dataset
-from nnlang.train.data.sources import _existing, _unreadable
-from nnlang.train.data.splits import _SEED, _TEST, _VAL, _class_meta, _make
+from nnlang.fitting import cast, np_dtype
 
 #: rows read at a time by the chunked checks and statistics
 CHUNK_ROWS = 4096
@@ -89,8 +84,6 @@ class Rows:
     ) -> Rows:
         """Input binding's reshape and cast (:func:`nnlang.fitting.cast`'s rule, its
         checks run chunk by chunk), applied as rows are read."""
-        from nnlang.fitting import cast, np_dtype
-
         out = self if row_shape is None else replace(self, row_shape=tuple(row_shape))
         target = np_dtype(dtype)
         if out.dtype == target:
@@ -147,56 +140,3 @@ def extremes(a: Rows, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         lo = p_lo if lo is None else np.minimum(lo, p_lo)
         hi = p_hi if hi is None else np.maximum(hi, p_hi)
     return np.asarray(lo, np.float64), np.asarray(hi, np.float64)
-
-
-def _features_dtype(dt: np.dtype) -> np.dtype:
-    """As the npz source casts: float64 -> float32, int64 -> int32, bool -> float32."""
-    if dt == np.float64 or dt == np.bool_:
-        return np.dtype(np.float32)
-    if dt == np.int64 or dt == np.uint64:
-        return np.dtype(np.int32)
-    return dt
-
-
-def _open(root: Path, path: str, arg: str) -> np.ndarray:
-    file = _existing(root, path, arg)
-    try:
-        a = np.load(file, allow_pickle=False, mmap_mode="r")
-    except (OSError, ValueError, EOFError) as e:
-        raise _unreadable(path, e, arg) from None
-    if not isinstance(a, np.ndarray) or a.ndim == 0:
-        raise ArgError(
-            "E407", f"`{path}` is not one .npy array with one row per example", arg=arg
-        )
-    return a
-
-
-@declare(
-    SOURCES,
-    "npy",
-    "NumPy `.npy` files, one per array, memory-mapped: features under `x` and, unless "
-    "`label` is omitted, labels (read whole: one value per example). The features are read "
-    "from disk when used, so a data set larger than memory can be streamed (`stream`); "
-    "an in-memory run reads them once.",
-    Param("x", "str", doc=".npy file of the features, relative to the .nn file"),
-    Param("label", "str", None, ".npy file of the labels (none: unlabelled data)"),
-    _TEST,
-    _VAL,
-    _SEED,
-)
-def _npy_source(
-    root: Path, x: str, label: str | None, test: float, val: float, seed: int
-) -> Dataset:
-    xs = _open(root, x, "x")
-    arrays: dict[str, Any] = {"x": Rows(xs, _features_dtype(xs.dtype))}
-    meta: dict[str, Any] = {"source": "npy", "path": x, "task": "none"}
-    if label is not None:
-        y = np.asarray(_open(root, label, "label"))
-        y = y.astype(np.int32 if np.issubdtype(y.dtype, np.integer) else np.float32)
-        if len(y) != len(xs):
-            raise ArgError(
-                "E407", f"`{x}` has {len(xs)} rows but `{label}` has {len(y)} labels", arg="label"
-            )
-        arrays["label"] = y
-        meta.update(_class_meta(y))
-    return _make(arrays, "label" if label is not None else None, test, val, seed, meta)
