@@ -84,6 +84,19 @@ class Feed:
         options = grain.ReadOptions(num_threads=READ_THREADS, prefetch_buffer_size=PREFETCH)
         return ds.to_iter_dataset(options)
 
+    def _placed(self, batch: dict[str, np.ndarray]) -> Any:
+        """A host batch as the step takes it: as it is on one device; split over the
+        mesh with `devices`; with several processes, each one's share made one global
+        batch (``jax.make_array_from_process_local_data``)."""
+        dp = self.engine.dp
+        if dp is None:
+            return batch
+        if self.shard.shard_count > 1:
+            return {
+                k: jax.make_array_from_process_local_data(dp.split, v) for k, v in batch.items()
+            }
+        return jax.device_put(batch, dp.split)
+
     def place(self) -> dict[str, Any] | None:
         """Where the iterator stands, for the progress record of a checkpoint."""
         if self._at is None:
@@ -130,7 +143,7 @@ class Feed:
         e, a = np.int32(epoch), np.int32(allowed)
         i = start
         for n, i in enumerate(range(start, end), 1):
-            batch = next(self._it)
+            batch = self._placed(next(self._it))
             state, guard = self._step(state, guard, batch, e, np.int32(i), a)
             if n % 32 == 0 and int(guard.why):  # halted: the run stops here
                 break
