@@ -157,8 +157,18 @@ def test_interrupt_mid_epoch_resumes_from_the_iterator_state(tmp_path, monkeypat
     ckpts.close()
     assert rec["stream"]["epoch"] == 1 and rec["stream"]["iterator"] is not None, rec
     monkeypatch.setattr(stream.Feed, "run", run_chunk)
+    built = []
+    pipeline = stream.Feed.pipeline
+    monkeypatch.setattr(
+        stream.Feed,
+        "pipeline",
+        lambda self, e, first=0: built.append((e, first)) or pipeline(self, e, first),
+    )
     again = train(file, out=tmp_path / "run", progress=False, sets=sets, resume=True)
     assert again.stopped == "finished"
+    # the epoch's pipeline from its first batch, moved on by the saved iterator state
+    # (not a pipeline started at the step the checkpoint was written at)
+    assert built == [(1, 0)], built
     assert_same(final_arrays(ref.run_dir), final_arrays(again.run_dir))
 
 
