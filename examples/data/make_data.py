@@ -65,6 +65,9 @@ def main() -> None:
         x_test=images[few[150:]],
         y_test=parity[few[150:]],
     )
+    # one .npy file per array, memory-mapped by the `npy` source (streaming, docs/scale.md)
+    np.save(HERE / "digits_x.npy", images)
+    np.save(HERE / "digits_y.npy", labels.astype(np.int8))
     # two targets: the digit and whether it is even or odd
     np.savez_compressed(
         HERE / "digits_parity.npz", x=images, digit=labels, parity=(labels % 2).astype(np.int32)

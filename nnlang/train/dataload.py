@@ -33,6 +33,9 @@ class Data:
     mapping: dict[str, str]  # model input -> dataset feature key
     normalizers: dict[str, data_lib.Normalizer]
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the training split is streamed (``stream``): its arrays may be rows on disk
+    #: (:class:`data_lib.Rows`), read batch by batch by :mod:`nnlang.train.stream`
+    streamed: bool = False
 
     def size(self, split: str) -> int:
         arrays = self.splits.get(split)
@@ -66,10 +69,44 @@ def _normalized(spec: TrainSpec, mapping: dict[str, str]) -> list[str]:
     return list(mapping.values()) if named is None else [mapping[n] for n in named]
 
 
-def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
+def streams(spec: TrainSpec, nbytes: int, memory: int | None) -> bool:
+    """Whether the run streams its training split (``stream``): always with `on`, with
+    `auto` when the data (``nbytes``, every split) is larger than ``stream_memory`` or,
+    unset, half of ``memory`` (the device's, or the host's). E705 at the setting when
+    streaming needs Grain and it is not installed."""
+    import importlib.util
+
+    from nnlang.graph.checks import host_memory
+
+    if spec.stream == "off":
+        return False
+    limit = spec.stream_memory
+    if limit is None:
+        memory = memory or host_memory()
+        limit = None if memory is None else memory // 2
+    if spec.stream == "auto" and (limit is None or nbytes <= limit):
+        return False
+    if importlib.util.find_spec("grain") is None:
+        why = "`stream = on`" if spec.stream == "on" else f"data of {nbytes:,} bytes"
+        raise NNError(
+            Diagnostic(
+                "E705",
+                f"streaming the training data ({why}) needs Grain, which is not installed",
+                spec.spans.get("stream", spec.data.span),
+                help="pip install 'nnlang[stream]' (from a source checkout: pip install -e "
+                "'.[stream]'), or `stream = off` to hold the data in memory",
+            )
+        )
+    return True
+
+
+def load(graph: Graph, spec: TrainSpec, root: Path, memory: int | None = None) -> Data:
     """Load, bind and normalise the data; every problem is a diagnostic naming the
     setting, file or model input, before any compute. ``root`` is the .nn file's
-    folder (:func:`data_root` gives the folder the data is read in)."""
+    folder (:func:`data_root` gives the folder the data is read in). ``memory`` is what
+    the data would be put in (a device's memory; None: the host's), for ``stream = auto``.
+    A streamed run keeps rows on disk (the ``npy`` source) there; any other reads them
+    into memory once."""
     root = data_root(spec, root)
     try:
         ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
@@ -107,11 +144,16 @@ def load(graph: Graph, spec: TrainSpec, root: Path) -> Data:
         named = {inp: arrays[key] for inp, key in mapping.items()}
         named.update({k: arrays[k] for k in ds.label_keys if k in arrays})
         splits[split] = named
+    nbytes = sum(a.nbytes for arrays in splits.values() for a in arrays.values())
+    streamed = streams(spec, nbytes, memory)
+    if not streamed:
+        splits = {k: data_lib.materialise(v) for k, v in splits.items()}
     return Data(
         splits,
         mapping,
         {inp: norms[key] for inp, key in mapping.items() if key in norms},
         dict(ds.meta),
+        streamed,
     )
 
 

@@ -139,6 +139,7 @@ _SETTING_TYPE_TEXT = {
     "devices": "`all` or integer",
     "mesh": "`{axis: size, ...}`",
     "shard": "`{pattern: model or none, ...}`",
+    "size": 'bytes, or a string with a unit (`"512 MiB"`)',
 }
 
 #: What an unset setting means (those whose default is None).
@@ -151,6 +152,7 @@ _UNSET_TEXT = {
     "init_from": "fresh initialisation",
     "mesh": "one axis, `data`, over `devices`",
     "shard": "FSDP-style: each parameter's largest axis the `model` size divides",
+    "stream_memory": "half the device's memory",
 }
 
 

@@ -8,6 +8,9 @@ line in metrics.jsonl is appended when an epoch ends; a resumed run rewrites the
 from the checkpoint's history first (``rundir.write_metrics``), so an epoch a killed
 run listed after its last checkpoint is not listed twice.
 
+A streamed run (``stream``) takes its batches from a :class:`nnlang.train.stream.Feed`,
+whose place in the epoch is part of the progress record.
+
 May import NumPy, ``diagnostics``, ``train.checkpoint``, ``train.loop``,
 ``train.progress`` and ``train.spec``.
 """
@@ -43,6 +46,8 @@ class TrainProgress:
     bad_epochs: int = 0  # epochs since it last improved
     train_seconds: float = 0.0
     phase: int = 0  # the phase it is in (`phase` blocks; 0 without them)
+    #: a streamed run's place in the epoch's Grain pipeline (train.stream.Feed.place)
+    stream: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,7 @@ class TrainProgress:
             "bad_epochs": self.bad_epochs,
             "train_seconds": self.train_seconds,
             "phase": self.phase,
+            **({"stream": self.stream} if self.stream is not None else {}),
         }
 
     @classmethod
@@ -71,6 +77,7 @@ class TrainProgress:
             bad_epochs=rec.get("bad_epochs", 0),
             train_seconds=float(rec.get("train_seconds", 0.0)),
             phase=int(rec.get("phase", 0)),
+            stream=rec.get("stream"),
         )
 
 
@@ -123,6 +130,8 @@ class EpochLoop:
     #: epoch were saved
     pending: tuple[int, Any, dict[str, Any], float] | None = None
     last_save: float = field(default_factory=time.monotonic)
+    #: a streamed run's batches (train.stream.Feed; None: the split is on the device)
+    feed: Any = None
 
     def run_until_stop(self, state: Any, p: TrainProgress) -> tuple[Any, str]:
         """Train from ``p`` on, updating it; returns the state and why it stopped:
@@ -146,7 +155,11 @@ class EpochLoop:
             start, end = p.step_in_epoch, min(spe, p.step_in_epoch + self.chunk_steps)
             t0 = time.perf_counter()
             allowed = spec.max_skipped - p.skipped
-            state, c = engine.run(state, self.train_arrays, p.epoch, start, end, allowed)
+            if self.feed is None:
+                state, c = engine.run(state, self.train_arrays, p.epoch, start, end, allowed)
+            else:
+                state, c = self.feed.run(state, p.epoch, start, end, allowed, p.stream)
+                p.stream = self.feed.place()
             p.train_seconds += time.perf_counter() - t0
             if flag.signal == signal.SIGHUP:  # the terminal is gone: writing to it would fail
                 self.bar.silence()

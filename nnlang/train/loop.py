@@ -160,6 +160,19 @@ class Engine:
         b = self.spec.batch
         idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
         batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
+        return self.guarded_batch(state, guard, batch, epoch, i, allowed)
+
+    def guarded_batch(
+        self,
+        state: Any,
+        guard: Guard,
+        batch: dict[str, jax.Array],
+        epoch: jax.Array,
+        i: jax.Array,
+        allowed: jax.Array,
+    ) -> tuple[Any, Guard]:
+        """Step ``i`` of ``epoch`` on ``batch`` (:meth:`_guarded_step`'s, or one a
+        streamed run read from disk, :mod:`nnlang.train.stream`)."""
         if self.dp is not None:  # each device its share of the batch (train.sharding)
             batch = self.dp.split_batch(batch)
         key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
@@ -217,6 +230,11 @@ class Engine:
                 )
                 if n % 32 == 0 and int(guard.why):  # halted: the rest would be no-ops
                     break
+        return self.chunk_of(state, guard, start)
+
+    def chunk_of(self, state: Any, guard: Guard, start: int) -> tuple[Any, Chunk]:
+        """What a chunk of steps from ``start`` did, with the check of the state it
+        ends with (see :meth:`run`)."""
         why, bad, bad_loss = int(guard.why), start + int(guard.done), float(guard.bad_loss)
         if not bool(self.state_finite(state)):  # the last applied update made it so
             why, bad, bad_loss = 3, max(int(guard.last), start), float(guard.last_loss)

@@ -213,7 +213,8 @@ def _train(
             warn_if_other(run, json.loads((run / "settings.json").read_text("utf-8")))
     else:
         run = base if out and not (base / "checkpoints").exists() else next_run_dir(base)
-    data = load_data(graph, spec, s.program.root)
+    device = device_memory()
+    data = load_data(graph, spec, s.program.root, None if device is None else device[0])
     if "train" not in data.splits:  # pragma: no cover - validated by the data layer
         raise NNError(Diagnostic("E407", "the data has no training split", spec.data.span))
     plan = None
@@ -306,9 +307,20 @@ def _train_locked(
     # metrics.jsonl holds exactly the epochs the checkpoint covers (lines a killed run
     # wrote after its last checkpoint are dropped, so no epoch is listed twice)
     write_metrics(run, prog.history)
-    train_arrays = sharding.place(engine.dp, data.splits["train"])
+    # a streamed split stays where it is (train.stream reads it batch by batch)
+    train_arrays = (
+        data.splits["train"] if data.streamed else sharding.place(engine.dp, data.splits["train"])
+    )
     if engine.dp is not None and progress:
         print(f"training on {sharding.describe(engine.dp)}", file=sys.stderr, flush=True)
+    if data.streamed and progress:
+        size = sum(a.nbytes for a in data.splits["train"].values()) / 2**20
+        print(
+            f"streaming the training split through Grain ({data.size('train'):,} examples, "
+            f"{size:.1f} MiB)",
+            file=sys.stderr,
+            flush=True,
+        )
     total = phaserun.offsets(engines, specs)[-1]
     bar = Progress(total, phaserun.position(engines, specs, prog), progress)
     names = phaserun.names_of(spec)
@@ -330,6 +342,10 @@ def _train_locked(
         )
         loop.offset, loop.phase = phaserun.offsets(engines, specs)[k], names[k]
         loop.scored = k == len(engines) - 1
+        if data.streamed:
+            from nnlang.train.stream import Feed  # Grain: the optional `stream` extra
+
+            loop.feed = Feed(engines[k], train_arrays)
         return loop
 
     try:

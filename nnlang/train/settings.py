@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
+from nnlang.diagnostics import ArgError, Diagnostic, NNError, did_you_mean
 from nnlang.graph.overrides import parse_override, setting_value, split_set
 from nnlang.graph.program import Program
-from nnlang.signature import Param, check_value
+from nnlang.signature import Param, check_value, format_value
 from nnlang.syntax import ast as A
 from nnlang.train import augment, data, metrics, optim
 from nnlang.train import rule_metrics as _rule_metrics  # noqa: F401  (declares metrics)
@@ -29,7 +29,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, names, int, float, str, patterns, groups, devices, mesh, shard
+    kind: str  # call, calls, loss, names, int, float, str, patterns, groups, devices, mesh, shard, size
     doc: str
     default: Any = None
     required: bool = False
@@ -197,6 +197,22 @@ SETTINGS: dict[str, Setting] = {
             choices=("stop", "skip"),
         ),
         Setting(
+            "stream",
+            "str",
+            "`on`: the training split is read from the data source batch by batch through "
+            "Grain (shuffled, sharded per host, prefetched) instead of held on the device; "
+            "`auto`: stream when the data is larger than `stream_memory`; `off`: never",
+            "auto",
+            choices=("auto", "on", "off"),
+        ),
+        Setting(
+            "stream_memory",
+            "size",
+            'with `stream = auto`: the data size above which it streams, e.g. `"512 MiB"` '
+            "(default: half the memory of the device the data would be put on)",
+            None,
+        ),
+        Setting(
             "max_skipped",
             "int",
             "with `nonfinite = skip`: steps that may be skipped in one epoch; one more stops the run (E501)",
@@ -221,6 +237,8 @@ CATALOGS: dict[str, tuple[Catalog, str]] = {
 def check_scalar(s: Setting, v: Any) -> Any:
     """A scalar setting's value checked by the one binder's value rule; the problem is
     raised as :class:`~nnlang.diagnostics.ArgError`. `devices` is `all` or an integer."""
+    if s.kind == "size":
+        return parse_size(v)
     if s.kind == "devices":
         if v == "all":
             return v
@@ -234,6 +252,33 @@ def check_scalar(s: Setting, v: Any) -> Any:
         choices=s.choices,
     )
     return check_value(None, param, v)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+
+
+def parse_size(v: Any) -> int:
+    """A size in bytes: a number, or a string of a number and a unit (`"512 MiB"`,
+    `"2GB"`); E202 (raised as :class:`~nnlang.diagnostics.ArgError`) otherwise."""
+    import re
+
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        n, unit = float(v), ""
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(v))
+        if m is None or m.group(2).lower() not in _UNITS:
+            raise ArgError(
+                "E202",
+                f"{format_value(v)} is not a size",
+                help='a number of bytes or a string with a unit: "512 MiB", "2 GB" '
+                "(units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)",
+            )
+        n, unit = float(m.group(1)), m.group(2).lower()
+    size = n * _UNITS[unit]
+    if not size >= 1 or size != size or size == float("inf"):
+        raise ArgError("E202", f"the size {format_value(v)} is not at least one byte")
+    return int(size)
 
 
 # ---------------------------------------------------------------- --set

@@ -102,6 +102,8 @@ class TrainSpec:
     lr_groups: tuple[tuple[str, float], ...] = ()  # (pattern, lr multiplier)
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
+    stream: str = "auto"  # "auto" | "on" | "off": see SETTINGS (train.stream)
+    stream_memory: int | None = None  # bytes; None: half the memory the data would go to
     devices: int | str = 1  # an int or "all" (train.devices)
     mesh: dict[str, int] | None = None  # named axis sizes, `data` then `model` (train.devices)
     shard: tuple[tuple[str, str | None], ...] = ()  # (pattern, "model" or None) rules

@@ -13,7 +13,7 @@ when asked for, ``val`` and ``test``), with one row per example in each. Sources
   with Pillow and cached (:mod:`nnlang.train.data.images`).
 - ``binary_patterns``: random ±1 patterns and noisy probes (Hopfield memories).
 - ``csv``, ``parquet`` (through pyarrow: typed columns, categories, a missing-value
-  policy), ``npz``, ``idx``: files, resolved against the .nn file's directory and
+  policy), ``npz``, ``idx``, ``npy`` (memory-mapped, :mod:`nnlang.train.data.rows`): files, resolved against the .nn file's directory and
   confined to it (:func:`confine`).
 
 Splits are carved with numpy's ``Generator`` seeded by ``seed``: deterministic, and
@@ -45,6 +45,7 @@ from nnlang.train.data.normalizers import (
     read_normalizers_npz,
 )
 from nnlang.train.data.patterns import _binary_patterns  # noqa: F401  (declares)
+from nnlang.train.data.rows import Rows, materialise
 from nnlang.train.data.sources import confine, dataset_from, load_data
 from nnlang.train.data.splits import split_indices
 from nnlang.train.data.tables import _csv_source  # noqa: F401  (declares)
@@ -57,12 +58,14 @@ __all__ = [
     "SPLITS",
     "Dataset",
     "Normalizer",
+    "Rows",
     "bind_inputs",
     "check_class_labels",
     "confine",
     "dataset_from",
     "fit_normalizer",
     "load_data",
+    "materialise",
     "normalize",
     "normalize_from",
     "normalizers_npz",

@@ -1,4 +1,5 @@
-"""Array-file sources: NumPy ``.npz`` archives and IDX files (the MNIST format).
+"""Array-file sources: NumPy ``.npz`` archives, ``.npy`` files (memory-mapped: rows read
+when used, :mod:`nnlang.train.data.rows`) and IDX files (the MNIST format).
 Nothing is unpickled: ``np.load(..., allow_pickle=False)``."""
 
 from __future__ import annotations
@@ -8,14 +9,24 @@ import math
 import zipfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nnlang.diagnostics import ArgError, did_you_mean
 from nnlang.train.catalog import Param, declare
 from nnlang.train.data.dataset import SOURCES, Dataset
+from nnlang.train.data.rows import Rows
 from nnlang.train.data.sources import _existing, _unreadable
-from nnlang.train.data.splits import _SEED, _TEST_AUTO, _VAL, _class_meta, _make, _test_fraction
+from nnlang.train.data.splits import (
+    _SEED,
+    _TEST,
+    _TEST_AUTO,
+    _VAL,
+    _class_meta,
+    _make,
+    _test_fraction,
+)
 
 
 # ---------------------------------------------------------------------------- npz
@@ -188,6 +199,58 @@ def _npz_multi(
         arrays, names[0], _test_fraction(test, False), val, seed, meta, feature_keys=tuple(xs)
     )
     return replace(ds, label_keys=tuple(names))
+
+
+# ---------------------------------------------------------------------------- npy
+def _features_dtype(dt: np.dtype) -> np.dtype:
+    """As the npz source casts: float64 -> float32, int64 -> int32, bool -> float32."""
+    if dt == np.float64 or dt == np.bool_:
+        return np.dtype(np.float32)
+    if dt == np.int64 or dt == np.uint64:
+        return np.dtype(np.int32)
+    return dt
+
+
+def _open(root: Path, path: str, arg: str) -> np.ndarray:
+    file = _existing(root, path, arg)
+    try:
+        a = np.load(file, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as e:
+        raise _unreadable(path, e, arg) from None
+    if not isinstance(a, np.ndarray) or a.ndim == 0:
+        raise ArgError("E407", f"`{path}` is not one .npy array with one row per example", arg=arg)
+    return a
+
+
+@declare(
+    SOURCES,
+    "npy",
+    "NumPy `.npy` files, one per array, memory-mapped: features under `x` and, unless "
+    "`label` is omitted, labels (read whole: one value per example). The features are read "
+    "from disk when used, so a data set larger than memory can be streamed (`stream`); "
+    "an in-memory run reads them once.",
+    Param("x", "str", doc=".npy file of the features, relative to the .nn file"),
+    Param("label", "str", None, ".npy file of the labels (none: unlabelled data)"),
+    _TEST,
+    _VAL,
+    _SEED,
+)
+def _npy_source(
+    root: Path, x: str, label: str | None, test: float, val: float, seed: int
+) -> Dataset:
+    xs = _open(root, x, "x")
+    arrays: dict[str, Any] = {"x": Rows(xs, _features_dtype(xs.dtype))}
+    meta: dict[str, Any] = {"source": "npy", "path": x, "task": "none"}
+    if label is not None:
+        y = np.asarray(_open(root, label, "label"))
+        y = y.astype(np.int32 if np.issubdtype(y.dtype, np.integer) else np.float32)
+        if len(y) != len(xs):
+            raise ArgError(
+                "E407", f"`{x}` has {len(xs)} rows but `{label}` has {len(y)} labels", arg="label"
+            )
+        arrays["label"] = y
+        meta.update(_class_meta(y))
+    return _make(arrays, "label" if label is not None else None, test, val, seed, meta)
 
 
 # ---------------------------------------------------------------------------- idx

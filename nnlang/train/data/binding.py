@@ -54,6 +54,14 @@ def bind_inputs(
             ) from None
         for split, arrays in ds.splits.items():
             a = arrays[key]
+            if hasattr(a, "fitted"):  # rows on disk (data.lazy.Rows): fitted as they are read
+                try:
+                    arrays[key] = a.fitted(
+                        target, dtype, what=what, source=f"{source} ({split} split)"
+                    )
+                except Misfit as e:
+                    raise ArgError("E407", e.message, help=e.help) from None
+                continue
             if target is not None:
                 a = a.reshape((len(a), *target))
             try:

@@ -12,6 +12,7 @@ import numpy as np
 
 from nnlang.diagnostics import ArgError
 from nnlang.train.catalog import Entry
+from nnlang.train.data.rows import first_nonfinite
 
 SOURCES: dict[str, Entry] = {}
 NORMALIZERS: dict[str, Entry] = {}
@@ -57,14 +58,22 @@ def validate(ds: Dataset) -> None:
             a = arrays.get(key)
             if a is None:
                 raise ArgError("E407", f"the {split} split has no array `{key}`")
-            if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            if not np.issubdtype(a.dtype, np.floating):
+                continue
+            if not isinstance(a, np.ndarray):  # rows on disk (data.rows): chunk by chunk
+                at = first_nonfinite(a)
+                bad = None if at is None else np.array(at)
+            elif not np.isfinite(a).all():
                 bad = np.argwhere(~np.isfinite(a))[0]
+            else:
+                bad = None
+            if bad is not None:
                 where = f"example {bad[0]}" + (
                     f", position {list(map(int, bad[1:]))}" if len(bad) > 1 else ""
                 )
                 raise ArgError(
                     "E407",
-                    f"`{key}` in the {split} split has a non-finite value ({a[tuple(bad)]}) at {where}",
+                    f"`{key}` in the {split} split has a non-finite value ({np.asarray(a[bad[:1]])[0][tuple(bad[1:])]}) at {where}",
                     help="remove or fill in missing values before training",
                 )
 

@@ -13,6 +13,7 @@ import numpy as np
 from nnlang.diagnostics import ArgError
 from nnlang.train.catalog import Entry, Param, declare, resolve
 from nnlang.train.data.dataset import NORMALIZERS, Dataset
+from nnlang.train.data.rows import extremes, moments
 
 
 # ---------------------------------------------------------------------- normalizers
@@ -78,8 +79,11 @@ _INPUTS = Param(
 )
 def _standardize(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     ax = _axes(per, x.ndim)
-    mean = x.mean(axis=ax, keepdims=True, dtype=np.float64)
-    std = x.std(axis=ax, keepdims=True, dtype=np.float64)
+    if isinstance(x, np.ndarray):
+        mean = x.mean(axis=ax, keepdims=True, dtype=np.float64)
+        std = x.std(axis=ax, keepdims=True, dtype=np.float64)
+    else:  # rows on disk (data.rows): two passes, a chunk at a time
+        mean, std = moments(x, ax)
     std[std == 0] = 1.0  # constant features (digits' corner pixels) stay at 0
     return mean[0], 1.0 / std[0]
 
@@ -93,8 +97,12 @@ def _standardize(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
 )
 def _minmax(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     ax = _axes(per, x.ndim)
-    lo = x.min(axis=ax, keepdims=True).astype(np.float64)
-    span = x.max(axis=ax, keepdims=True).astype(np.float64) - lo
+    if isinstance(x, np.ndarray):
+        lo = x.min(axis=ax, keepdims=True).astype(np.float64)
+        span = x.max(axis=ax, keepdims=True).astype(np.float64) - lo
+    else:  # rows on disk (data.rows): a chunk at a time
+        lo, hi = extremes(x, ax)
+        span = hi - lo
     span[span == 0] = 1.0
     return lo[0], 1.0 / span[0]
 
@@ -147,7 +155,7 @@ def fit_normalizer(
 
 
 def _fit(entry: Entry, bound: Mapping[str, Any], train_x: np.ndarray) -> Normalizer:
-    x = np.asarray(train_x)
+    x = train_x if hasattr(train_x, "mapped") else np.asarray(train_x)  # data.rows.Rows stay
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ArgError("E403", f"cannot normalize {x.dtype} data")
     if x.shape[0] == 0:
@@ -184,6 +192,7 @@ def normalize_from(
             continue  # token ids and other integer inputs are not normalised
         norm = _fit(entry, bound, ds.splits["train"][key])
         for arrays in ds.splits.values():
-            arrays[key] = norm.apply(arrays[key])
+            a = arrays[key]  # rows on disk (data.rows.Rows) are normalised as they are read
+            arrays[key] = a.mapped(norm.apply) if hasattr(a, "mapped") else norm.apply(a)
         out[key] = norm
     return out
