@@ -35,7 +35,7 @@ from nnlang.train import augment as augment_lib
 from nnlang.train import multistep, optim, sharding, trainable
 from nnlang.train import rules as rules_lib
 from nnlang.train.dataload import Data, arg_error, load  # noqa: F401  (re-exported)
-from nnlang.train.guard import Chunk, Guard, all_finite, keep_if
+from nnlang.train.guard import Chunk, Guard, all_finite, keep_if, pack_scalars, unpack_scalars
 from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
 from nnlang.train.objective import evaluate_loss
 from nnlang.train.spec import CallSpec, TrainSpec
@@ -89,6 +89,7 @@ class Engine:
         key = jax.random.key(self.spec.seed)
         self.data_key, self.aug_key = jax.random.split(jax.random.fold_in(key, 1))
         self.fused = fused_epochs(self.graph)
+        self.pack = True
         self.filters = tuple(multistep.step_filter(self.graph, st.update) for st in self.spec.steps)
         self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
         self.one_step = jax.jit(self._guarded_step, donate_argnums=(0,))
@@ -247,7 +248,23 @@ class Engine:
             st, g = self._guarded_step(st, g, arrays, perm, epoch, i, allowed)
             return i + 1, st, g
 
-        _, state, guard = jax.lax.while_loop(cond, body, (start, state, guard))
+        if not self.pack:
+            _, state, guard = jax.lax.while_loop(cond, body, (start, state, guard))
+            return state, guard
+        # the small leaves of the carry in one array (guard.pack_scalars)
+        _, _, layout = pack_scalars((start, state, guard))
+
+        def packed_cond(c: tuple[Any, Any]) -> jax.Array:
+            return cond(unpack_scalars(*c, layout))
+
+        def packed_body(c: tuple[Any, Any]) -> tuple[Any, Any]:
+            rest, packed, _ = pack_scalars(body(unpack_scalars(*c, layout)))
+            return rest, packed
+
+        rest, packed, _ = pack_scalars((start, state, guard))
+        _, state, guard = unpack_scalars(
+            *jax.lax.while_loop(packed_cond, packed_body, (rest, packed)), layout
+        )
         return state, guard
 
     # evaluation ----------------------------------------------------------------
