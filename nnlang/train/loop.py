@@ -91,7 +91,7 @@ class Engine:
         self.fused = fused_epochs(self.graph)
         self.pack = True
         self.filters = tuple(multistep.step_filter(self.graph, st.update) for st in self.spec.steps)
-        self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
+        self.run_chunk = jax.jit(self._run_checked, donate_argnums=(0,))
         self.one_step = jax.jit(self._guarded_step, donate_argnums=(0,))
         self.epoch_order = jax.jit(self.permutation)
         self.state_finite = jax.jit(all_finite)
@@ -206,7 +206,7 @@ class Engine:
         if self.dp is not None:  # a state made elsewhere (initialisers, a phase before)
             state = self.dp.put(state)
         if self.fused:
-            state, guard = self.run_chunk(
+            state, guard, finite = self.run_chunk(
                 state, guard, arrays, np.int32(epoch), np.int32(start), np.int32(end), allowed
             )
         else:
@@ -218,12 +218,21 @@ class Engine:
                 )
                 if n % 32 == 0 and int(guard.why):  # halted: the rest would be no-ops
                     break
+            finite = self.state_finite(state)
+        # one transfer of the counters (each read of a device scalar costs a dispatch)
+        guard, finite = jax.device_get((guard, finite))
         why, bad, bad_loss = int(guard.why), start + int(guard.done), float(guard.bad_loss)
-        if not bool(self.state_finite(state)):  # the last applied update made it so
+        if not bool(finite):  # the last applied update made it so
             why, bad, bad_loss = 3, max(int(guard.last), start), float(guard.last_loss)
         return state, Chunk(
             int(guard.done), int(guard.skipped), why, float(guard.total), bad, bad_loss
         )
+
+    def _run_checked(self, state: Any, *args: Any) -> tuple[Any, Guard, jax.Array]:
+        """:meth:`_run_chunk`, and whether the state it ends with is finite (one program:
+        no second dispatch per chunk)."""
+        state, guard = self._run_chunk(state, *args)
+        return state, guard, all_finite(state)
 
     def _run_chunk(
         self,
