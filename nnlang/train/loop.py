@@ -261,7 +261,7 @@ class Engine:
             _, state, guard = jax.lax.while_loop(cond, body, (start, state, guard))
             return state, guard
         # the small leaves of the carry in one array (guard.pack_scalars)
-        _, _, layout = pack_scalars((start, state, guard))
+        rest, packed, layout = pack_scalars((start, state, guard))
 
         def packed_cond(c: tuple[Any, Any]) -> jax.Array:
             return cond(unpack_scalars(*c, layout))
@@ -270,7 +270,6 @@ class Engine:
             rest, packed, _ = pack_scalars(body(unpack_scalars(*c, layout)))
             return rest, packed
 
-        rest, packed, _ = pack_scalars((start, state, guard))
         _, state, guard = unpack_scalars(
             *jax.lax.while_loop(packed_cond, packed_body, (rest, packed)), layout
         )
