@@ -89,7 +89,7 @@ class Engine:
         key = jax.random.key(self.spec.seed)
         self.data_key, self.aug_key = jax.random.split(jax.random.fold_in(key, 1))
         self.fused = fused_epochs(self.graph)
-        self.pack = True
+        self.pack = True  # the carry's small leaves in one array (guard.pack_scalars)
         self.filters = tuple(multistep.step_filter(self.graph, st.update) for st in self.spec.steps)
         self.run_chunk = jax.jit(self._run_checked, donate_argnums=(0,))
         self.one_step = jax.jit(self._guarded_step, donate_argnums=(0,))
