@@ -75,8 +75,8 @@ traceback, and report it.
 | variable | effect |
 |---|---|
 | `NNLANG_DEBUG=1` | print the traceback of an internal error (E999) |
-| `NNLANG_NO_CACHE=1` | do not use JAX's persistent compilation cache (like `--no-cache`) |
-| `XDG_CACHE_HOME` | where the compilation cache lives: `$XDG_CACHE_HOME/nnlang/jax` (default `~/.cache/nnlang/jax`) |
+| `NNLANG_NO_CACHE=1` | do not use JAX's persistent compilation cache (like `--no-cache`), nor the cached parser tables |
+| `XDG_CACHE_HOME` | where the compilation cache lives: `$XDG_CACHE_HOME/nnlang/jax` (default `~/.cache/nnlang/jax`); the grammar's parser tables are kept as JSON beside it, in `nnlang/parser` |
 
 ## Verbs
 """

@@ -104,3 +104,46 @@ class Chunk:
     loss_sum: float
     bad: int = -1
     bad_loss: float = 0.0
+
+
+#: dtypes of the scalars :func:`pack_scalars` puts into one array (bitcast to uint32)
+_PACKED = (np.dtype(np.int32), np.dtype(np.uint32), np.dtype(np.float32))
+
+
+def pack_scalars(tree: Any) -> tuple[list[Any], jax.Array | None, Any]:
+    """A loop carry's small leaves as one ``uint32`` vector: every 32-bit scalar (the
+    optimizer's step counters, an injected learning rate, the loop index) and small
+    32-bit vector (the :class:`Guard`'s) bitcast and concatenated, the other leaves as
+    they are. XLA:CPU runs a kernel per output array of a loop body, at a fixed cost of
+    each: a step's updates of many counters become one kernel instead of one each
+    (the digits SOM, one sample per step: see bench/README.md). Bitcasts are exact;
+    :func:`unpack_scalars` gives back the same tree."""
+    leaves, treedef = jax.tree.flatten(tree)
+    small, rest, where = [], [], []
+    for x in leaves:
+        dt = getattr(x, "dtype", None)
+        plain = dt is not None and not jnp.issubdtype(dt, jax.dtypes.extended)
+        if plain and np.dtype(dt) in _PACKED and np.ndim(x) <= 1 and np.size(x) <= 8:
+            where.append((len(small), np.shape(x), np.dtype(dt)))
+            small.append(jax.lax.bitcast_convert_type(jnp.reshape(x, (-1,)), jnp.uint32))
+        else:
+            where.append((None, len(rest)))
+            rest.append(x)
+    packed = jnp.concatenate(small) if small else None
+    return rest, packed, (treedef, tuple(where))
+
+
+def unpack_scalars(rest: list[Any], packed: jax.Array | None, layout: Any) -> Any:
+    """The tree :func:`pack_scalars` packed."""
+    treedef, where = layout
+    sizes = [int(np.prod(w[1])) for w in where if w[0] is not None]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    leaves = []
+    for w in where:
+        if w[0] is None:
+            leaves.append(rest[w[1]])
+        else:
+            k, shape, dt = w
+            part = packed[offsets[k] : offsets[k + 1]]  # type: ignore[index]
+            leaves.append(jnp.reshape(jax.lax.bitcast_convert_type(part, dt), shape))
+    return jax.tree.unflatten(treedef, leaves)

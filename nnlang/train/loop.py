@@ -35,7 +35,7 @@ from nnlang.train import augment as augment_lib
 from nnlang.train import multistep, optim, sharding, trainable
 from nnlang.train import rules as rules_lib
 from nnlang.train.dataload import Data, arg_error, load  # noqa: F401  (re-exported)
-from nnlang.train.guard import Chunk, Guard, all_finite, keep_if
+from nnlang.train.guard import Chunk, Guard, all_finite, keep_if, pack_scalars, unpack_scalars
 from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
 from nnlang.train.objective import evaluate_loss
 from nnlang.train.spec import CallSpec, TrainSpec
@@ -89,8 +89,9 @@ class Engine:
         key = jax.random.key(self.spec.seed)
         self.data_key, self.aug_key = jax.random.split(jax.random.fold_in(key, 1))
         self.fused = fused_epochs(self.graph)
+        self.pack = True  # the carry's small leaves in one array (guard.pack_scalars)
         self.filters = tuple(multistep.step_filter(self.graph, st.update) for st in self.spec.steps)
-        self.run_chunk = jax.jit(self._run_chunk, donate_argnums=(0,))
+        self.run_chunk = jax.jit(self._run_checked, donate_argnums=(0,))
         self.one_step = jax.jit(self._guarded_step, donate_argnums=(0,))
         self.epoch_order = jax.jit(self.permutation)
         self.state_finite = jax.jit(all_finite)
@@ -218,7 +219,7 @@ class Engine:
         if self.dp is not None:  # a state made elsewhere (initialisers, a phase before)
             state = self.dp.put(state)
         if self.fused:
-            state, guard = self.run_chunk(
+            state, guard, finite = self.run_chunk(
                 state, guard, arrays, np.int32(epoch), np.int32(start), np.int32(end), allowed
             )
         else:
@@ -230,17 +231,30 @@ class Engine:
                 )
                 if n % 32 == 0 and int(guard.why):  # halted: the rest would be no-ops
                     break
-        return self.chunk_of(state, guard, start)
+            finite = self.state_finite(state)
+        return self.chunk_of(state, guard, start, finite)
 
-    def chunk_of(self, state: Any, guard: Guard, start: int) -> tuple[Any, Chunk]:
+    def chunk_of(
+        self, state: Any, guard: Guard, start: int, finite: Any = None
+    ) -> tuple[Any, Chunk]:
         """What a chunk of steps from ``start`` did, with the check of the state it
-        ends with (see :meth:`run`)."""
+        ends with (see :meth:`run`; ``finite``: that check when already made)."""
+        if finite is None:
+            finite = self.state_finite(state)
+        # one transfer of the counters (each read of a device scalar costs a dispatch)
+        guard, finite = jax.device_get((guard, finite))
         why, bad, bad_loss = int(guard.why), start + int(guard.done), float(guard.bad_loss)
-        if not bool(self.state_finite(state)):  # the last applied update made it so
+        if not bool(finite):  # the last applied update made it so
             why, bad, bad_loss = 3, max(int(guard.last), start), float(guard.last_loss)
         return state, Chunk(
             int(guard.done), int(guard.skipped), why, float(guard.total), bad, bad_loss
         )
+
+    def _run_checked(self, state: Any, *args: Any) -> tuple[Any, Guard, jax.Array]:
+        """:meth:`_run_chunk`, and whether the state it ends with is finite (one program:
+        no second dispatch per chunk)."""
+        state, guard = self._run_chunk(state, *args)
+        return state, guard, all_finite(state)
 
     def _run_chunk(
         self,
@@ -265,7 +279,22 @@ class Engine:
             st, g = self._guarded_step(st, g, arrays, perm, epoch, i, allowed)
             return i + 1, st, g
 
-        _, state, guard = jax.lax.while_loop(cond, body, (start, state, guard))
+        if not self.pack:
+            _, state, guard = jax.lax.while_loop(cond, body, (start, state, guard))
+            return state, guard
+        # the small leaves of the carry in one array (guard.pack_scalars)
+        rest, packed, layout = pack_scalars((start, state, guard))
+
+        def packed_cond(c: tuple[Any, Any]) -> jax.Array:
+            return cond(unpack_scalars(*c, layout))
+
+        def packed_body(c: tuple[Any, Any]) -> tuple[Any, Any]:
+            rest, packed, _ = pack_scalars(body(unpack_scalars(*c, layout)))
+            return rest, packed
+
+        _, state, guard = unpack_scalars(
+            *jax.lax.while_loop(packed_cond, packed_body, (rest, packed)), layout
+        )
         return state, guard
 
     # evaluation ----------------------------------------------------------------

@@ -67,7 +67,9 @@ def enable_compilation_cache(enabled: bool = True) -> None:
     try:
         base.mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(base))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        # every program, however quick to compile: the small ones of a run's start (the
+        # initial state, the data order) cost 5-100 ms each to compile again, 3-4 from here
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     except (OSError, AttributeError):  # read-only home: run without the cache
         pass
 
