@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
 from nnlang.train.checkpoint import Checkpoints, held
 from nnlang.train.guard import BAD, Chunk
@@ -43,6 +45,8 @@ class TrainProgress:
     bad_epochs: int = 0  # epochs since it last improved
     train_seconds: float = 0.0
     phase: int = 0  # the phase it is in (`phase` blocks; 0 without them)
+    #: the training metrics' statistics summed over the current epoch's applied steps
+    metric_sums: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,10 @@ class TrainProgress:
             "bad_epochs": self.bad_epochs,
             "train_seconds": self.train_seconds,
             "phase": self.phase,
+            "metric_sums": {
+                k: {s: np.asarray(v).tolist() for s, v in d.items()}
+                for k, d in self.metric_sums.items()
+            },
         }
 
     @classmethod
@@ -71,7 +79,18 @@ class TrainProgress:
             bad_epochs=rec.get("bad_epochs", 0),
             train_seconds=float(rec.get("train_seconds", 0.0)),
             phase=int(rec.get("phase", 0)),
+            metric_sums={
+                k: {s: np.asarray(v, np.float64) for s, v in d.items()}
+                for k, d in rec.get("metric_sums", {}).items()
+            },
         )
+
+    def add_metrics(self, sums: dict[str, dict[str, Any]]) -> None:
+        """Add a chunk's training-metric statistics (summed on the host in float64)."""
+        for k, d in sums.items():
+            mine = self.metric_sums.setdefault(k, {})
+            for s, v in d.items():
+                mine[s] = mine.get(s, 0.0) + np.asarray(v, np.float64)
 
 
 def monitor_of(spec: TrainSpec, engine: Engine, has_val: bool) -> tuple[str, bool]:
@@ -80,9 +99,10 @@ def monitor_of(spec: TrainSpec, engine: Engine, has_val: bool) -> tuple[str, boo
     monitor = spec.monitor or ("val_loss" if has_val else "loss")
     # The name was checked with the train section (`spec._check_monitor`); what only the
     # data tells is whether there is a validation split to measure it on.
-    if monitor != "loss" and not has_val:
-        hint = did_you_mean(monitor, ["loss"]) or "values reported per epoch: loss"
-        hint += "; metrics are measured on a validation split: add `val = 0.1` to the data source"
+    if monitor.startswith("val_") and not has_val:
+        train = ["loss", *(label(m) for m in engine.train_metrics)]
+        hint = did_you_mean(monitor, train) or f"values reported per epoch: {', '.join(train)}"
+        hint += "; validation values need a validation split: add `val = 0.1` to the data source"
         raise NNError(
             Diagnostic(
                 "E403",
@@ -156,6 +176,7 @@ class EpochLoop:
             p.loss_sum += c.loss_sum
             p.loss_steps += applied
             p.skipped += c.skipped
+            p.add_metrics(c.metrics)
             p.step_in_epoch = end
             loss = f"loss {c.loss_sum / max(applied, 1):.4f}"
             self.bar.update(c.done, loss, p.epoch + 1, epochs, self.phase)
@@ -164,6 +185,7 @@ class EpochLoop:
                 p.epoch, p.step_in_epoch = p.epoch + 1, 0
                 self.epochs_run += 1
                 p.loss_sum, p.loss_steps, p.skipped = 0.0, 0, 0
+                p.metric_sums = {}
                 score = _score(record, self.monitor)
                 improved = score is not None and (
                     p.best is None or (score > p.best if self.greater else score < p.best)
@@ -237,6 +259,9 @@ class EpochLoop:
         record["step"] = self.offset + (p.epoch + 1) * engine.steps_per_epoch
         if p.loss_steps:  # an epoch whose every step was skipped has no training loss
             record["loss"] = p.loss_sum / p.loss_steps
+            for m in engine.train_metrics:  # measured on the training batches, as they ran
+                if label(m) in p.metric_sums:
+                    record[label(m)] = m.finalize(p.metric_sums[label(m)])
         lr = current_lr(engine, state)
         if lr is not None:
             record["lr"] = lr

@@ -15,7 +15,7 @@ May import JAX and NumPy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -104,3 +104,5 @@ class Chunk:
     loss_sum: float
     bad: int = -1
     bad_loss: float = 0.0
+    #: the training metrics' statistics of the chunk's applied steps, by label (host arrays)
+    metrics: dict[str, Any] = field(default_factory=dict)

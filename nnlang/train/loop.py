@@ -76,6 +76,12 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.rule_sites = rules_lib.sites(self.graph)
+        #: the metrics also measured on the training batches, in the fused loop: none
+        #: for `step` blocks (each step its own outputs); no rule metric (a rule's
+        #: statistics are computed for evaluation only)
+        self.train_metrics = (
+            [] if self.spec.steps else [m for m in self.metrics if not m._rule_stat]
+        )
         self.model.train()
         self.wrt = nnx.Param if self.parts is None else self.parts.wrt
         for n in () if self.parts is None else self.parts.frozen_norms:
@@ -99,8 +105,10 @@ class Engine:
     # one step -------------------------------------------------------------------
     def _step(
         self, state: Any, batch: dict[str, jax.Array], key: jax.Array, it: Any = 0
-    ) -> tuple[Any, jax.Array, jax.Array]:
-        """One update, not yet applied. Returns (updated state, loss, why): ``why`` is 0
+    ) -> tuple[Any, jax.Array, jax.Array, dict[str, Any]]:
+        """One update, not yet applied. Returns (updated state, loss, why, the batch's
+        statistics of the training metrics (:attr:`train_metrics`), measured on the
+        outputs the loss saw): ``why`` is 0
         when the loss and the gradients are finite, else which was not (a key of
         :data:`BAD`); the caller keeps the updated state only when it is 0
         (:func:`keep_if`). Checking the gradients rather than the updated state lets XLA
@@ -128,35 +136,41 @@ class Engine:
                 self.filters,
                 it,
             )
-            return nnx.state((model, opt)), loss, jnp.where(ok, 0, 2)
+            return nnx.state((model, opt)), loss, jnp.where(ok, 0, 2), {}
 
         ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, key, train=True)
 
-        def loss_fn(m: Network) -> jax.Array:
+        def loss_fn(m: Network) -> tuple[jax.Array, dict[str, jax.Array]]:
             outs = rules_lib.run(m, {n: batch[n] for n in self.input_names}, self.rule_sites, ctx)
             params = nnx.state(m, nnx.Param)
-            return jnp.mean(evaluate_loss(self.spec.loss, {**batch, **outs}, params, b))
+            return jnp.mean(evaluate_loss(self.spec.loss, {**batch, **outs}, params, b)), outs
 
-        loss, grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, self.wrt))(model)
+        (loss, outs), grads = nnx.value_and_grad(
+            loss_fn, argnums=nnx.DiffState(0, self.wrt), has_aux=True
+        )(model)
         opt.update(model, grads)
         new = nnx.state((model, opt))
         why = jnp.where(jnp.isfinite(loss), jnp.where(all_finite(grads), 0, 2), 1)
-        return new, loss, why
+        env, ones = {**batch, **outs}, jnp.ones((b,), jnp.float32)
+        stats = {label(m): rules_lib.metric_stats(m, env, ones) for m in self.train_metrics}
+        return new, loss, why, stats
 
     def _guarded_step(
         self,
         state: Any,
         guard: Guard,
+        sums: dict[str, Any],
         arrays: dict[str, jax.Array],
         perm: jax.Array,
         epoch: jax.Array,
         i: jax.Array,
         allowed: jax.Array,
-    ) -> tuple[Any, Guard]:
+    ) -> tuple[Any, Guard, dict[str, Any]]:
         """Step ``i`` of an epoch whose data order is ``perm``, under the run's
         `nonfinite` policy. Once ``guard.why`` is set (a non-finite step under `stop`, or
         more than ``allowed`` skipped under `skip`) every later call changes nothing, so
-        the state stays the last good one without the host looking at every step."""
+        the state stays the last good one without the host looking at every step.
+        ``sums``: the training metrics' statistics of the applied steps so far."""
         b = self.spec.batch
         idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
         batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
@@ -164,22 +178,28 @@ class Engine:
             batch = self.dp.split_batch(batch)
         key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
         live = guard.why == 0
-        new, loss, why = self._step(state, batch, key, epoch * self.steps_per_epoch + i)
+        new, loss, why, stats = self._step(state, batch, key, epoch * self.steps_per_epoch + i)
         good = why == 0
         state = keep_if(live & good, new, state)
+        applied = live & good
+        sums = jax.tree.map(lambda a, s: a + jnp.where(applied, s, 0), sums, stats)
         if self.dp is not None:
             state = self.dp.keep_replicated(state)
         skip = self.spec.nonfinite == "skip"
         skipped = guard.skipped + (live & ~good & skip).astype(jnp.int32)
         halt = live & ~good & ((not skip) | (skipped > allowed))
-        return state, Guard.of(
-            done=guard.done + (live & ~halt).astype(jnp.int32),
-            skipped=jnp.where(halt, guard.skipped, skipped),
-            why=jnp.where(halt, why, guard.why),
-            last=jnp.where(live & good, i, guard.last),
-            total=guard.total + jnp.where(live & good, loss, 0.0),
-            bad_loss=jnp.where(halt | (live & ~good), loss, guard.bad_loss),
-            last_loss=jnp.where(live & good, loss, guard.last_loss),
+        return (
+            state,
+            Guard.of(
+                done=guard.done + (live & ~halt).astype(jnp.int32),
+                skipped=jnp.where(halt, guard.skipped, skipped),
+                why=jnp.where(halt, why, guard.why),
+                last=jnp.where(live & good, i, guard.last),
+                total=guard.total + jnp.where(live & good, loss, 0.0),
+                bad_loss=jnp.where(halt | (live & ~good), loss, guard.bad_loss),
+                last_loss=jnp.where(live & good, loss, guard.last_loss),
+            ),
+            sums,
         )
 
     def permutation(self, epoch: Any) -> jax.Array:
@@ -201,19 +221,26 @@ class Engine:
         with is checked too (one reduction per chunk): if an update made the weights
         non-finite from finite gradients, the chunk reports it (``why`` 3) and the
         caller must not save that state."""
-        guard = Guard.zero()
+        guard, sums = Guard.zero(), self.zero_sums()
         if self.dp is not None:  # a state made elsewhere (initialisers, a phase before)
             state = self.dp.put(state)
         if self.fused:
-            state, guard = self.run_chunk(
-                state, guard, arrays, np.int32(epoch), np.int32(start), np.int32(end), allowed
+            state, guard, sums = self.run_chunk(
+                state,
+                guard,
+                sums,
+                arrays,
+                np.int32(epoch),
+                np.int32(start),
+                np.int32(end),
+                allowed,
             )
         else:
             perm = self.epoch_order(np.int32(epoch))
             a = np.int32(allowed)
             for n, i in enumerate(range(start, end), 1):
-                state, guard = self.one_step(
-                    state, guard, arrays, perm, np.int32(epoch), np.int32(i), a
+                state, guard, sums = self.one_step(
+                    state, guard, sums, arrays, perm, np.int32(epoch), np.int32(i), a
                 )
                 if n % 32 == 0 and int(guard.why):  # halted: the rest would be no-ops
                     break
@@ -221,34 +248,45 @@ class Engine:
         if not bool(self.state_finite(state)):  # the last applied update made it so
             why, bad, bad_loss = 3, max(int(guard.last), start), float(guard.last_loss)
         return state, Chunk(
-            int(guard.done), int(guard.skipped), why, float(guard.total), bad, bad_loss
+            int(guard.done),
+            int(guard.skipped),
+            why,
+            float(guard.total),
+            bad,
+            bad_loss,
+            jax.device_get(sums),
         )
+
+    def zero_sums(self) -> dict[str, Any]:
+        """Zero statistics of the training metrics, by label."""
+        return {label(m): m.init() for m in self.train_metrics}
 
     def _run_chunk(
         self,
         state: Any,
         guard: Guard,
+        sums: dict[str, Any],
         arrays: dict[str, jax.Array],
         epoch: jax.Array,
         start: jax.Array,
         end: jax.Array,
         allowed: jax.Array,
-    ) -> tuple[Any, Guard]:
+    ) -> tuple[Any, Guard, dict[str, Any]]:
         """Steps [start, end) of ``epoch`` in one ``lax.while_loop``; ends early when
         the guard halts."""
         perm = self.permutation(epoch)
 
         def cond(c: tuple[Any, ...]) -> jax.Array:
-            i, _, g = c
+            i, _, g, _ = c
             return (i < end) & (g.why == 0)
 
         def body(c: tuple[Any, ...]) -> tuple[Any, ...]:
-            i, st, g = c
-            st, g = self._guarded_step(st, g, arrays, perm, epoch, i, allowed)
-            return i + 1, st, g
+            i, st, g, s = c
+            st, g, s = self._guarded_step(st, g, s, arrays, perm, epoch, i, allowed)
+            return i + 1, st, g, s
 
-        _, state, guard = jax.lax.while_loop(cond, body, (start, state, guard))
-        return state, guard
+        _, state, guard, sums = jax.lax.while_loop(cond, body, (start, state, guard, sums))
+        return state, guard, sums
 
     # evaluation ----------------------------------------------------------------
     def _eval_batch(
