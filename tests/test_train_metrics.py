@@ -1,6 +1,6 @@
 """Metrics measured on the training batches inside the fused epoch (issue 15): shown in
 the epoch lines, written to metrics.jsonl and TensorBoard, carried across chunks and
-checkpoints."""
+checkpoints; the model graph and parameter histograms in the TensorBoard event file."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def test_training_metrics_in_lines_jsonl_and_tensorboard(tmp_path, capsys) -> No
 
     f = write(tmp_path, "m.nn", NN.replace("OPT", "adam(lr = 1e-2)"))
     run = tmp_path / "r"
-    assert main(["train", str(f), "--out", str(run), "--set", "monitor=accuracy"]) == 0
+    sets = ["--set", "monitor=accuracy", "--set", "histograms=true"]
+    assert main(["train", str(f), "--out", str(run), *sets]) == 0
     err = capsys.readouterr().err
     hist = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert list(hist[0])[:5] == ["epoch", "step", "loss", "accuracy", "top_3"]
@@ -81,3 +82,58 @@ def test_training_metrics_in_lines_jsonl_and_tensorboard(tmp_path, capsys) -> No
     assert "highest `accuracy`" in json.loads((run / "result.json").read_text())["best"]["why"]
     tb = read_events(run / "tensorboard" / "train")
     assert tb["top_3"][2] == pytest.approx(hist[1]["top_3"], rel=1e-6)
+    # parameter histograms per epoch (histograms = true), read back from the event file
+    events = _events(run / "tensorboard" / "train")
+    histos = {(e.step, v.tag): v.histo for e in events for v in e.summary.value if v.histo.num}
+    assert {t for _, t in histos} == {
+        "dense/kernel",
+        "dense/bias",
+        "dense_1/kernel",
+        "dense_1/bias",
+    }
+    assert {s for s, _ in histos} == {1, 2} and histos[2, "dense/kernel"].num == 64 * 32
+    assert sum(histos[2, "dense_1/bias"].bucket) == 10
+    graphs = [e.graph_def for e in events if e.graph_def]
+    assert len(graphs) == 1 and "dense_1" in {n.name for n in _graph(graphs[0]).node}
+
+
+def _events(folder):
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = []
+    for f in sorted(folder.glob("events.out.tfevents.*")):
+        data, i = f.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i : i + 8])
+            out.append(event_pb2.Event.FromString(data[i + 12 : i + 12 + n]))
+            i += 16 + n
+    return out
+
+
+def _graph(raw: bytes):
+    from tensorboardX.proto import graph_pb2
+
+    return graph_pb2.GraphDef.FromString(raw)
+
+
+def test_graph_def_of_a_model_with_blocks() -> None:
+    """Every layer a node named by its id (a block's layers under their instance, so
+    TensorBoard groups them), the kind as op, edges from the call inputs, output types."""
+    from _util import ROOT
+
+    import nnlang
+    from nnlang.train.tblog import graph_def
+
+    graph = nnlang.build(ROOT / "examples" / "residual.nn")
+    g = _graph(graph_def(graph).SerializeToString())
+    nodes = {n.name: n for n in g.node}
+    assert set(nodes) == {n.id for n in graph.order()} | {f"output/{o.name}" for o in graph.outputs}
+    for n in graph.order():
+        assert nodes[n.id].op == n.kind_name
+        assert [i.split(":")[0] for i in nodes[n.id].input] == [s for s, _ in n.inputs]
+        dims = [d.size for d in nodes[n.id].attr["_output_shapes"].list.shape[0].dim]
+        assert dims[1:] == [d if isinstance(d, int) else -1 for d in n.out_types[0].shape]
+    assert any("/" in name for name in nodes)  # block layers are scoped by their instance
+    assert nodes[graph.order()[-1].id].attr["parameters"].i == graph.order()[-1].params

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
+from nnlang.train import tblog
 from nnlang.train.checkpoint import Checkpoints, held
 from nnlang.train.guard import BAD, Chunk
 from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label
@@ -274,6 +275,9 @@ class EpochLoop:
         record["seconds"] = round(p.train_seconds, 3)
         p.history.append(record)
         append_metrics(self.run, p.history)
+        if self.spec.histograms:
+            x = tblog.x_of(record, len(p.history) - 1)
+            tblog.log_histograms(self.run, x, engine.param_arrays(state))
         self.bar.epoch_line(
             ("" if self.phase is None else f"phase {self.phase}: ")
             + f"epoch {p.epoch + 1}/{epochs}  "

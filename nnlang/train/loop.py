@@ -257,6 +257,14 @@ class Engine:
             jax.device_get(sums),
         )
 
+    def param_arrays(self, state: Any) -> dict[str, np.ndarray]:
+        """The model's parameters as host arrays by path (`enc/dense/kernel`): one copy
+        from the device, for TensorBoard's histograms at an epoch's end."""
+        model, _ = nnx.merge(self.train_def, state)
+        flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+        named = {"/".join(str(getattr(k, "key", k)) for k in path): v for path, v in flat[0]}
+        return {k.removeprefix("layers/"): np.asarray(v) for k, v in jax.device_get(named).items()}
+
     def zero_sums(self) -> dict[str, Any]:
         """Zero statistics of the training metrics, by label."""
         return {label(m): m.init() for m in self.train_metrics}

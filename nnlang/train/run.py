@@ -293,6 +293,7 @@ def _train_locked(
     # metrics.jsonl holds exactly the epochs the checkpoint covers (lines a killed run
     # wrote after its last checkpoint are dropped, so no epoch is listed twice)
     write_metrics(run, prog.history)
+    tblog.log_graph(run, graph)  # after write_metrics, which starts the event files afresh
     train_arrays = sharding.place(engine.dp, data.splits["train"])
     if engine.dp is not None and progress:
         print(f"training on {sharding.describe(engine.dp)}", file=sys.stderr, flush=True)

@@ -174,6 +174,13 @@ SETTINGS: dict[str, Setting] = {
             [],
         ),
         Setting(
+            "histograms",
+            "bool",
+            "write a histogram of every parameter to TensorBoard after each epoch "
+            "(`tensorboard/train`, from the copy the epoch end takes to the host)",
+            False,
+        ),
+        Setting(
             "nonfinite",
             "str",
             "a step whose loss, gradients or updated weights are not finite is never applied; "
