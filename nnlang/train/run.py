@@ -31,7 +31,7 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
-from nnlang.train import datainit, finetune, phaserun, sharding, tblog
+from nnlang.train import datainit, finetune, phaserun, sharding, tblog, trackers
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
@@ -234,12 +234,14 @@ def _train(
         "max_epochs": max_epochs,
         "curves": curves,
     }
+    trackers.require(spec)  # E705 before the run directory is made
     run.mkdir(parents=True, exist_ok=True)
     lock = RunLock.acquire(run)  # E510 while another process trains into it
     try:
         return _train_locked(s, run, resume, data, engines, monitor, sets, plan, **options)
     finally:
         tblog.close(run)  # however the run ended (paused, interrupted, diverged)
+        trackers.close(run)  # still open: it stopped without a result
         lock.release()
 
 
@@ -294,6 +296,7 @@ def _train_locked(
     # wrote after its last checkpoint are dropped, so no epoch is listed twice)
     write_metrics(run, prog.history)
     tblog.log_graph(run, graph)  # after write_metrics, which starts the event files afresh
+    trackers.start(run, spec)
     train_arrays = sharding.place(engine.dp, data.splits["train"])
     if engine.dp is not None and progress:
         print(f"training on {sharding.describe(engine.dp)}", file=sys.stderr, flush=True)

@@ -29,7 +29,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, names, int, float, str, patterns, groups, devices
+    kind: str  # call, calls, loss, names, int, float, str, strs, patterns, groups, devices
     doc: str
     default: Any = None
     required: bool = False
@@ -174,6 +174,14 @@ SETTINGS: dict[str, Setting] = {
             [],
         ),
         Setting(
+            "trackers",
+            "strs",
+            "experiment trackers that get the settings, every epoch's values and the result "
+            "too, when installed: `trackers = [mlflow, wandb]`",
+            [],
+            choices=("mlflow", "wandb"),
+        ),
+        Setting(
             "histograms",
             "bool",
             "write a histogram of every parameter to TensorBoard after each epoch "
@@ -214,6 +222,9 @@ CATALOGS: dict[str, tuple[Catalog, str]] = {
 def check_scalar(s: Setting, v: Any) -> Any:
     """A scalar setting's value checked by the one binder's value rule; the problem is
     raised as :class:`~nnlang.diagnostics.ArgError`. `devices` is `all` or an integer."""
+    if s.kind == "strs":  # a list of choices, or one alone (`trackers = mlflow`)
+        items = v if isinstance(v, list | tuple) else [v]
+        return tuple(check_scalar(replace(s, kind="str", default=None), x) for x in items)
     if s.kind == "devices":
         if v == "all":
             return v
