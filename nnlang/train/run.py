@@ -33,6 +33,7 @@ from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
 from nnlang.train import datainit, finetune, phaserun, sharding, tblog, trackers
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
+from nnlang.train.dataload import unscale_metrics
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
@@ -221,6 +222,8 @@ def _train(
     }
     engine = make_engine(graph, spec, net, data.size("train"), shapes)
     engines = phaserun.engines_for(graph, spec, engine, data.size("train"), shapes)
+    for e in engines:  # metrics of a normalised target in its own units
+        unscale_metrics(e.metrics, data.normalizers)
     if not resume:
         for w in settle_warnings(graph, spec, engine.steps_per_epoch * spec.epochs):
             print(render(w, s.program.sources), file=sys.stderr)
