@@ -97,7 +97,7 @@ def partitioned(src: Path) -> bool:
     arrays = {k: jax.device_put(v, e.dp.replicated) for k, v in data.splits["train"].items()}
     from nnlang.train.guard import Guard
 
-    args = (e.state, Guard.zero(), arrays, np.int32(0), np.int32(0), np.int32(2), 0)
+    args = (e.state, Guard.zero(), e.zero_sums(), arrays, np.int32(0), np.int32(0), np.int32(2), 0)
     text = e.run_chunk.lower(*args).compile().as_text()
     return "all-reduce" in text and len(jax.tree.leaves(e.state)[0].sharding.device_set) == 4
 
