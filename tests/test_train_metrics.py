@@ -137,3 +137,17 @@ def test_graph_def_of_a_model_with_blocks() -> None:
         assert dims[1:] == [d if isinstance(d, int) else -1 for d in n.out_types[0].shape]
     assert any("/" in name for name in nodes)  # block layers are scoped by their instance
     assert nodes[graph.order()[-1].id].attr["parameters"].i == graph.order()[-1].params
+
+
+def test_train_metrics_false_leaves_them_out(tmp_path) -> None:
+    import nnlang
+
+    text = NN.replace("OPT", "adam(lr = 1e-3)").replace(
+        "epochs = 2", "epochs = 2\n    train_metrics = false"
+    )
+    eng, _, _ = _engine(tmp_path, "adam(lr = 1e-3)\n    train_metrics = false")
+    assert eng.train_metrics == [] and eng.zero_sums() == {}
+    res = nnlang.check(
+        "m.nn", text=text.replace("epochs = 2\n", "epochs = 2\n    monitor = accuracy\n")
+    )
+    assert [d.code for d in res.diagnostics] == ["E403"]  # no training accuracy to monitor

@@ -77,10 +77,12 @@ class Engine:
     def __post_init__(self) -> None:
         self.rule_sites = rules_lib.sites(self.graph)
         #: the metrics also measured on the training batches, in the fused loop: none
-        #: for `step` blocks (each step its own outputs); no rule metric (a rule's
-        #: statistics are computed for evaluation only)
+        #: for `step` blocks (each step its own outputs) or with `train_metrics =
+        #: false`; no rule metric (a rule's statistics are for evaluation only)
         self.train_metrics = (
-            [] if self.spec.steps else [m for m in self.metrics if not m._rule_stat]
+            []
+            if self.spec.steps or not self.spec.train_metrics
+            else [m for m in self.metrics if not m._rule_stat]
         )
         self.model.train()
         self.wrt = nnx.Param if self.parts is None else self.parts.wrt

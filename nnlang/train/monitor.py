@@ -18,7 +18,7 @@ def check_monitor(spec: Any, rep: Reporter) -> bool:
     whether the data has a validation split is known at run time)."""
     labels = metrics.metric_labels([(m.name, m.args, m.tensors) for m in spec.metrics])
     known = {"loss", "val_loss", *(f"val_{x}" for x in labels)}
-    if not spec.steps:  # and no rule metric: train.loop.Engine.train_metrics
+    if not spec.steps and spec.train_metrics:  # no rule metric: Engine.train_metrics
         known.update(x for x, m in zip(labels, spec.metrics, strict=True) if not _rule(m))
     if spec.monitor in known:
         return True

@@ -174,6 +174,13 @@ SETTINGS: dict[str, Setting] = {
             [],
         ),
         Setting(
+            "train_metrics",
+            "bool",
+            "also measure `metrics` on the training batches as they run (`accuracy` beside "
+            "`val_accuracy`), inside the compiled epoch; `false` leaves them out",
+            True,
+        ),
+        Setting(
             "trackers",
             "strs",
             "experiment trackers that get the settings, every epoch's values and the result "

@@ -102,6 +102,7 @@ class TrainSpec:
     nonfinite: str = "stop"  # "stop" | "skip": see SETTINGS
     max_skipped: int = 25
     histograms: bool = False  # parameter histograms per epoch in TensorBoard
+    train_metrics: bool = True  # metrics of the training batches too (train.loop)
     trackers: tuple[str, ...] = ()  # experiment trackers (train.trackers)
     devices: int | str = 1  # an int or "all" (train.devices)
     rule_schedule: CallSpec | None = None  # the local rule's parameter (SOM radius)
