@@ -107,7 +107,7 @@ def partitioned(src: Path, mesh: bool = False) -> bool:
     arrays = {k: jax.device_put(v, e.dp.replicated) for k, v in data.splits["train"].items()}
     from nnlang.train.guard import Guard
 
-    args = (e.state, Guard.zero(), arrays, np.int32(0), np.int32(0), np.int32(2), 0)
+    args = (e.state, Guard.zero(), e.zero_sums(), arrays, np.int32(0), np.int32(0), np.int32(2), 0)
     text = e.run_chunk.lower(*args).compile().as_text()
     leaves = jax.tree.leaves(e.state)
     on_four = len(leaves[0].sharding.device_set) == 4

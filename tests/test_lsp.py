@@ -134,3 +134,46 @@ def test_a_mistake_in_an_imported_file_is_shown_at_the_import(tmp_path) -> None:
     (d,) = analysis.diagnostics(str(main), text)
     assert d.code == "E103" and d.message.startswith("in an imported file:")
     assert d.span is not None and (d.span.line, d.span.col) == (1, 1)
+
+
+MESSY = "model M {\ninput x:f32[4]  # é\n  output y=x->dense(3)->relu\n}\n"
+
+
+async def _format_session(path: str, texts: list[str]) -> list:
+    client = LanguageClient("test", "1")
+    await client.start_io(sys.executable, "-m", "nnlang.cli", "lsp")
+    init = await client.initialize_async(T.InitializeParams(capabilities=T.ClientCapabilities()))
+    client.initialized(T.InitializedParams())
+    uri = from_fs_path(path)
+    out = [init.capabilities.document_formatting_provider]
+    for v, text in enumerate(texts, 1):
+        item = T.TextDocumentItem(uri=uri, language_id="nn", version=v, text=text)
+        client.text_document_did_open(T.DidOpenTextDocumentParams(item))
+        opts = T.FormattingOptions(tab_size=2, insert_spaces=True)
+        params = T.DocumentFormattingParams(T.TextDocumentIdentifier(uri=uri), opts)
+        out.append(await client.text_document_formatting_async(params))
+        client.text_document_did_close(
+            T.DidCloseTextDocumentParams(T.TextDocumentIdentifier(uri=uri))
+        )
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return out
+
+
+def test_formatting_over_the_protocol_is_nnlang_fmt(tmp_path) -> None:
+    """`textDocument/formatting`: one edit over the whole document giving what
+    `nnlang fmt` writes; no edit for a formatted file, null for one that does not parse."""
+    from nnlang.syntax.fmt import format_text
+
+    path = str(tmp_path / "m.nn")
+    formatted = format_text(MESSY)
+    assert formatted != MESSY
+    cap, (edit,), same, broken = asyncio.run(
+        _format_session(path, [MESSY, formatted, "model M {\n  input x: f32[4\n}\n"])
+    )
+    assert cap and edit.new_text == formatted
+    lines = MESSY.split("\n")
+    assert (edit.range.start.line, edit.range.start.character) == (0, 0)
+    assert (edit.range.end.line, edit.range.end.character) == (len(lines) - 1, 0)
+    assert list(same) == [] and broken is None

@@ -71,12 +71,16 @@ def test_event_files_hold_every_scalar(three_runs) -> None:
         read_events(run / "tensorboard" / "train"),
         read_events(run / "tensorboard" / "validation"),
     )
-    assert set(train) == {"loss", "lr", "step_seconds"} and set(val) == {"loss", "accuracy"}
+    assert set(train) == {"loss", "accuracy", "lr", "step_seconds"}
+    assert set(val) == {"loss", "accuracy"}
     for rec in history:
         e = rec["epoch"]
         assert train["loss"][e] == pytest.approx(rec["loss"], rel=1e-6)
         assert train["lr"][e] == pytest.approx(1e-3, rel=1e-6)
         assert val["accuracy"][e] == pytest.approx(rec["val_accuracy"], rel=1e-6)
+        # measured on the training batches as they ran, in the fused loop (issue 15)
+        assert train["accuracy"][e] == pytest.approx(rec["accuracy"], rel=1e-6)
+        assert 0.0 <= rec["accuracy"] <= 1.0
         assert train["step_seconds"][e] > 0
     # a resume rewrites metrics.jsonl from the checkpoint's history: the events follow
     from nnlang.train.rundir import write_metrics

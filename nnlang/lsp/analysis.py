@@ -299,3 +299,19 @@ def _imports(text: str, name: str) -> list[A.ImportDecl]:
         return list(parse(text, name).imports)
     except Exception:  # noqa: BLE001 - a broken file has no imports to follow
         return []
+
+
+def formatted(path: str, text: str) -> str | None:
+    """The document in the canonical layout of `nnlang fmt` (:mod:`nnlang.syntax.fmt`,
+    the one formatter), or None when it does not parse (its diagnostics say why) or
+    formatting would change its tokens (a formatter bug: the document is left alone)."""
+    from nnlang.diagnostics import NNError
+    from nnlang.syntax.fmt import format_text, same_tokens
+    from nnlang.syntax.parser import parse
+
+    try:
+        parse(text, path)
+        new = format_text(text)
+    except NNError:
+        return None
+    return new if same_tokens(text, new) else None

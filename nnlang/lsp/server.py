@@ -3,7 +3,7 @@
 Diagnostics are published as you type (on open and on every change), hover shows a
 value's inferred type and a layer's parameters and FLOPs, completion offers layer kinds
 and their attributes from the catalogue, and go-to-definition follows blocks, models,
-values and imports. An exception while answering is logged by pygls and answered with
+values and imports; formatting (`textDocument/formatting`) is `nnlang fmt`'s. An exception while answering is logged by pygls and answered with
 nothing: a half-typed file must never stop the server.
 """
 
@@ -120,6 +120,19 @@ def make_server() -> LanguageServer:
             return None
         here = T.Position(t.line, t.col)
         return T.Location(uri=from_fs_path(t.path) or t.path, range=T.Range(here, here))
+
+    @server.feature(T.TEXT_DOCUMENT_FORMATTING)
+    def formatting(ls: Any, params: T.DocumentFormattingParams) -> list[T.TextEdit] | None:
+        """One edit replacing the whole document (none when it is formatted already;
+        null when it does not parse). The options (tab size...) do not apply: the
+        layout is the language's, four spaces, as `nnlang fmt` writes it."""
+        path, text = _doc(params.text_document.uri)
+        new = analysis.formatted(path, text)
+        if new is None or new == text:
+            return None if new is None else []
+        lines = text.split("\n")
+        end = T.Position(len(lines) - 1, len(lines[-1].encode("utf-16-le")) // 2)  # UTF-16
+        return [T.TextEdit(range=T.Range(T.Position(0, 0), end), new_text=new)]
 
     return server
 

@@ -118,10 +118,16 @@ def load(graph: Graph, spec: TrainSpec, root: Path, memory: int | None = None) -
     try:
         mapping = data_lib.bind_inputs(ds, model_inputs)
         norms: dict[str, data_lib.Normalizer] = {}
+        targets: dict[str, data_lib.Normalizer] = {}
         if spec.normalize is not None:
             norms = data_lib.normalize_from(
                 ds, spec.normalize.entry, spec.normalize.args, keys=_normalized(spec, mapping)
             )
+            keys = _targets(spec, ds)
+            if keys:
+                targets = data_lib.normalize_from(
+                    ds, spec.normalize.entry, spec.normalize.args, keys
+                )
     except ArgError as e:
         raise arg_error(
             e, spec.spans.get("normalize") if e.code == "E403" else spec.data.span
@@ -151,10 +157,60 @@ def load(graph: Graph, spec: TrainSpec, root: Path, memory: int | None = None) -
     return Data(
         splits,
         mapping,
-        {inp: norms[key] for inp, key in mapping.items() if key in norms},
+        {inp: norms[key] for inp, key in mapping.items() if key in norms}
+        | {TARGET + k: n for k, n in targets.items()},
         dict(ds.meta),
         streamed,
     )
+
+
+#: the prefix of a target's normalizer among a run's normalizers (normalizer.npz)
+TARGET = "target:"
+
+
+def _targets(spec: TrainSpec, ds: Any) -> list[str]:
+    """The label keys `normalize(..., targets = [...])` names; E403 for one the data
+    does not have or that holds class labels (integers)."""
+    assert spec.normalize is not None
+    named = spec.normalize.args.get("targets") or []
+    for k in named if isinstance(named, list) else [named]:
+        if k not in ds.label_keys:
+            have = ", ".join(ds.label_keys) or "none"
+            raise ArgError(
+                "E403",
+                f"`normalize` targets `{k}`, which the data does not have (its targets: {have})",
+            )
+        if not np.issubdtype(ds.splits["train"][k].dtype, np.floating):
+            raise ArgError(
+                "E403",
+                f"`normalize` targets `{k}`, which holds class labels "
+                f"({ds.splits['train'][k].dtype}): only real-valued (regression) targets are normalised",
+            )
+    return list(named) if isinstance(named, list) else [named]
+
+
+def target_outputs(spec: TrainSpec, norms: dict[str, Any]) -> dict[str, Any]:
+    """Output name -> the normalizer of the target it is trained against (a loss or
+    metric comparing it with a normalised target): its predictions are in that
+    target's normalised units, and :meth:`~nnlang.train.data.Normalizer.invert` gives
+    them back in the target's own."""
+    pairs = [t.call.tensors for t in spec.loss_terms()] + [m.tensors for m in spec.metrics]
+    out: dict[str, Any] = {}
+    for tensors in pairs:
+        if tensors and len(tensors) == 2 and TARGET + str(tensors[1]) in norms:
+            out.setdefault(str(tensors[0]), norms[TARGET + str(tensors[1])])
+    return out
+
+
+def unscale_metrics(metrics: list[Any], norms: dict[str, Any]) -> None:
+    """Metrics comparing with a normalised target measure in its original units: the
+    prediction and the target both inverted before the statistics (rules.metric_stats).
+    Call before the engine's first evaluation or training step (both read it when
+    traced)."""
+    for m in metrics:
+        tensors = getattr(m, "_tensors", ())
+        n = norms.get(TARGET + str(tensors[1])) if len(tensors) == 2 else None
+        object.__setattr__(m, "_unscale", n)
 
 
 def _check_targets(spec: TrainSpec, ds: Any, known: set[str]) -> None:

@@ -110,6 +110,7 @@ CATALOGUES: tuple[tuple[str, str, str, Mapping[str, Entry], str], ...] = (
         "metrics",
         metrics.METRICS,
         "`metrics = [name(...), ...]`. Computed on the validation split after every epoch "
+        "(`val_accuracy`), on the training batches as they run (`accuracy`) "
         "and on the test split at the end. A metric compares the first loss term's "
         "prediction and target unless it names its own: `accuracy(logits, label)`. "
         "The column name is the metric's name (`top_k(k = 3)` is `top_3`).",

@@ -23,10 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
+
 from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
+from nnlang.train import tblog
 from nnlang.train.checkpoint import Checkpoints, held
 from nnlang.train.guard import BAD, Chunk
-from nnlang.train.loop import Data, Engine, StopFlag, current_lr, label
+from nnlang.train.loop import Data, Engine, current_lr, label
 from nnlang.train.progress import Progress, fmt_metrics
 from nnlang.train.rundir import append_metrics
 from nnlang.train.spec import TrainSpec
@@ -48,6 +52,8 @@ class TrainProgress:
     phase: int = 0  # the phase it is in (`phase` blocks; 0 without them)
     #: a streamed run's place in the epoch's Grain pipeline (train.stream.Feed.place)
     stream: dict[str, Any] | None = None
+    #: the training metrics' statistics summed over the current epoch's applied steps
+    metric_sums: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -62,6 +68,10 @@ class TrainProgress:
             "train_seconds": self.train_seconds,
             "phase": self.phase,
             **({"stream": self.stream} if self.stream is not None else {}),
+            "metric_sums": {
+                k: {s: np.asarray(v).tolist() for s, v in d.items()}
+                for k, d in self.metric_sums.items()
+            },
         }
 
     @classmethod
@@ -78,7 +88,18 @@ class TrainProgress:
             train_seconds=float(rec.get("train_seconds", 0.0)),
             phase=int(rec.get("phase", 0)),
             stream=rec.get("stream"),
+            metric_sums={
+                k: {s: np.asarray(v, np.float64) for s, v in d.items()}
+                for k, d in rec.get("metric_sums", {}).items()
+            },
         )
+
+    def add_metrics(self, sums: dict[str, dict[str, Any]]) -> None:
+        """Add a chunk's training-metric statistics (summed on the host in float64)."""
+        for k, d in sums.items():
+            mine = self.metric_sums.setdefault(k, {})
+            for s, v in d.items():
+                mine[s] = mine.get(s, 0.0) + np.asarray(v, np.float64)
 
 
 def monitor_of(spec: TrainSpec, engine: Engine, has_val: bool) -> tuple[str, bool]:
@@ -87,9 +108,10 @@ def monitor_of(spec: TrainSpec, engine: Engine, has_val: bool) -> tuple[str, boo
     monitor = spec.monitor or ("val_loss" if has_val else "loss")
     # The name was checked with the train section (`spec._check_monitor`); what only the
     # data tells is whether there is a validation split to measure it on.
-    if monitor != "loss" and not has_val:
-        hint = did_you_mean(monitor, ["loss"]) or "values reported per epoch: loss"
-        hint += "; metrics are measured on a validation split: add `val = 0.1` to the data source"
+    if monitor.startswith("val_") and not has_val:
+        train = ["loss", *(label(m) for m in engine.train_metrics)]
+        hint = did_you_mean(monitor, train) or f"values reported per epoch: {', '.join(train)}"
+        hint += "; validation values need a validation split: add `val = 0.1` to the data source"
         raise NNError(
             Diagnostic(
                 "E403",
@@ -169,6 +191,7 @@ class EpochLoop:
             p.loss_sum += c.loss_sum
             p.loss_steps += applied
             p.skipped += c.skipped
+            p.add_metrics(c.metrics)
             p.step_in_epoch = end
             loss = f"loss {c.loss_sum / max(applied, 1):.4f}"
             self.bar.update(c.done, loss, p.epoch + 1, epochs, self.phase)
@@ -177,6 +200,7 @@ class EpochLoop:
                 p.epoch, p.step_in_epoch = p.epoch + 1, 0
                 self.epochs_run += 1
                 p.loss_sum, p.loss_steps, p.skipped = 0.0, 0, 0
+                p.metric_sums = {}
                 score = _score(record, self.monitor)
                 improved = score is not None and (
                     p.best is None or (score > p.best if self.greater else score < p.best)
@@ -250,6 +274,9 @@ class EpochLoop:
         record["step"] = self.offset + (p.epoch + 1) * engine.steps_per_epoch
         if p.loss_steps:  # an epoch whose every step was skipped has no training loss
             record["loss"] = p.loss_sum / p.loss_steps
+            for m in engine.train_metrics:  # measured on the training batches, as they ran
+                if label(m) in p.metric_sums:
+                    record[label(m)] = m.finalize(p.metric_sums[label(m)])
         lr = current_lr(engine, state)
         if lr is not None:
             record["lr"] = lr
@@ -262,6 +289,9 @@ class EpochLoop:
         record["seconds"] = round(p.train_seconds, 3)
         p.history.append(record)
         append_metrics(self.run, p.history)
+        if self.spec.histograms:
+            x = tblog.x_of(record, len(p.history) - 1)
+            tblog.log_histograms(self.run, x, param_arrays(engine, state))
         self.bar.epoch_line(
             ("" if self.phase is None else f"phase {self.phase}: ")
             + f"epoch {p.epoch + 1}/{epochs}  "
@@ -316,3 +346,44 @@ class EpochLoop:
 def _score(record: dict[str, Any], monitor: str) -> float | None:
     v = record.get(monitor)
     return float(v) if v is not None else None
+
+
+def param_arrays(engine: Engine, state: Any) -> dict[str, np.ndarray]:
+    """The model's parameters as host arrays by path (`enc/dense/kernel`): one copy
+    from the device, for TensorBoard's histograms at an epoch's end."""
+    from flax import nnx
+
+    model, _ = nnx.merge(engine.train_def, state)
+    flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    named = {"/".join(str(getattr(k, "key", k)) for k in path): v for path, v in flat[0]}
+    return {k.removeprefix("layers/"): np.asarray(v) for k, v in jax.device_get(named).items()}
+
+
+# ------------------------------------------------------------------ interruption
+class StopFlag:
+    """Ctrl-C / SIGTERM / SIGHUP: finish the running chunk, checkpoint, tell how to resume."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN:
+                continue  # under nohup: the run is meant to outlive its terminal
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a worker)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None and signum == signal.SIGHUP:
+            return  # a hangup often comes twice (the terminal, then the shell): not "stop now"
+        if self.signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)

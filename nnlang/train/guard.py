@@ -15,7 +15,7 @@ May import JAX and NumPy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -104,6 +104,8 @@ class Chunk:
     loss_sum: float
     bad: int = -1
     bad_loss: float = 0.0
+    #: the training metrics' statistics of the chunk's applied steps, by label (host arrays)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 #: dtypes of the scalars :func:`pack_scalars` puts into one array (bitcast to uint32)
@@ -147,3 +149,20 @@ def unpack_scalars(rest: list[Any], packed: jax.Array | None, layout: Any) -> An
             part = packed[offsets[k] : offsets[k + 1]]  # type: ignore[index]
             leaves.append(jnp.reshape(jax.lax.bitcast_convert_type(part, dt), shape))
     return jax.tree.unflatten(treedef, leaves)
+
+
+def packed_while_loop(cond: Any, body: Any, init: Any, *, pack: bool = True) -> Any:
+    """``jax.lax.while_loop(cond, body, init)`` with the carry's small leaves in one
+    array (:func:`pack_scalars`) around every iteration; the same values."""
+    if not pack:
+        return jax.lax.while_loop(cond, body, init)
+    rest, packed, layout = pack_scalars(init)
+
+    def packed_cond(c: tuple[Any, Any]) -> jax.Array:
+        return cond(unpack_scalars(*c, layout))
+
+    def packed_body(c: tuple[Any, Any]) -> tuple[Any, Any]:
+        rest, packed, _ = pack_scalars(body(unpack_scalars(*c, layout)))
+        return rest, packed
+
+    return unpack_scalars(*jax.lax.while_loop(packed_cond, packed_body, (rest, packed)), layout)

@@ -17,7 +17,6 @@ uninterrupted run would have done (bitwise on CPU).
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +34,7 @@ from nnlang.train import augment as augment_lib
 from nnlang.train import multistep, optim, sharding, trainable
 from nnlang.train import rules as rules_lib
 from nnlang.train.dataload import Data, arg_error, load  # noqa: F401  (re-exported)
-from nnlang.train.guard import Chunk, Guard, all_finite, keep_if, pack_scalars, unpack_scalars
+from nnlang.train.guard import Chunk, Guard, all_finite, keep_if, packed_while_loop
 from nnlang.train.metrics import BoundMetric, metric_from, metric_labels
 from nnlang.train.objective import evaluate_loss
 from nnlang.train.spec import CallSpec, TrainSpec
@@ -76,6 +75,14 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.rule_sites = rules_lib.sites(self.graph)
+        #: the metrics also measured on the training batches, in the fused loop: none
+        #: for `step` blocks (each step its own outputs) or with `train_metrics =
+        #: false`; no rule metric (a rule's statistics are for evaluation only)
+        self.train_metrics = (
+            []
+            if self.spec.steps or not self.spec.train_metrics
+            else [m for m in self.metrics if not m._rule_stat]
+        )
         self.model.train()
         self.wrt = nnx.Param if self.parts is None else self.parts.wrt
         for n in () if self.parts is None else self.parts.frozen_norms:
@@ -100,8 +107,10 @@ class Engine:
     # one step -------------------------------------------------------------------
     def _step(
         self, state: Any, batch: dict[str, jax.Array], key: jax.Array, it: Any = 0
-    ) -> tuple[Any, jax.Array, jax.Array]:
-        """One update, not yet applied. Returns (updated state, loss, why): ``why`` is 0
+    ) -> tuple[Any, jax.Array, jax.Array, dict[str, Any]]:
+        """One update, not yet applied. Returns (updated state, loss, why, the batch's
+        statistics of the training metrics (:attr:`train_metrics`), measured on the
+        outputs the loss saw): ``why`` is 0
         when the loss and the gradients are finite, else which was not (a key of
         :data:`BAD`); the caller keeps the updated state only when it is 0
         (:func:`keep_if`). Checking the gradients rather than the updated state lets XLA
@@ -129,71 +138,84 @@ class Engine:
                 self.filters,
                 it,
             )
-            return nnx.state((model, opt)), loss, jnp.where(ok, 0, 2)
+            return nnx.state((model, opt)), loss, jnp.where(ok, 0, 2), {}
 
         ctx = rules_lib.context_at(self.rule_sites, self.rule_schedule, opt, key, train=True)
 
-        def loss_fn(m: Network) -> jax.Array:
+        def loss_fn(m: Network) -> tuple[jax.Array, dict[str, jax.Array]]:
             outs = rules_lib.run(m, {n: batch[n] for n in self.input_names}, self.rule_sites, ctx)
             params = nnx.state(m, nnx.Param)
-            return jnp.mean(evaluate_loss(self.spec.loss, {**batch, **outs}, params, b))
+            return jnp.mean(evaluate_loss(self.spec.loss, {**batch, **outs}, params, b)), outs
 
-        loss, grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, self.wrt))(model)
+        (loss, outs), grads = nnx.value_and_grad(
+            loss_fn, argnums=nnx.DiffState(0, self.wrt), has_aux=True
+        )(model)
         opt.update(model, grads)
         new = nnx.state((model, opt))
         why = jnp.where(jnp.isfinite(loss), jnp.where(all_finite(grads), 0, 2), 1)
-        return new, loss, why
+        env, ones = {**batch, **outs}, jnp.ones((b,), jnp.float32)
+        stats = {label(m): rules_lib.metric_stats(m, env, ones) for m in self.train_metrics}
+        return new, loss, why, stats
 
     def _guarded_step(
         self,
         state: Any,
         guard: Guard,
+        sums: dict[str, Any],
         arrays: dict[str, jax.Array],
         perm: jax.Array,
         epoch: jax.Array,
         i: jax.Array,
         allowed: jax.Array,
-    ) -> tuple[Any, Guard]:
+    ) -> tuple[Any, Guard, dict[str, Any]]:
         """Step ``i`` of an epoch whose data order is ``perm``, under the run's
         `nonfinite` policy. Once ``guard.why`` is set (a non-finite step under `stop`, or
         more than ``allowed`` skipped under `skip`) every later call changes nothing, so
-        the state stays the last good one without the host looking at every step."""
+        the state stays the last good one without the host looking at every step.
+        ``sums``: the training metrics' statistics of the applied steps so far."""
         b = self.spec.batch
         idx = jax.lax.dynamic_slice(perm, (i * b,), (b,))
         batch = {k: jnp.take(v, idx, axis=0) for k, v in arrays.items()}
-        return self.guarded_batch(state, guard, batch, epoch, i, allowed)
+        return self.guarded_batch(state, guard, sums, batch, epoch, i, allowed)
 
     def guarded_batch(
         self,
         state: Any,
         guard: Guard,
+        sums: dict[str, Any],
         batch: dict[str, jax.Array],
         epoch: jax.Array,
         i: jax.Array,
         allowed: jax.Array,
-    ) -> tuple[Any, Guard]:
+    ) -> tuple[Any, Guard, dict[str, Any]]:
         """Step ``i`` of ``epoch`` on ``batch`` (:meth:`_guarded_step`'s, or one a
         streamed run read from disk, :mod:`nnlang.train.stream`)."""
         if self.dp is not None:  # each device its share of the batch (train.sharding)
             batch = self.dp.split_batch(batch)
         key = jax.random.fold_in(self.aug_key, epoch * self.steps_per_epoch + i)
         live = guard.why == 0
-        new, loss, why = self._step(state, batch, key, epoch * self.steps_per_epoch + i)
+        new, loss, why, stats = self._step(state, batch, key, epoch * self.steps_per_epoch + i)
         good = why == 0
         state = keep_if(live & good, new, state)
+        applied = live & good
+        sums = jax.tree.map(lambda a, s: a + jnp.where(applied, s, 0), sums, stats)
         if self.dp is not None:
             state = self.dp.keep_placed(state)
         skip = self.spec.nonfinite == "skip"
         skipped = guard.skipped + (live & ~good & skip).astype(jnp.int32)
         halt = live & ~good & ((not skip) | (skipped > allowed))
-        return state, Guard.of(
-            done=guard.done + (live & ~halt).astype(jnp.int32),
-            skipped=jnp.where(halt, guard.skipped, skipped),
-            why=jnp.where(halt, why, guard.why),
-            last=jnp.where(live & good, i, guard.last),
-            total=guard.total + jnp.where(live & good, loss, 0.0),
-            bad_loss=jnp.where(halt | (live & ~good), loss, guard.bad_loss),
-            last_loss=jnp.where(live & good, loss, guard.last_loss),
+        return (
+            state,
+            Guard.of(
+                done=guard.done + (live & ~halt).astype(jnp.int32),
+                skipped=jnp.where(halt, guard.skipped, skipped),
+                why=jnp.where(halt, why, guard.why),
+                last=jnp.where(live & good, i, guard.last),
+                total=guard.total + jnp.where(live & good, loss, 0.0),
+                bad_loss=jnp.where(halt | (live & ~good), loss, guard.bad_loss),
+                last_loss=jnp.where(live & good, loss, guard.last_loss),
+            ),
+            sums,
         )
 
     def permutation(self, epoch: Any) -> jax.Array:
@@ -215,87 +237,93 @@ class Engine:
         with is checked too (one reduction per chunk): if an update made the weights
         non-finite from finite gradients, the chunk reports it (``why`` 3) and the
         caller must not save that state."""
-        guard = Guard.zero()
+        guard, sums = Guard.zero(), self.zero_sums()
         if self.dp is not None:  # a state made elsewhere (initialisers, a phase before)
             state = self.dp.put(state)
         if self.fused:
-            state, guard, finite = self.run_chunk(
-                state, guard, arrays, np.int32(epoch), np.int32(start), np.int32(end), allowed
+            state, guard, sums, finite = self.run_chunk(
+                state,
+                guard,
+                sums,
+                arrays,
+                np.int32(epoch),
+                np.int32(start),
+                np.int32(end),
+                allowed,
             )
         else:
             perm = self.epoch_order(np.int32(epoch))
             a = np.int32(allowed)
             for n, i in enumerate(range(start, end), 1):
-                state, guard = self.one_step(
-                    state, guard, arrays, perm, np.int32(epoch), np.int32(i), a
+                state, guard, sums = self.one_step(
+                    state, guard, sums, arrays, perm, np.int32(epoch), np.int32(i), a
                 )
                 if n % 32 == 0 and int(guard.why):  # halted: the rest would be no-ops
                     break
             finite = self.state_finite(state)
-        return self.chunk_of(state, guard, start, finite)
+        return self.chunk_of(state, guard, sums, start, finite)
 
     def chunk_of(
-        self, state: Any, guard: Guard, start: int, finite: Any = None
+        self, state: Any, guard: Guard, sums: dict[str, Any], start: int, finite: Any = None
     ) -> tuple[Any, Chunk]:
-        """What a chunk of steps from ``start`` did, with the check of the state it
-        ends with (see :meth:`run`; ``finite``: that check when already made)."""
+        """What a chunk of steps from ``start`` did (``sums``: its training metrics'
+        statistics), with the check of the state it ends with (see :meth:`run`;
+        ``finite``: that check when already made)."""
         if finite is None:
             finite = self.state_finite(state)
         # one transfer of the counters (each read of a device scalar costs a dispatch)
-        guard, finite = jax.device_get((guard, finite))
+        guard, sums, finite = jax.device_get((guard, sums, finite))
         why, bad, bad_loss = int(guard.why), start + int(guard.done), float(guard.bad_loss)
         if not bool(finite):  # the last applied update made it so
             why, bad, bad_loss = 3, max(int(guard.last), start), float(guard.last_loss)
         return state, Chunk(
-            int(guard.done), int(guard.skipped), why, float(guard.total), bad, bad_loss
+            int(guard.done),
+            int(guard.skipped),
+            why,
+            float(guard.total),
+            bad,
+            bad_loss,
+            sums,
         )
 
-    def _run_checked(self, state: Any, *args: Any) -> tuple[Any, Guard, jax.Array]:
+    def _run_checked(self, state: Any, *args: Any) -> tuple[Any, Guard, Any, jax.Array]:
         """:meth:`_run_chunk`, and whether the state it ends with is finite (one program:
         no second dispatch per chunk)."""
-        state, guard = self._run_chunk(state, *args)
-        return state, guard, all_finite(state)
+        state, guard, sums = self._run_chunk(state, *args)
+        return state, guard, sums, all_finite(state)
+
+    def zero_sums(self) -> dict[str, Any]:
+        """Zero statistics of the training metrics, by label."""
+        return {label(m): m.init() for m in self.train_metrics}
 
     def _run_chunk(
         self,
         state: Any,
         guard: Guard,
+        sums: dict[str, Any],
         arrays: dict[str, jax.Array],
         epoch: jax.Array,
         start: jax.Array,
         end: jax.Array,
         allowed: jax.Array,
-    ) -> tuple[Any, Guard]:
+    ) -> tuple[Any, Guard, dict[str, Any]]:
         """Steps [start, end) of ``epoch`` in one ``lax.while_loop``; ends early when
         the guard halts."""
         perm = self.permutation(epoch)
 
         def cond(c: tuple[Any, ...]) -> jax.Array:
-            i, _, g = c
+            i, _, g, _ = c
             return (i < end) & (g.why == 0)
 
         def body(c: tuple[Any, ...]) -> tuple[Any, ...]:
-            i, st, g = c
-            st, g = self._guarded_step(st, g, arrays, perm, epoch, i, allowed)
-            return i + 1, st, g
+            i, st, g, s = c
+            st, g, s = self._guarded_step(st, g, s, arrays, perm, epoch, i, allowed)
+            return i + 1, st, g, s
 
-        if not self.pack:
-            _, state, guard = jax.lax.while_loop(cond, body, (start, state, guard))
-            return state, guard
-        # the small leaves of the carry in one array (guard.pack_scalars)
-        rest, packed, layout = pack_scalars((start, state, guard))
-
-        def packed_cond(c: tuple[Any, Any]) -> jax.Array:
-            return cond(unpack_scalars(*c, layout))
-
-        def packed_body(c: tuple[Any, Any]) -> tuple[Any, Any]:
-            rest, packed, _ = pack_scalars(body(unpack_scalars(*c, layout)))
-            return rest, packed
-
-        _, state, guard = unpack_scalars(
-            *jax.lax.while_loop(packed_cond, packed_body, (rest, packed)), layout
+        _, state, guard, sums = packed_while_loop(
+            cond, body, (start, state, guard, sums), pack=self.pack
         )
-        return state, guard
+        return state, guard, sums
 
     # evaluation ----------------------------------------------------------------
     def _eval_batch(
@@ -466,33 +494,3 @@ def current_lr(engine: Engine, state: Any) -> float | None:
         return float(optim.current_lr(opt.opt_state))
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-
-
-# ------------------------------------------------------------------ interruption
-class StopFlag:
-    """Ctrl-C / SIGTERM / SIGHUP: finish the running chunk, checkpoint, tell how to resume."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> StopFlag:
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            if s == signal.SIGHUP and signal.getsignal(s) == signal.SIG_IGN:
-                continue  # under nohup: the run is meant to outlive its terminal
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:  # not the main thread (e.g. called from a worker)
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signal is not None and signum == signal.SIGHUP:
-            return  # a hangup often comes twice (the terminal, then the shell): not "stop now"
-        if self.signal is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)

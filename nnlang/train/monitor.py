@@ -13,17 +13,16 @@ from nnlang.train import metrics
 
 
 def check_monitor(spec: Any, rep: Reporter) -> bool:
-    """`monitor` must name a value reported per epoch: `loss`, `val_loss` or a
-    validation metric (whether the data has a validation split is known at run time)."""
+    """`monitor` must name a value reported per epoch: `loss`, `val_loss`, a
+    validation metric or a metric of the training batches (none with `step` blocks;
+    whether the data has a validation split is known at run time)."""
     labels = metrics.metric_labels([(m.name, m.args, m.tensors) for m in spec.metrics])
     known = {"loss", "val_loss", *(f"val_{x}" for x in labels)}
+    if not spec.steps and spec.train_metrics:  # no rule metric: Engine.train_metrics
+        known.update(x for x, m in zip(labels, spec.metrics, strict=True) if not _rule(m))
     if spec.monitor in known:
         return True
     hint = did_you_mean(spec.monitor or "", known)
-    if spec.monitor in labels:
-        hint = f"metrics are measured on a validation split: `monitor = val_{spec.monitor}`"
-        if not spec.data.args.get("val"):
-            hint += ", with `val = 0.1` added to the data source"
     rep.add(
         Diagnostic(
             "E403",
@@ -33,3 +32,7 @@ def check_monitor(spec: Any, rep: Reporter) -> bool:
         )
     )
     return False
+
+
+def _rule(m: Any) -> bool:
+    return bool(m.entry.extra.get("rule_stat"))

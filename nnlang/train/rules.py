@@ -86,6 +86,9 @@ def metric_stats(m: Any, env: dict[str, jax.Array], mask: jax.Array) -> Any:
     if m._rule_stat:
         value = env[key_of(pred, m._rule_stat)]
         return m.stats(value, value, mask)
+    unscale = getattr(m, "_unscale", None)  # a normalised target: in its own units
+    if unscale is not None:
+        return m.stats(unscale.invert(env[pred]), unscale.invert(env[rest[0]]), mask)
     return m.stats(env[pred], env[rest[0]], mask)
 
 

@@ -31,8 +31,9 @@ from nnlang.graph.graph import Graph
 from nnlang.graph.overrides import model_overrides
 from nnlang.graph.program import Program, load
 from nnlang.lower.network import Network, lower
-from nnlang.train import datainit, finetune, hosts, phaserun, sharding, tblog
+from nnlang.train import datainit, finetune, hosts, phaserun, sharding, tblog, trackers
 from nnlang.train.checkpoint import Checkpoints, discard_incomplete
+from nnlang.train.dataload import unscale_metrics
 from nnlang.train.epochs import EpochLoop, TrainProgress, monitor_of
 from nnlang.train.loop import Data, Engine, make_engine
 from nnlang.train.loop import load as load_data
@@ -232,6 +233,8 @@ def _train(
     }
     engine = make_engine(graph, spec, net, data.size("train"), shapes)
     engines = phaserun.engines_for(graph, spec, engine, data.size("train"), shapes)
+    for e in engines:  # metrics of a normalised target in its own units
+        unscale_metrics(e.metrics, data.normalizers)
     if not resume:
         for w in settle_warnings(graph, spec, engine.steps_per_epoch * spec.epochs):
             print(render(w, s.program.sources), file=sys.stderr)
@@ -245,6 +248,7 @@ def _train(
         "max_epochs": max_epochs,
         "curves": curves,
     }
+    trackers.require(spec)  # E705 before the run directory is made
     hosts.barrier("nnlang-run-dir")  # each process chose the folder before any made it
     run.mkdir(parents=True, exist_ok=True)
     # E510 while another process trains into it; a distributed run's other processes
@@ -254,6 +258,7 @@ def _train(
         return _train_locked(s, run, resume, data, engines, monitor, sets, plan, **options)
     finally:
         tblog.close(run)  # however the run ended (paused, interrupted, diverged)
+        trackers.close(run)  # still open: it stopped without a result
         if lock is not None:
             lock.release()
 
@@ -309,6 +314,9 @@ def _train_locked(
     # metrics.jsonl holds exactly the epochs the checkpoint covers (lines a killed run
     # wrote after its last checkpoint are dropped, so no epoch is listed twice)
     write_metrics(run, prog.history)
+    if hosts.primary():  # the logs and trackers are process 0's
+        tblog.log_graph(run, graph)  # after write_metrics, which starts the event files afresh
+        trackers.start(run, spec)
     # a streamed split stays where it is (train.stream reads it batch by batch)
     train_arrays = (
         data.splits["train"] if data.streamed else sharding.place(engine.dp, data.splits["train"])

@@ -43,7 +43,7 @@ from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.fsio import Escape, atomic_write_bytes, atomic_write_text, confined_tree, read_confined
 from nnlang.graph.graph import Graph
 from nnlang.graph.program import Program
-from nnlang.train import hosts, tblog
+from nnlang.train import hosts, tblog, trackers
 from nnlang.train.data import Normalizer, normalizers_npz, read_normalizers_npz
 from nnlang.train.loop import Data
 from nnlang.train.plots import pyplot
@@ -240,6 +240,7 @@ def append_metrics(run: Path, history: list[dict[str, Any]]) -> None:
     with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(history[-1]) + "\n")
     tblog.log_epoch(run, history, len(history) - 1)
+    trackers.log_epoch(run, history[-1])
 
 
 # ------------------------------------------------------------------ the lock
@@ -410,6 +411,7 @@ def write_result(
     if best is not None:
         doc["best"] = best
     atomic_write_text(run / "result.json", json.dumps(doc, indent=2) + "\n")
+    trackers.finish(run, doc)
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:

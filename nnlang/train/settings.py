@@ -29,7 +29,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, names, int, float, str, patterns, groups, devices, mesh, shard, size
+    kind: str  # call, calls, loss, names, int, float, str, strs, patterns, groups, devices, mesh, shard, size
     doc: str
     default: Any = None
     required: bool = False
@@ -188,6 +188,28 @@ SETTINGS: dict[str, Setting] = {
             [],
         ),
         Setting(
+            "train_metrics",
+            "bool",
+            "also measure `metrics` on the training batches as they run (`accuracy` beside "
+            "`val_accuracy`), inside the compiled epoch; `false` leaves them out",
+            True,
+        ),
+        Setting(
+            "trackers",
+            "strs",
+            "experiment trackers that get the settings, every epoch's values and the result "
+            "too, when installed: `trackers = [mlflow, wandb]`",
+            [],
+            choices=("mlflow", "wandb"),
+        ),
+        Setting(
+            "histograms",
+            "bool",
+            "write a histogram of every parameter to TensorBoard after each epoch "
+            "(`tensorboard/train`, from the copy the epoch end takes to the host)",
+            False,
+        ),
+        Setting(
             "nonfinite",
             "str",
             "a step whose loss, gradients or updated weights are not finite is never applied; "
@@ -239,6 +261,9 @@ def check_scalar(s: Setting, v: Any) -> Any:
     raised as :class:`~nnlang.diagnostics.ArgError`. `devices` is `all` or an integer."""
     if s.kind == "size":
         return parse_size(v)
+    if s.kind == "strs":  # a list of choices, or one alone (`trackers = mlflow`)
+        items = v if isinstance(v, list | tuple) else [v]
+        return tuple(check_scalar(replace(s, kind="str", default=None), x) for x in items)
     if s.kind == "devices":
         if v == "all":
             return v

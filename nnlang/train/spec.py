@@ -104,6 +104,9 @@ class TrainSpec:
     max_skipped: int = 25
     stream: str = "auto"  # "auto" | "on" | "off": see SETTINGS (train.stream)
     stream_memory: int | None = None  # bytes; None: half the memory the data would go to
+    histograms: bool = False  # parameter histograms per epoch in TensorBoard
+    train_metrics: bool = True  # metrics of the training batches too (train.loop)
+    trackers: tuple[str, ...] = ()  # experiment trackers (train.trackers)
     devices: int | str = 1  # an int or "all" (train.devices)
     mesh: dict[str, int] | None = None  # named axis sizes, `data` then `model` (train.devices)
     shard: tuple[tuple[str, str | None], ...] = ()  # (pattern, "model" or None) rules

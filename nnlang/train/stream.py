@@ -137,18 +137,18 @@ class Feed:
         ``saved`` is the iterator's place from the checkpoint a run resumed from."""
         engine = self.engine
         self._seek(epoch, start, saved)
-        guard = Guard.zero()
+        guard, sums = Guard.zero(), engine.zero_sums()
         if engine.dp is not None:  # a state made elsewhere (initialisers, a phase before)
             state = engine.dp.put(state)
         e, a = np.int32(epoch), np.int32(allowed)
         i = start
         for n, i in enumerate(range(start, end), 1):
             batch = self._placed(next(self._it))
-            state, guard = self._step(state, guard, batch, e, np.int32(i), a)
+            state, guard, sums = self._step(state, guard, sums, batch, e, np.int32(i), a)
             if n % 32 == 0 and int(guard.why):  # halted: the run stops here
                 break
         assert self._at is not None
         self._at = (epoch, end, self._at[2])
         if end >= engine.steps_per_epoch:  # the epoch's pipeline is done
             self._it, self._at = None, None
-        return engine.chunk_of(state, guard, start)
+        return engine.chunk_of(state, guard, sums, start)

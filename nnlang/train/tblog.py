@@ -10,6 +10,11 @@ epoch. It is called only by :func:`nnlang.train.rundir.append_metrics` and
 :func:`~nnlang.train.rundir.write_metrics`, the one place that writes epoch records: a
 resume rewrites the events from the restored history, as it rewrites metrics.jsonl, so
 each epoch appears once. Without tensorboardX installed nothing is written.
+
+``train`` also holds the model graph (:func:`log_graph`: a ``GraphDef`` built from the
+nnlang graph with tensorboardX's protobufs, no PyTorch; TensorBoard's Graphs tab) and,
+with ``histograms = true``, a histogram of every parameter per epoch
+(:func:`log_histograms`).
 """
 
 from __future__ import annotations
@@ -76,9 +81,7 @@ def _writer(run: Path, split: str) -> Any | None:
 
 def log_epoch(run: Path, history: list[dict[str, Any]], i: int) -> None:
     """Write epoch record ``history[i]`` and flush (an epoch is on disk when it ends)."""
-    # a run of `phase` blocks restarts its epochs in each phase: its x axis is the step
-    rec = history[i]
-    epoch = int(rec["step"] if "phase" in rec else rec.get("epoch", i + 1))
+    epoch = x_of(history[i], i)
     for split, values in scalars(history, i).items():
         w = _writer(run, split) if values else None
         if w is None:
@@ -89,6 +92,90 @@ def log_epoch(run: Path, history: list[dict[str, Any]], i: int) -> None:
         for name, v in values.items():
             w.write_event(Event(wall_time=time.time(), step=epoch, summary=scalar(name, v)))
         w.flush()
+
+
+def graph_def(graph: Any) -> Any:
+    """The nnlang graph as a TensorBoard ``GraphDef``: one node per layer (its id, so a
+    block's layers group under their instance, `enc/dense`), the layer kind as its op,
+    its arguments, parameters and output types as attributes; inputs and outputs are
+    nodes of their own (``input`` and ``output/<name>``)."""
+    from tensorboardX.proto.attr_value_pb2 import AttrValue
+    from tensorboardX.proto.graph_pb2 import GraphDef
+    from tensorboardX.proto.node_def_pb2 import NodeDef
+    from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
+    from tensorboardX.proto.versions_pb2 import VersionDef
+
+    def shapes(types: list[Any]) -> AttrValue:
+        dims = [
+            TensorShapeProto(
+                dim=[TensorShapeProto.Dim(size=-1)]  # the batch
+                + [TensorShapeProto.Dim(size=d if isinstance(d, int) else -1) for d in t.shape]
+            )
+            for t in types
+        ]
+        return AttrValue(list=AttrValue.ListValue(shape=dims))
+
+    def ref(src: str, port: int) -> str:
+        return src if port == 0 else f"{src}:{port}"
+
+    nodes = []
+    for n in graph.order():
+        attr = {
+            "_output_shapes": shapes(n.out_types),
+            "type": AttrValue(s=", ".join(map(str, n.out_types)).encode()),
+        }
+        if n.params:
+            attr["parameters"] = AttrValue(i=n.params)
+        for k, v in (n.args or {}).items():
+            attr[f"arg/{k}"] = AttrValue(s=str(v).encode())
+        nodes.append(
+            NodeDef(name=n.id, op=n.kind_name, input=[ref(s, p) for s, p in n.inputs], attr=attr)
+        )
+    for o in graph.outputs:
+        nodes.append(
+            NodeDef(
+                name=f"output/{o.name}",
+                op="output",
+                input=[ref(o.node, o.port)],
+                attr={
+                    "_output_shapes": shapes([o.type]),
+                    "type": AttrValue(s=str(o.type).encode()),
+                },
+            )
+        )
+    return GraphDef(node=nodes, versions=VersionDef(producer=22))
+
+
+def log_graph(run: Path, graph: Any) -> None:
+    """The model graph into the ``train`` event file (TensorBoard's Graphs tab)."""
+    w = _writer(run, "train")
+    if w is None:
+        return
+    from tensorboardX.proto.event_pb2 import Event
+
+    w.write_event(Event(wall_time=time.time(), graph_def=graph_def(graph).SerializeToString()))
+    w.flush()
+
+
+def log_histograms(run: Path, step: int, params: dict[str, Any]) -> None:
+    """One histogram per parameter (``params``: name -> host array) at ``step`` (the
+    epoch's x value, as the scalars use)."""
+    w = _writer(run, "train")
+    if w is None or not params:
+        return
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.summary import histogram
+
+    for name, v in params.items():
+        summary = histogram(name, v.astype("float64").ravel(), "auto")
+        w.write_event(Event(wall_time=time.time(), step=step, summary=summary))
+    w.flush()
+
+
+def x_of(rec: dict[str, Any], i: int) -> int:
+    """The x value of epoch record ``rec`` (``history[i]``): its epoch, or its step in a
+    run of `phase` blocks (which restarts its epochs in each phase)."""
+    return int(rec["step"] if "phase" in rec else rec.get("epoch", i + 1))
 
 
 def close(run: Path) -> None:

@@ -251,7 +251,8 @@ def step_times(s: Any, net: Network, runs: int) -> list[Program]:
     i32 = np.int32
 
     def step(state: Any, guard: Any, arrays: Any, perm: Any) -> Any:
-        return engine._guarded_step(state, guard, arrays, perm, i32(0), i32(0), i32(0))
+        sums = engine.zero_sums()  # the training metrics' sums, carried as in the loop
+        return engine._guarded_step(state, guard, sums, arrays, perm, i32(0), i32(0), i32(0))
 
     one = measure(step, (engine.state, Guard.zero(), arrays, perm), runs, chain=True)
     one.name = "train step"
@@ -261,7 +262,8 @@ def step_times(s: Any, net: Network, runs: int) -> list[Program]:
         steps = engine.steps_per_epoch
 
         def epoch(state: Any, guard: Any, arrays: Any) -> Any:
-            return engine._run_chunk(state, guard, arrays, i32(0), i32(0), i32(steps), i32(0))
+            sums = engine.zero_sums()
+            return engine._run_chunk(state, guard, sums, arrays, i32(0), i32(0), i32(steps), i32(0))
 
         e = measure(epoch, (engine.state, Guard.zero(), arrays), max(1, min(runs, 5)), chain=True)
         e.name = "train epoch"

@@ -130,7 +130,10 @@ class TrainedRun:
     # ------------------------------------------------------------------ what it does
     def evaluate(self, splits: tuple[str, ...] = ("val", "test")) -> dict[str, dict[str, float]]:
         """Loss and metrics on each of ``splits`` the data has (``nnlang eval``)."""
+        from nnlang.train.dataload import unscale_metrics
+
         data = self.data()
+        unscale_metrics(self.engine.metrics, data.normalizers)  # as in training
         return {
             split: self.engine.evaluate(self.state, data.splits[split])
             for split in splits
@@ -191,8 +194,16 @@ class TrainedRun:
         }
 
     def predict(self, inputs: dict[str, Any]) -> Arrays:
-        """The model's outputs on raw inputs (``nnlang predict --run``)."""
-        return self.infer(self.prepare(inputs))
+        """The model's outputs on raw inputs (``nnlang predict --run``); an output trained
+        against a normalised target (`normalize(..., targets = [...])`) in the target's
+        own units."""
+        from nnlang.train.dataload import target_outputs
+
+        out = self.infer(self.prepare(inputs))
+        for name, n in target_outputs(self.spec, load_normalizers(self.run_dir)).items():
+            if name in out:
+                out[name] = np.asarray(n.invert(out[name]), out[name].dtype)
+        return out
 
     def sample(
         self,

@@ -31,6 +31,11 @@ class Normalizer:
         out = (x.astype(np.float32) - self.shift) * self.mul
         return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)
 
+    def invert(self, y: Any) -> Any:
+        """The inverse of :meth:`apply`, ``y / mul + shift`` (NumPy or JAX arrays): a
+        prediction of a normalised target back in the target's own units."""
+        return y / self.mul + self.shift
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays for ``np.savez`` (nothing executable)."""
         return {"kind": np.array(self.kind), "shift": self.shift, "mul": self.mul}
@@ -68,6 +73,14 @@ _INPUTS = Param(
     None,
     "the model inputs it applies to, e.g. `inputs = [image]` (default: every floating input)",
 )
+#: and the regression targets it applies to as well (none by default)
+_TARGETS = Param(
+    "targets",
+    "any",
+    None,
+    "regression targets it applies to as well, e.g. `targets = [label]`: trained on in "
+    "normalised units, metrics and `predict` in the original ones (default: none)",
+)
 
 
 @declare(
@@ -76,6 +89,7 @@ _INPUTS = Param(
     "Subtract the mean and divide by the standard deviation (std 0 counts as 1).",
     _PER,
     _INPUTS,
+    _TARGETS,
 )
 def _standardize(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     ax = _axes(per, x.ndim)
@@ -94,6 +108,7 @@ def _standardize(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     "Map the train split's range to [0, 1] (a constant feature maps to 0).",
     _PER,
     _INPUTS,
+    _TARGETS,
 )
 def _minmax(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     ax = _axes(per, x.ndim)
@@ -113,12 +128,13 @@ def _minmax(x: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray]:
     "Multiply by a constant factor, e.g. `scale(1 / 255)`.",
     Param("factor", "float", doc="the multiplier", min=0.0, min_open=True),
     _INPUTS,
+    _TARGETS,
 )
 def _scale(x: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((), np.float64), np.asarray(factor, np.float64)
 
 
-@declare(NORMALIZERS, "none", "Leave the features as they are.", _INPUTS)
+@declare(NORMALIZERS, "none", "Leave the features as they are.", _INPUTS, _TARGETS)
 def _none(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((), np.float64), np.ones((), np.float64)
 
@@ -160,7 +176,7 @@ def _fit(entry: Entry, bound: Mapping[str, Any], train_x: np.ndarray) -> Normali
         raise ArgError("E403", f"cannot normalize {x.dtype} data")
     if x.shape[0] == 0:
         raise ArgError("E407", "cannot fit a normalizer on an empty training split")
-    shift, mul = entry.fn(x, **{k: v for k, v in bound.items() if k != "inputs"})
+    shift, mul = entry.fn(x, **{k: v for k, v in bound.items() if k not in ("inputs", "targets")})
     return Normalizer(entry.name, np.asarray(shift, np.float32), np.asarray(mul, np.float32))
 
 
