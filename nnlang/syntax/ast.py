@@ -240,3 +240,16 @@ class Module:
     imports: list[ImportDecl] = field(default_factory=list)
     models: list[ModelDecl] = field(default_factory=list)
     trains: list[TrainDecl] = field(default_factory=list)
+
+
+def declared_ports(body: tuple[Stmt, ...]) -> set[str]:
+    """Input and output names a model body declares (inside `if` branches too)."""
+    out: set[str] = set()
+    for st in body:
+        if isinstance(st, InputDecl):
+            out.add(st.name)
+        elif isinstance(st, OutputDecl):
+            out.update(t.name for t in st.targets)
+        elif isinstance(st, IfStmt):
+            out |= declared_ports(st.body) | declared_ports(st.orelse)
+    return out

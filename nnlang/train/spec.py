@@ -333,7 +333,7 @@ def build_spec(
     elif (model := program.decls.get(decl.model)) is not None:
         # the model has errors of its own: take the names it declares, so the loss is not
         # reported as naming unknown outputs on top of them
-        names |= _declared_ports(model.body)
+        names |= A.declared_ports(model.body)
     sb = _SpecBuilder(rep, names, ev)
     settings: dict[str, A.Expr] = {}
     spans: dict[str, Span] = {}
@@ -477,19 +477,6 @@ def build_spec(
         rep.add(d)  # `devices = all` is checked when the run knows its devices
         return None
     return spec
-
-
-def _declared_ports(body: tuple[A.Stmt, ...]) -> set[str]:
-    """Input and output names a model body declares (inside `if` branches too)."""
-    out: set[str] = set()
-    for st in body:
-        if isinstance(st, A.InputDecl):
-            out.add(st.name)
-        elif isinstance(st, A.OutputDecl):
-            out.update(t.name for t in st.targets)
-        elif isinstance(st, A.IfStmt):
-            out |= _declared_ports(st.body) | _declared_ports(st.orelse)
-    return out
 
 
 def _text(program: Program, span: Span | None) -> str:
