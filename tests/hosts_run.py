@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -56,8 +57,16 @@ def last_params(src: Path, runs: list[Path]) -> list[dict[str, np.ndarray]]:
 
 
 def json_of(out: str) -> dict:
-    """The --json result (Gloo prints its `[Gloo] Rank ... connected` lines on stdout)."""
-    return json.loads("\n".join(ln for ln in out.splitlines() if not ln.startswith("[Gloo]")))
+    """The --json result. Gloo prints `[Gloo] Rank ... connected` lines on the same
+    stdout, from C++, so they may land anywhere around it: take them out wherever they
+    are, then read the one JSON document left."""
+    text = re.sub(r"\[Gloo\][^\n]*(\n|$)", "", out)
+    start = text.find("{")
+    try:
+        doc, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        raise SystemExit(f"no JSON document in the output: {out!r}") from None
+    return doc
 
 
 def main(tmp: Path) -> None:
