@@ -71,6 +71,19 @@ def test_predict_is_in_original_units_and_reproduces_eval(tmp_path, capsys) -> N
     assert np.mean(np.abs(pred - y)) == pytest.approx(test["mae"], rel=1e-4)
     r2 = 1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2)
     assert r2 == pytest.approx(test["r2"], abs=1e-4) and test["r2"] > 0.3
+    # an exported artifact: its sidecar says which output to de-standardise, and
+    # `predict --artifact` gives what `predict --run` gives
+    art = tmp_path / "d.stablehlo"
+    assert (
+        main(["export", str(f), "--run", str(run), "--format", "stablehlo", "--out", str(art)]) == 0
+    )
+    meta = json.loads((tmp_path / "d.stablehlo.json").read_text())
+    assert meta["normalization"]["outputs"] == {"y": "target:label"}
+    assert meta["normalization"]["inputs"] == ["x"]
+    out2 = tmp_path / "y2.npy"
+    argv = ["predict", "--artifact", str(art), "--input", str(tmp_path / "x.npy"), "-o", str(out2)]
+    assert main(argv) == 0
+    np.testing.assert_allclose(np.load(out2)[:, 0], pred, rtol=1e-5, atol=1e-3)
 
 
 def test_targets_must_be_regression_targets_of_the_data(tmp_path, capsys) -> None:

@@ -88,8 +88,17 @@ def _refuse_existing(paths: list[Path], force: bool) -> None:
             )
 
 
-def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dict[str, Any]:
-    """The sidecar JSON (without the gate result)."""
+def describe(
+    graph: Graph,
+    fmt: str,
+    out: Path,
+    norms: Mapping[str, Any],
+    targets: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The sidecar JSON (without the gate result). ``targets``: output name -> the
+    sidecar key of the normalised target it was trained against."""
+    targets = dict(targets or {})
+    inputs = sorted(k for k in norms if k not in targets.values())
     from importlib.metadata import PackageNotFoundError, version
 
     def tensor(p: Any) -> dict[str, Any]:
@@ -119,9 +128,11 @@ def describe(graph: Graph, fmt: str, out: Path, norms: Mapping[str, Any]) -> dic
         "outputs": [tensor(p) for p in graph.outputs],
         "normalization": {
             "required": bool(norms),
-            "inputs": sorted(norms),
+            "inputs": inputs,
             "file": sidecar_npz(out).name if norms else None,
             "formula": "x = (x.astype(float32) - npz['<input>/shift']) * npz['<input>/mul']",
+            "outputs": targets,
+            "output_formula": "y = out / npz['<target>/mul'] + npz['<target>/shift']",
         },
         "versions": versions,
     }
@@ -139,6 +150,8 @@ def export(
     """Export the run's best checkpoint of ``file``'s model; see the module docstring."""
     from nnlang.export import onnx as onnx_export
     from nnlang.fsio import atomic_write_bytes, atomic_write_text
+    from nnlang.train.dataload import target_keys
+    from nnlang.train.rundir import load_normalizers
     from nnlang.train.trained import TrainedRun
 
     if fmt not in FORMATS:
@@ -153,8 +166,11 @@ def export(
     trained = TrainedRun.open(file, run, model)
     graph = trained.graph
     live = trained.model()
-    norms = trained.normalizers
-    meta = describe(graph, fmt, out, norms)
+    # the inputs' statistics, and those of the regression targets an output learned
+    every = load_normalizers(trained.run_dir)
+    targets = target_keys(trained.spec, every)
+    norms = {**trained.normalizers, **{k: every[k] for k in targets.values()}}
+    meta = describe(graph, fmt, out, norms, targets)
     ins, outs = trained.input_names, trained.output_names
     try:
         if fmt == "stablehlo":

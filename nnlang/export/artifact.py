@@ -125,9 +125,17 @@ class Artifact:
         return [np.asarray(v) for v in self._call(list(arrays))]
 
     def run(self, inputs: Mapping[str, Any], *, normalize: bool = True) -> dict[str, np.ndarray]:
-        """Outputs by name. ``normalize=False``: the inputs are already normalised."""
+        """Outputs by name, an output trained against a normalised regression target
+        in the target's own units (as `nnlang predict --run`). ``normalize=False``: the
+        inputs are already normalised and the outputs are left as the artifact gives them."""
         outs = self.call(self.prepare(inputs, normalize=normalize))
-        return {o.name: np.asarray(v) for o, v in zip(self.outputs, outs, strict=True)}
+        named = {o.name: np.asarray(v) for o, v in zip(self.outputs, outs, strict=True)}
+        targets = self.meta.get("normalization", {}).get("outputs") or {}
+        for name, key in targets.items() if normalize else ():
+            if name in named and key in self.normalizers:
+                y = named[name]
+                named[name] = np.asarray(self.normalizers[key].invert(y), y.dtype)
+        return named
 
 
 # ------------------------------------------------------------------ loading

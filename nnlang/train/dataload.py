@@ -8,6 +8,7 @@ Imports NumPy, the graph and this package's data and spec.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,17 +190,22 @@ def _targets(spec: TrainSpec, ds: Any) -> list[str]:
     return list(named) if isinstance(named, list) else [named]
 
 
-def target_outputs(spec: TrainSpec, norms: dict[str, Any]) -> dict[str, Any]:
-    """Output name -> the normalizer of the target it is trained against (a loss or
-    metric comparing it with a normalised target): its predictions are in that
-    target's normalised units, and :meth:`~nnlang.train.data.Normalizer.invert` gives
-    them back in the target's own."""
+def target_keys(spec: TrainSpec, norms: Mapping[str, Any]) -> dict[str, str]:
+    """Output name -> the key in ``norms`` (``target:<label>``) of the normalised target
+    it is trained against (a loss or metric comparing it with that target)."""
     pairs = [t.call.tensors for t in spec.loss_terms()] + [m.tensors for m in spec.metrics]
-    out: dict[str, Any] = {}
+    out: dict[str, str] = {}
     for tensors in pairs:
         if tensors and len(tensors) == 2 and TARGET + str(tensors[1]) in norms:
-            out.setdefault(str(tensors[0]), norms[TARGET + str(tensors[1])])
+            out.setdefault(str(tensors[0]), TARGET + str(tensors[1]))
     return out
+
+
+def target_outputs(spec: TrainSpec, norms: dict[str, Any]) -> dict[str, Any]:
+    """Output name -> the normalizer of the target it is trained against: its
+    predictions are in that target's normalised units, and
+    :meth:`~nnlang.train.data.Normalizer.invert` gives them back in the target's own."""
+    return {o: norms[k] for o, k in target_keys(spec, norms).items()}
 
 
 def unscale_metrics(metrics: list[Any], norms: dict[str, Any]) -> None:
