@@ -70,11 +70,12 @@ def _normalized(spec: TrainSpec, mapping: dict[str, str]) -> list[str]:
     return list(mapping.values()) if named is None else [mapping[n] for n in named]
 
 
-def streams(spec: TrainSpec, nbytes: int, memory: int | None) -> bool:
+def streams(spec: TrainSpec, nbytes: int, memory: int | None, *, grain: bool = True) -> bool:
     """Whether the run streams its training split (``stream``): always with `on`, with
     `auto` when the data (``nbytes``, every split) is larger than ``stream_memory`` or,
     unset, half of ``memory`` (the device's, or the host's). E705 at the setting when
-    streaming needs Grain and it is not installed."""
+    streaming needs Grain and it is not installed (``grain``: a run that trains; the
+    rows of evaluation and prediction are read from disk without it)."""
     import importlib.util
 
     from nnlang.graph.checks import host_memory
@@ -87,7 +88,7 @@ def streams(spec: TrainSpec, nbytes: int, memory: int | None) -> bool:
         limit = None if memory is None else memory // 2
     if spec.stream == "auto" and (limit is None or nbytes <= limit):
         return False
-    if importlib.util.find_spec("grain") is None:
+    if grain and importlib.util.find_spec("grain") is None:
         why = "`stream = on`" if spec.stream == "on" else f"data of {nbytes:,} bytes"
         raise NNError(
             Diagnostic(
@@ -101,13 +102,16 @@ def streams(spec: TrainSpec, nbytes: int, memory: int | None) -> bool:
     return True
 
 
-def load(graph: Graph, spec: TrainSpec, root: Path, memory: int | None = None) -> Data:
+def load(
+    graph: Graph, spec: TrainSpec, root: Path, memory: int | None = None, *, grain: bool = True
+) -> Data:
     """Load, bind and normalise the data; every problem is a diagnostic naming the
     setting, file or model input, before any compute. ``root`` is the .nn file's
     folder (:func:`data_root` gives the folder the data is read in). ``memory`` is what
     the data would be put in (a device's memory; None: the host's), for ``stream = auto``.
     A streamed run keeps rows on disk (the ``npy`` source) there; any other reads them
-    into memory once."""
+    into memory once. ``grain=False``: the data is not trained on here (eval, predict,
+    `nnlang time`), so a streamed run's Grain is not needed."""
     root = data_root(spec, root)
     try:
         ds = data_lib.dataset_from(spec.data.entry, spec.data.args, root=root)
@@ -152,7 +156,7 @@ def load(graph: Graph, spec: TrainSpec, root: Path, memory: int | None = None) -
         named.update({k: arrays[k] for k in ds.label_keys if k in arrays})
         splits[split] = named
     nbytes = sum(a.nbytes for arrays in splits.values() for a in arrays.values())
-    streamed = streams(spec, nbytes, memory)
+    streamed = streams(spec, nbytes, memory, grain=grain)
     if not streamed:
         splits = {k: data_lib.materialise(v) for k, v in splits.items()}
     return Data(

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from nnlang.diagnostics import Diagnostic, NNError, did_you_mean
-from nnlang.train import tblog
+from nnlang.train import hosts, tblog
 from nnlang.train.checkpoint import Checkpoints, held
 from nnlang.train.guard import BAD, Chunk
 from nnlang.train.loop import Data, Engine, current_lr, label
@@ -183,6 +183,11 @@ class EpochLoop:
                 state, c = self.feed.run(state, p.epoch, start, end, allowed, p.stream)
                 p.stream = self.feed.place()
             p.train_seconds += time.perf_counter() - t0
+            # one decision for every process of a distributed run (train.hosts)
+            stop, timed = hosts.agree(
+                flag.signal is not None,
+                time.monotonic() - self.last_save >= spec.checkpoint_seconds,
+            )
             if flag.signal == signal.SIGHUP:  # the terminal is gone: writing to it would fail
                 self.bar.silence()
             if c.why:  # the state is the last good one: the bad update was not applied
@@ -211,17 +216,13 @@ class EpochLoop:
                     p.bad_epochs += 1
                 early = spec.patience is not None and p.bad_epochs >= spec.patience
                 every = spec.checkpoint_every
-                due = (
-                    p.epoch % every == 0
-                    if every is not None
-                    else time.monotonic() - self.last_save >= spec.checkpoint_seconds
-                )
+                due = p.epoch % every == 0 if every is not None else timed
                 paused = self.max_epochs is not None and self.epochs_run >= self.max_epochs
                 # a pause writes one when saving by time: it is where resume picks up;
                 # `checkpoint_every` keeps its own epochs
                 pausing = paused and every is None
                 step = at + p.epoch * spe
-                if not (due or p.epoch == epochs or early or flag.signal is not None or pausing):
+                if not (due or p.epoch == epochs or early or stop or pausing):
                     if improved and self.scored and not latest_is_best:  # written with the next
                         self.pending = (step, held(state), p.to_record(), score)
                 else:
@@ -252,7 +253,7 @@ class EpochLoop:
                     return state, "early_stop"
                 if paused:
                     return state, "paused"
-            if flag.signal is not None:
+            if stop:
                 if p.step_in_epoch != 0:
                     now = at + p.epoch * spe + p.step_in_epoch
                     self._write_pending(now)
@@ -290,8 +291,9 @@ class EpochLoop:
         p.history.append(record)
         append_metrics(self.run, p.history)
         if self.spec.histograms:
-            x = tblog.x_of(record, len(p.history) - 1)
-            tblog.log_histograms(self.run, x, param_arrays(engine, state))
+            arrays = param_arrays(engine, state)  # on every process: a gather across hosts
+            if hosts.primary():  # a distributed run's logs are process 0's
+                tblog.log_histograms(self.run, tblog.x_of(record, len(p.history) - 1), arrays)
         self.bar.epoch_line(
             ("" if self.phase is None else f"phase {self.phase}: ")
             + f"epoch {p.epoch + 1}/{epochs}  "
@@ -350,12 +352,17 @@ def _score(record: dict[str, Any], monitor: str) -> float | None:
 
 def param_arrays(engine: Engine, state: Any) -> dict[str, np.ndarray]:
     """The model's parameters as host arrays by path (`enc/dense/kernel`): one copy
-    from the device, for TensorBoard's histograms at an epoch's end."""
+    from the device(s), for TensorBoard's histograms at an epoch's end. Every process
+    of a distributed run calls it (the gather is collective)."""
     from flax import nnx
 
     model, _ = nnx.merge(engine.train_def, state)
     flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     named = {"/".join(str(getattr(k, "key", k)) for k in path): v for path, v in flat[0]}
+    if jax.process_count() > 1:  # arrays sharded over other hosts' devices too
+        from jax.experimental import multihost_utils
+
+        named = multihost_utils.process_allgather(named, tiled=True)
     return {k.removeprefix("layers/"): np.asarray(v) for k, v in jax.device_get(named).items()}
 
 

@@ -162,7 +162,9 @@ def packed_while_loop(cond: Any, body: Any, init: Any, *, pack: bool = True) -> 
         return cond(unpack_scalars(*c, layout))
 
     def packed_body(c: tuple[Any, Any]) -> tuple[Any, Any]:
-        rest, packed, _ = pack_scalars(body(unpack_scalars(*c, layout)))
+        rest, packed, new = pack_scalars(body(unpack_scalars(*c, layout)))
+        if new != layout:  # at trace time: a leaf changed dtype or shape (a bug in the body)
+            raise TypeError(f"the loop body changed its carry's layout: {new} != {layout}")
         return rest, packed
 
     return unpack_scalars(*jax.lax.while_loop(packed_cond, packed_body, (rest, packed)), layout)

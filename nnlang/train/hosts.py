@@ -86,3 +86,17 @@ def barrier(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
+
+
+def agree(stop: bool, due: bool) -> tuple[bool, bool]:
+    """What every process does after a chunk, the same on all: stop when any process was
+    asked to (a signal may reach one host only, or the hosts in different chunks), and
+    save by time when process 0's clock says so. Each process deciding alone would
+    leave some in Orbax's collective save, or stopped, while the others step on."""
+    if current().count == 1:
+        return stop, due
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    votes = np.asarray(multihost_utils.process_allgather(np.array([stop, due], np.int32)))
+    return bool(votes[:, 0].any()), bool(votes[0, 1])

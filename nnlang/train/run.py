@@ -284,6 +284,7 @@ def _train_locked(
     has_val = "val" in data.splits
     if resume:
         confine_run(run)  # E511: nothing in it may lead out of it or block a reader
+        hosts.barrier("nnlang-confined")  # every process's walk done before any removal
     dropped = discard_incomplete(run / "checkpoints") if hosts.primary() else []
     if dropped:
         notice(f"removed an incomplete checkpoint left by a killed run: {', '.join(dropped)}")

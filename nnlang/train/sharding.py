@@ -109,14 +109,17 @@ class DataParallel:
         on = AXIS in self.mesh.axis_names
         return NamedSharding(self.mesh, PartitionSpec(AXIS) if on else PartitionSpec())
 
-    def put(self, tree: Any) -> Any:
-        """``tree``'s arrays placed on the mesh, replicated or (with a `model` axis) by
-        :meth:`shardings` (a no-op for those already so). With several processes
-        (:mod:`nnlang.train.hosts`) each one gives the shards of its own devices, cut
-        from its copy of the whole array (every process holds the same one)."""
+    def put(self, tree: Any, *, replicate: bool = False) -> Any:
+        """``tree``'s arrays placed on the mesh: the state by :meth:`shardings`
+        (replicated, or split over a `model` axis; a no-op for those already so), or,
+        with ``replicate``, whole on every device (the training split, which each
+        step gathers its batch from). With several processes (:mod:`nnlang.train.hosts`)
+        each one gives the shards of its own devices, cut from its copy of the whole
+        array (every process holds the same one)."""
+        where = jax.tree.map(lambda _: self.replicated, tree) if replicate else self.shardings(tree)
         if jax.process_count() == 1:
-            return jax.device_put(tree, self.shardings(tree))
-        return jax.tree.map(_global, tree, self.shardings(tree))
+            return jax.device_put(tree, where)
+        return jax.tree.map(_global, tree, where)
 
     def split_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Inside a traced step: each array of the batch split along its first axis."""
@@ -172,7 +175,7 @@ def place(dp: DataParallel | None, arrays: dict[str, Any]) -> dict[str, Any]:
     device as a one-device run has always put it."""
     if dp is None:
         return {k: jax.device_put(v) for k, v in arrays.items()}
-    return dp.put(dict(arrays))
+    return dp.put(dict(arrays), replicate=True)
 
 
 def describe(dp: DataParallel | None) -> str:

@@ -30,6 +30,7 @@ import grain
 import jax
 import numpy as np
 
+from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.train.guard import Chunk, Guard
 from nnlang.train.loop import Engine
 
@@ -72,6 +73,31 @@ class Feed:
     def __post_init__(self) -> None:
         self._step = jax.jit(self.engine.guarded_batch, donate_argnums=(0,))
         self.shard = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+        self._check_processes()
+
+    def _check_processes(self) -> None:
+        """E403 at `stream` for a distributed run whose processes cannot each read their
+        own share of every batch: each process reads ``batch / processes`` rows, which
+        make one global batch only when the devices split it over `data` alone, each
+        process holding whole `data` shards."""
+        count, dp, spec = self.shard.shard_count, self.engine.dp, self.engine.spec
+        if count <= 1:
+            return
+        data = dict(dp.mesh.shape).get("data", 1) if dp is not None else 1
+        if dp is not None and dp.model <= 1 and data % count == 0:
+            return
+        raise NNError(
+            Diagnostic(
+                "E403",
+                f"streaming over {count} processes needs a data-parallel mesh whose "
+                f"`data` axis is a multiple of {count} (this run: "
+                + ("one device" if dp is None else f"mesh {dict(dp.mesh.shape)}")
+                + ")",
+                spec.spans.get("stream", spec.data.span),
+                help="train data parallel (`devices = all`) or hold the data in memory "
+                "(`stream = off`)",
+            )
+        )
 
     def pipeline(self, epoch: int, first: int = 0) -> Any:
         """The batches of ``epoch`` from batch ``first`` on, as a Grain IterDataset."""

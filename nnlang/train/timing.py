@@ -241,7 +241,7 @@ def step_times(s: Any, net: Network, runs: int) -> list[Program]:
     from nnlang.train.guard import Guard
     from nnlang.train.loop import load, make_engine
 
-    data = load(s.graph, s.spec, s.program.root)
+    data = load(s.graph, s.spec, s.program.root, grain=False)  # read whole, not streamed
     train = data.splits["train"]
     n = len(next(iter(train.values())))
     shapes = {p.name: tuple(p.type.shape) for p in s.graph.inputs}

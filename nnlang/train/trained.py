@@ -125,7 +125,7 @@ class TrainedRun:
 
     def data(self) -> Data:
         """The run's data, split and normalised as in training."""
-        return load_data(self.graph, self.spec, self.program.root)
+        return load_data(self.graph, self.spec, self.program.root, grain=False)
 
     # ------------------------------------------------------------------ what it does
     def evaluate(self, splits: tuple[str, ...] = ("val", "test")) -> dict[str, dict[str, float]]:
