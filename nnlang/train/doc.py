@@ -137,6 +137,8 @@ _SETTING_TYPE_TEXT = {
     "float": "number",
     "names": "a name or a list of names",
     "str": "name or string",
+    "strs": "a name or a list of names",
+    "bool": "`true` or `false`",
     "devices": "`all` or integer",
     "mesh": "`{axis: size, ...}`",
     "shard": "`{pattern: model or none, ...}`",

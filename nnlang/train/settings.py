@@ -29,7 +29,7 @@ from nnlang.train.catalog import Catalog
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # call, calls, loss, names, int, float, str, strs, patterns, groups, devices, mesh, shard, size
+    kind: str  # call, calls, loss, names, int, float, bool, str, strs, patterns, groups, devices, mesh, shard, size
     doc: str
     default: Any = None
     required: bool = False
@@ -74,7 +74,11 @@ SETTINGS: dict[str, Setting] = {
             "data augmentation applied to training batches on the device, e.g. `[flip, shift(1)]`",
         ),
         Setting(
-            "metrics", "calls", "metrics reported per epoch on the validation and test splits", []
+            "metrics",
+            "calls",
+            "metrics reported per epoch on the training batches (`train_metrics`) and the "
+            "validation split, and on the test split at the end",
+            [],
         ),
         Setting("batch", "int", "samples per training step", 32, min=1),
         Setting(

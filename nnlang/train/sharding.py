@@ -1,4 +1,4 @@
-"""Data parallelism with `jax.sharding`: one mesh axis, `data`, over the run's devices.
+"""Several devices with `jax.sharding`: a `data` mesh axis, and a `model` one for FSDP.
 
 With `devices = N` (N > 1) the run builds a 1-D :class:`jax.sharding.Mesh` over the
 first N devices with the axis ``data``. The training state (parameters, optimizer

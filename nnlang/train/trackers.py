@@ -10,7 +10,8 @@ tracker's own run id is kept in the run directory (``trackers.json``), so
 ``--resume`` goes on logging into the same tracker run.
 
 - ``mlflow``: ``MlflowClient`` under the tracking URI MLflow is configured with
-  (``MLFLOW_TRACKING_URI``; e.g. ``file:./mlruns`` or a server), one experiment per
+  (``MLFLOW_TRACKING_URI``: a server, or ``file:./mlruns`` with
+  ``MLFLOW_ALLOW_FILE_STORE=true`` under MLflow 3), one experiment per
   model name, one MLflow run per run directory (named after it): the settings as
   params, each epoch's values as metrics at its optimizer step, the test values as
   ``test_<metric>``, the run marked FINISHED (KILLED when it stopped early: paused,

@@ -54,7 +54,7 @@ def bind_inputs(
             ) from None
         for split, arrays in ds.splits.items():
             a = arrays[key]
-            if hasattr(a, "fitted"):  # rows on disk (data.lazy.Rows): fitted as they are read
+            if hasattr(a, "fitted"):  # rows on disk (data.rows.Rows): fitted as they are read
                 try:
                     arrays[key] = a.fitted(
                         target, dtype, what=what, source=f"{source} ({split} split)"

@@ -93,7 +93,7 @@ def _make(
     y = arrays[label_key] if label_key is not None else None
     n = len(next(iter(arrays.values())))
     idx = split_indices(y, n, 0.0 if test_arrays is not None else test, val, seed)
-    # rows read from disk when used (data.lazy.Rows) stay so: the split is a view
+    # rows read from disk when used (data.rows.Rows) stay so: the split is a view
     splits = {
         k: {name: a[i] if isinstance(a, np.ndarray) else a.take(i) for name, a in arrays.items()}
         for k, i in idx.items()
