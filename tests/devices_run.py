@@ -104,8 +104,11 @@ def partitioned(src: Path, mesh: bool = False) -> bool:
     from nnlang.lower.network import lower
 
     e = make_engine(s.graph, s.spec, lower(s.graph, 0), data.size("train"), {})
-    arrays = {k: jax.device_put(v, e.dp.replicated) for k, v in data.splits["train"].items()}
+    from nnlang.train import sharding
     from nnlang.train.guard import Guard
+
+    arrays = sharding.place(e.dp, data.splits["train"])  # the split: whole on every device
+    whole = all(a.sharding.is_fully_replicated for a in arrays.values())
 
     args = (e.state, Guard.zero(), e.zero_sums(), arrays, np.int32(0), np.int32(0), np.int32(2), 0)
     text = e.run_chunk.lower(*args).compile().as_text()
@@ -114,8 +117,8 @@ def partitioned(src: Path, mesh: bool = False) -> bool:
     if mesh:  # every parameter and moment split over `model` (2 divides an axis of each)
         specs = [x.sharding.spec for x in leaves if x.ndim]
         split = sum("model" in tuple(sp) for sp in specs)
-        return on_four and split == len(specs) == 12 and "all-gather" in text
-    return "all-reduce" in text and on_four
+        return whole and on_four and split == len(specs) == 12 and "all-gather" in text
+    return whole and "all-reduce" in text and on_four
 
 
 def main(tmp: Path, mesh: bool = False) -> None:

@@ -202,3 +202,21 @@ def test_streaming_without_grain_is_e705(tmp_path, capsys, monkeypatch) -> None:
     assert main(["train", str(file), "--out", str(tmp_path / "run"), "-q"]) == 3
     err = capsys.readouterr().err
     assert "E705" in err and "pip install 'nnlang[stream]'" in err and "stream = on" in err
+
+
+def test_eval_of_a_streamed_run_needs_no_grain(tmp_path, capsys, monkeypatch) -> None:
+    """Only training streams through Grain: `eval` reads a streamed run's splits from
+    disk without it."""
+    import importlib.util
+
+    file = data_set(tmp_path, n=256, stream="on")
+    assert (
+        main(["train", str(file), "--out", str(tmp_path / "run"), "-q", "--set", "epochs=1"]) == 0
+    )
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "grain" else real(n, *a)
+    )
+    capsys.readouterr()
+    assert main(["eval", str(file), "--run", str(tmp_path / "run"), "--json"]) == 0
+    assert "accuracy" in json.loads(capsys.readouterr().out)["test"]
