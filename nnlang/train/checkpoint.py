@@ -31,6 +31,7 @@ from orbax.checkpoint import checkpoint_managers as policies
 
 from nnlang.diagnostics import Diagnostic, NNError
 from nnlang.environment import environment_error
+from nnlang.train import hosts
 
 
 def to_arrays(state: Any) -> dict[str, Any]:
@@ -211,7 +212,7 @@ class Checkpoints:
                     force=True,
                 )
                 self.manager.wait_until_finished()
-                if jax.process_index() == 0:  # one process empties what Orbax renamed away
+                if hosts.primary():  # one process empties what Orbax renamed away
                     _empty_trash(self.directory)
         except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise bare ValueError/Exception
             env = environment_error(e, self.directory / str(step))
