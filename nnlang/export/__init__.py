@@ -169,7 +169,8 @@ def export(
     # the inputs' statistics, and those of the regression targets an output learned
     every = load_normalizers(trained.run_dir)
     targets = target_keys(trained.spec, every)
-    norms = {**trained.normalizers, **{k: every[k] for k in targets.values()}}
+    wanted = set(trained.input_names) | set(targets.values())
+    norms = {k: v for k, v in every.items() if k in wanted}  # normalizer.npz read once
     meta = describe(graph, fmt, out, norms, targets)
     ins, outs = trained.input_names, trained.output_names
     try:
